@@ -1,0 +1,1 @@
+"""The typer app behind the ``vinfo`` command (see ``cli.main``)."""

@@ -1,0 +1,40 @@
+"""The ``vinfo`` command: one Typer app, sub-commands registered from the modules beside it."""
+
+from __future__ import annotations
+
+import typer
+
+from cli import bdrate as bdrate_command
+from cli.errors import ErrorHandlingGroup
+
+app = typer.Typer(
+    name="vinfo",
+    cls=ErrorHandlingGroup,
+    help=(
+        "vinfo: task-compatible compressible representations. Bjøntegaard metrics, learned "
+        "codecs and V-information probes for learned scalable coding.\n\n"
+        "Sign conventions: BD-rate is in percent, negative = the test curve needs fewer bits "
+        "for the same quality (better). BD-metric is in the metric's unit, positive = the test "
+        "curve is better at equal rate, whatever the metric's direction."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    debug: bool = typer.Option(
+        False, "--debug", help="Show tracebacks instead of one-line errors."
+    ),
+) -> None:
+    ctx.obj = {"debug": debug}
+
+
+app.command(name="bdrate")(bdrate_command.bdrate)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,1 @@
+"""Probe families that estimate the predictive V-information of frozen representations."""

@@ -1,0 +1,215 @@
+"""`vinfo bdrate` in-process: the happy paths and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bdrate import bd_metric, bd_rate
+from cli.main import app
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+ANCHOR, TEST = EXAMPLES / "anchor.csv", EXAMPLES / "test.csv"
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def expected(metric: str, method: str = "akima", higher_is_better: bool = True):
+    a, t = pd.read_csv(ANCHOR), pd.read_csv(TEST)
+    curves = (a["bpp"], a[metric], t["bpp"], t[metric])
+    kwargs = dict(method=method, higher_is_better=higher_is_better)
+    return bd_rate(*curves, **kwargs), bd_metric(*curves, **kwargs)
+
+
+def test_table_lists_every_shared_metric_with_library_values():
+    result = run("bdrate", ANCHOR, TEST)
+    assert result.exit_code == 0, result.output
+    for metric, higher in (("psnr", True), ("ms-ssim", True), ("rmse", False)):
+        rate, gain = expected(metric, higher_is_better=higher)
+        line = next(row for row in result.stdout.splitlines() if row.split()[:1] == [metric])
+        assert f"{rate:+.3f}" in line and f"{gain:+.4f}" in line
+
+
+def test_json_output_is_machine_readable_and_matches_library():
+    result = run("bdrate", ANCHOR, TEST, "--metric", "psnr", "--method", "pchip", "--json")
+    assert result.exit_code == 0, result.output
+    (record,) = json.loads(result.stdout)
+    rate, gain = expected("psnr", "pchip")
+    assert record["bd_rate_percent"] == pytest.approx(rate, abs=1e-12)
+    assert record["bd_metric"] == pytest.approx(gain, abs=1e-12)
+    assert record["anchor"] == "baseline (beta=0)" and record["test"] == "proposed (beta=0.1)"
+
+
+def test_compressai_json_matches_csv_under_canonical_metric_names():
+    from_json = json.loads(
+        run("bdrate", ANCHOR, EXAMPLES / "compressai-results.json", "--json", "-m", "psnr").stdout
+    )
+    assert from_json[0]["bd_rate_percent"] == pytest.approx(expected("psnr")[0], abs=1e-12)
+
+
+def test_more_than_two_files_compare_each_with_the_first(tmp_path):
+    shifted = pd.read_csv(TEST).assign(bpp=lambda f: f["bpp"] * 2, label="doubled")
+    shifted.to_csv(tmp_path / "doubled.csv", index=False)
+    result = run("bdrate", TEST, ANCHOR, tmp_path / "doubled.csv", "-m", "psnr", "--json")
+    records = json.loads(result.stdout)
+    assert [r["test"] for r in records] == ["baseline (beta=0)", "doubled"]
+    assert records[1]["bd_rate_percent"] == pytest.approx(100.0, abs=1e-9)
+
+
+def test_grouped_csv_and_anchor_option(tmp_path):
+    both = pd.concat([pd.read_csv(ANCHOR), pd.read_csv(TEST)])
+    both.to_csv(tmp_path / "both.csv", index=False)
+    forward = json.loads(run("bdrate", tmp_path / "both.csv", "-m", "psnr", "--json").stdout)
+    reverse = json.loads(
+        run(
+            "bdrate",
+            tmp_path / "both.csv",
+            "-m",
+            "psnr",
+            "--json",
+            "--anchor",
+            "proposed (beta=0.1)",
+        ).stdout
+    )
+    assert forward[0]["bd_rate_percent"] == pytest.approx(expected("psnr")[0], abs=1e-12)
+    # Swapping anchor and test negates the mean log-rate gap: (1 + a)(1 + b) = 1 exactly.
+    product = (1 + forward[0]["bd_rate_percent"] / 100) * (1 + reverse[0]["bd_rate_percent"] / 100)
+    assert product == pytest.approx(1.0, abs=1e-12)
+    assert reverse[0]["bd_metric"] == pytest.approx(-forward[0]["bd_metric"], abs=1e-12)
+    assert reverse[0]["anchor"] == "proposed (beta=0.1)"
+
+
+def test_plot_is_written(tmp_path):
+    destination = tmp_path / "rd.png"
+    result = run("bdrate", ANCHOR, TEST, "--plot", destination)
+    assert result.exit_code == 0, result.output
+    assert destination.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["rd.png"]  # no temp file left
+
+
+def test_custom_metric_with_direction(tmp_path):
+    for source in (ANCHOR, TEST):
+        frame = pd.read_csv(source).assign(bits_error=lambda f: f["rmse"])
+        frame.to_csv(tmp_path / source.name, index=False)
+    args = ("bdrate", tmp_path / "anchor.csv", tmp_path / "test.csv", "-m", "bits_error")
+    records = json.loads(run(*args, "--direction", "lower", "--json").stdout)
+    assert records[0]["bd_rate_percent"] == pytest.approx(
+        expected("rmse", higher_is_better=False)[0]
+    )
+
+
+def test_help_explains_sign_convention_and_methods():
+    top = run("--help").stdout
+    assert "negative" in top and "BD-rate" in top
+    sub = run("bdrate", "--help").stdout
+    for word in ("negative", "positive", "akima", "pchip", "cubic", "polyfit"):
+        assert word in sub
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+GOOD_ROWS = "bpp,psnr\n0.1,30\n0.2,32\n0.4,34\n0.8,35.5\n"
+BAD_INPUTS = {
+    "missing file": (lambda d: [d / "nope.csv", TEST], "no such file"),
+    "empty file": (lambda d: [write(d, "e.csv", ""), TEST], "empty"),
+    "header only": (lambda d: [write(d, "h.csv", "bpp,psnr\n"), TEST], "no data rows"),
+    "directory": (lambda d: [d, TEST], "is a directory"),
+    "missing rate column": (
+        lambda d: [write(d, "r.csv", "rate,psnr\n0.1,30\n0.2,31\n"), TEST],
+        "no rate column 'bpp'; columns are rate, psnr",
+    ),
+    "missing metric column": (
+        lambda d: [write(d, "m.csv", GOOD_ROWS), TEST, "-m", "rmse"],
+        "has no column 'rmse'; columns are bpp, psnr",
+    ),
+    "non-numeric rate": (
+        lambda d: [write(d, "n.csv", "bpp,psnr\n0.1,30\nabc,31\n"), TEST],
+        "non-numeric value 'abc'",
+    ),
+    "non-numeric metric": (
+        lambda d: [write(d, "n.csv", "bpp,psnr\n0.1,30\n0.2,x\n0.3,32\n0.4,33\n"), TEST],
+        "non-numeric value 'x'",
+    ),
+    "unknown metric": (lambda d: [ANCHOR, TEST, "-m", "sharpness"], "known metrics: psnr"),
+    "unknown method": (
+        lambda d: [ANCHOR, TEST, "--method", "linear"],
+        "valid methods: akima, pchip, cubic, polyfit",
+    ),
+    "too few points": (
+        lambda d: [
+            write(d, "f.csv", "bpp,psnr\n0.1,30\n0.2,32\n0.4,34\n"),
+            TEST,
+            "--method",
+            "polyfit",
+        ],
+        "needs at least 4",
+    ),
+    "no overlap": (
+        lambda d: [
+            write(d, "o.csv", "bpp,psnr\n0.1,40\n0.2,42\n0.4,44\n0.8,45\n"),
+            TEST,
+            "-m",
+            "psnr",
+        ],
+        "do not overlap",
+    ),
+    "one curve only": (lambda d: [ANCHOR], "need at least two curves"),
+    "no shared metric": (
+        lambda d: [write(d, "s.csv", "bpp,miou\n0.1,0.3\n0.2,0.4\n"), TEST],
+        "no known metric column shared",
+    ),
+    "bad JSON": (lambda d: [write(d, "b.json", "{not json"), TEST], "not readable as JSON"),
+    "JSON without results": (
+        lambda d: [write(d, "r.json", '{"name": "x"}'), TEST],
+        "CompressAI results JSON",
+    ),
+    "non-monotone": (
+        lambda d: [
+            write(d, "m.csv", "bpp,psnr\n0.1,30\n0.2,33\n0.4,32\n0.8,35\n"),
+            TEST,
+            "-m",
+            "psnr",
+        ],
+        "strictly increase",
+    ),
+    "bad direction": (lambda d: [ANCHOR, TEST, "--direction", "up"], "'higher' or 'lower'"),
+    "unknown anchor": (lambda d: [ANCHOR, TEST, "--anchor", "zzz"], "no curve labelled 'zzz'"),
+    "plot to missing dir": (
+        lambda d: [ANCHOR, TEST, "--plot", d / "missing" / "rd.png"],
+        "does not exist",
+    ),
+    "plot format": (lambda d: [ANCHOR, TEST, "--plot", d / "rd.xyz"], "xyz"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_gives_one_line_and_exit_code_2(case, tmp_path):
+    make_args, message = BAD_INPUTS[case]
+    args = make_args(tmp_path)
+    before = set(tmp_path.rglob("*"))
+    result = run("bdrate", *args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert message in lines[0]
+    assert result.stdout == ""
+    created = set(tmp_path.rglob("*")) - before
+    assert not created, f"left files behind: {created}"
+
+
+def test_debug_flag_shows_the_exception():
+    result = runner.invoke(app, ["--debug", "bdrate", str(ANCHOR), "--method", "x", str(TEST)])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ValueError)

@@ -1,0 +1,55 @@
+"""File output that never leaves a half-written file behind.
+
+Every result file vinfo writes (CSV, JSON, plots, checkpoints) goes through
+:func:`atomic_path`: the content is written to a temporary file in the destination's
+directory and moved over the destination with :func:`os.replace`, which is atomic on POSIX and
+Windows. A crash mid-write leaves the old file (or none), never a truncated one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def atomic_path(destination: str | Path) -> Iterator[Path]:
+    """Yield a temporary path to write to; on success it replaces ``destination``.
+
+    The temporary file keeps the destination's suffix so that writers which pick a format from
+    the suffix (matplotlib, pandas) behave as with the real name. On an exception the
+    temporary file is removed and the destination is left untouched.
+
+    Raises:
+        FileNotFoundError: the destination's directory does not exist.
+    """
+    destination = Path(destination)
+    directory = destination.parent
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory}: output directory does not exist")
+    handle, name = tempfile.mkstemp(
+        prefix=f".{destination.name}.", suffix=f".tmp{destination.suffix}", dir=directory
+    )
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        yield temporary
+        os.replace(temporary, destination)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_text_atomic(destination: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``destination`` atomically."""
+    with atomic_path(destination) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(destination: str | Path, data: Any) -> None:
+    """Write ``data`` as indented JSON to ``destination`` atomically."""
+    write_text_atomic(destination, json.dumps(data, indent=2, allow_nan=False) + "\n")
