@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from cli import bdrate as bdrate_command
+from cli import data as data_command
 from cli.errors import ErrorHandlingGroup
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ def main(
 
 
 app.command(name="bdrate")(bdrate_command.bdrate)
+app.add_typer(data_command.app, name="data")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,15 @@ from pathlib import Path
 from typing import Any
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(destination: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write to; on success it replaces ``destination``.
@@ -37,6 +46,8 @@ def atomic_path(destination: str | Path) -> Iterator[Path]:
     )
     os.close(handle)
     temporary = Path(name)
+    # mkstemp creates 0600 files; give the result the permissions a plain open() would.
+    os.chmod(temporary, 0o666 & ~_UMASK)
     try:
         yield temporary
         os.replace(temporary, destination)

@@ -28,6 +28,12 @@ def test_atomic_write_replaces_whole_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
 
+def test_atomic_write_gives_the_permissions_of_a_plain_write(tmp_path):
+    write_json_atomic(tmp_path / "atomic.json", {})
+    (tmp_path / "plain.json").write_text("{}")
+    assert (tmp_path / "atomic.json").stat().st_mode == (tmp_path / "plain.json").stat().st_mode
+
+
 def test_failed_write_keeps_old_content_and_leaves_no_temp_file(tmp_path):
     destination = tmp_path / "out.txt"
     destination.write_text("old")

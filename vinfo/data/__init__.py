@@ -1,0 +1,94 @@
+"""Datasets: built-in synthetic scenes, COCO 2017 and Cityscapes loaders, exporters, transforms.
+
+Every dataset yields a :class:`Sample`; :data:`DATASETS` maps names to constructors.
+"""
+
+from vinfo.data.cityscapes import (
+    CITYSCAPES_LABELS,
+    NUM_TRAIN_IDS,
+    TRAIN_ID_NAMES,
+    Cityscapes,
+    CityscapesLabel,
+    decode_disparity,
+    disparity_to_depth,
+    label_ids_to_train_ids,
+    read_camera,
+)
+from vinfo.data.coco import CocoDetection
+from vinfo.data.errors import DatasetError, DatasetFormatError, DatasetNotFoundError
+from vinfo.data.export import EXPORT_FORMATS, export_cityscapes, export_coco, export_synthetic
+from vinfo.data.info import DatasetSummary, inspect_dataset
+from vinfo.data.registry import DATASETS, DatasetEntry, build_dataset
+from vinfo.data.sample import (
+    DEPTH,
+    DETECTION,
+    IGNORE_INDEX,
+    RECONSTRUCTION,
+    SEGMENTATION,
+    TASKS,
+    Sample,
+    collate,
+)
+from vinfo.data.synthetic import (
+    PRESETS,
+    SYNTHETIC_CLASSES,
+    SceneClass,
+    SyntheticConfig,
+    SyntheticScenes,
+    generate_scene,
+)
+from vinfo.data.transforms import (
+    ColorJitter,
+    Compose,
+    Downscale,
+    RandomHorizontalFlip,
+    downscale,
+    hflip,
+    upsample_prediction,
+)
+
+__all__ = [
+    "CITYSCAPES_LABELS",
+    "DATASETS",
+    "DEPTH",
+    "DETECTION",
+    "EXPORT_FORMATS",
+    "IGNORE_INDEX",
+    "NUM_TRAIN_IDS",
+    "PRESETS",
+    "RECONSTRUCTION",
+    "SEGMENTATION",
+    "SYNTHETIC_CLASSES",
+    "TASKS",
+    "TRAIN_ID_NAMES",
+    "Cityscapes",
+    "CityscapesLabel",
+    "CocoDetection",
+    "ColorJitter",
+    "Compose",
+    "DatasetEntry",
+    "DatasetError",
+    "DatasetFormatError",
+    "DatasetNotFoundError",
+    "DatasetSummary",
+    "Downscale",
+    "RandomHorizontalFlip",
+    "Sample",
+    "SceneClass",
+    "SyntheticConfig",
+    "SyntheticScenes",
+    "build_dataset",
+    "collate",
+    "decode_disparity",
+    "disparity_to_depth",
+    "downscale",
+    "export_cityscapes",
+    "export_coco",
+    "export_synthetic",
+    "generate_scene",
+    "hflip",
+    "inspect_dataset",
+    "label_ids_to_train_ids",
+    "read_camera",
+    "upsample_prediction",
+]

@@ -1,0 +1,44 @@
+"""The dataset registry: one entry per dataset name, used by the CLI and experiments."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch.utils.data import Dataset
+
+from vinfo.data.cityscapes import Cityscapes
+from vinfo.data.coco import CocoDetection
+from vinfo.data.synthetic import SyntheticScenes
+from vinfo.registry import Registry
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """What a dataset name stands for.
+
+    Attributes:
+        constructor: builds the dataset; keyword arguments are the dataset class's.
+        tasks: tasks its samples have targets for (names from :data:`vinfo.data.sample.TASKS`).
+        description: one line for ``--help`` and reports.
+    """
+
+    constructor: Callable[..., Dataset]
+    tasks: tuple[str, ...]
+    description: str
+
+
+DATASETS: Registry[DatasetEntry] = Registry("dataset")
+DATASETS.add("synthetic", DatasetEntry(
+    SyntheticScenes, SyntheticScenes.tasks,
+    "built-in procedural street scenes with all targets (default; presets tiny, small)"))
+DATASETS.add("coco", DatasetEntry(
+    CocoDetection, CocoDetection.tasks, "COCO 2017 detection, official layout, via pycocotools"))
+DATASETS.add("cityscapes", DatasetEntry(
+    Cityscapes, Cityscapes.tasks,
+    "Cityscapes fine segmentation (19 trainIds) and disparity/depth, official layout"))
+
+
+def build_dataset(name: str, **kwargs: object) -> Dataset:
+    """Construct the dataset registered as ``name`` with ``kwargs``."""
+    return DATASETS.get(name).constructor(**kwargs)
