@@ -1,0 +1,154 @@
+"""The generic trainer on a small regression problem with a closed-form optimum."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from vinfo.train import (
+    NonFiniteLossError,
+    ResumeError,
+    StepOutput,
+    TrainConfig,
+    Trainer,
+    move_to_device,
+    seed_everything,
+)
+
+
+def regression_data(n: int, seed: int) -> TensorDataset:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=generator)
+    y = x @ torch.tensor([[1.5], [-2.0], [0.5]]) + 0.1 * torch.randn(n, 1, generator=generator)
+    return TensorDataset(x, y)
+
+
+def mse_objective(model: nn.Module, batch) -> StepOutput:
+    x, y = batch
+    # dropout-like randomness inside the objective, so resume must restore the RNG too
+    noise = 1e-3 * torch.randn_like(x) if model.training else 0.0
+    loss = ((model(x + noise) - y) ** 2).mean()
+    return StepOutput(loss, {"mae": (model(x) - y).abs().mean().item()}, len(x))
+
+
+def make(tmp_path, name="run", objective=mse_objective, **overrides):
+    seed_everything(0)
+    model = nn.Linear(3, 1)
+    config = TrainConfig(
+        **{"lr": 0.05, "max_epochs": 6, "patience": 3, "batch_size": 16, "quiet": True, **overrides}
+    )
+    trainer = Trainer(
+        model, objective, regression_data(128, 1), regression_data(64, 2), config, tmp_path / name
+    )
+    return trainer
+
+
+def test_fit_learns_and_writes_run_directory(tmp_path):
+    trainer = make(tmp_path, max_epochs=12, lr=0.2, patience=20)
+    result = trainer.fit()
+    assert result.epochs == 12 and result.steps == 12 * 8
+    assert result.best_val_loss < 0.05  # the noise floor is 0.01; a zero predictor gets 6.5
+    history = pd.read_csv(trainer.metrics_path)
+    assert list(history["epoch"]) == list(range(1, 13))
+    assert {"train_loss", "val_loss", "train_mae", "val_mae", "seconds"} <= set(history.columns)
+    assert history["val_loss"].min() == pytest.approx(result.best_val_loss)
+    best = load_file(trainer.best_path)
+    assert set(best) == {"weight", "bias"}
+    assert TrainConfig.from_dict(pd.read_json(trainer.config_path, typ="series").to_dict())
+
+
+def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path):
+    uninterrupted = make(tmp_path, "a")
+    reference = uninterrupted.fit()
+
+    calls = {"n": 0}
+
+    def killed_in_epoch_four(model, batch):
+        calls["n"] += 1
+        if model.training and calls["n"] > 3 * 8 + 3 * 4 + 2:  # 3 epochs of train + val, then 2
+            raise KeyboardInterrupt
+        return mse_objective(model, batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        make(tmp_path, "b", objective=killed_in_epoch_four).fit()
+    resumed_trainer = make(tmp_path, "b")
+    resumed = resumed_trainer.fit(resume=True)
+
+    assert resumed.epochs == reference.epochs and resumed.steps == reference.steps
+    for key, value in load_file(uninterrupted.best_path).items():
+        assert torch.equal(value, load_file(resumed_trainer.best_path)[key])
+    pd.testing.assert_frame_equal(
+        reference.history.drop(columns="seconds"), resumed.history.drop(columns="seconds")
+    )
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path):
+    calls = {"n": 0}
+
+    def nan_in_epoch_two(model, batch):
+        output = mse_objective(model, batch)
+        calls["n"] += model.training
+        return output._replace(loss=output.loss * math.nan) if calls["n"] > 10 else output
+
+    trainer = make(tmp_path, objective=nan_in_epoch_two)
+    with pytest.raises(NonFiniteLossError, match=r"loss became nan at epoch 2, step 11"):
+        trainer.fit()
+    assert load_file(trainer.best_path)["weight"].isfinite().all()
+    assert len(pd.read_csv(trainer.metrics_path)) == 1
+
+
+def test_early_stopping_and_max_steps(tmp_path):
+    def constant(model, batch):
+        x, _ = batch
+        return StepOutput((model(x) * 0).sum() + 1.0, {}, len(x))
+
+    result = make(tmp_path, "flat", objective=constant, max_epochs=50, patience=3).fit()
+    assert result.stopped_early and result.epochs == 4 and result.best_epoch == 1
+    capped = make(tmp_path, "capped", max_steps=5).fit()
+    assert capped.steps == 5 and capped.epochs == 1
+
+
+def test_frozen_parameters_are_not_optimized(tmp_path):
+    trainer = make(tmp_path)
+    trainer.model.bias.requires_grad_(False)
+    trainer = Trainer(
+        trainer.model,
+        mse_objective,
+        trainer.train_data,
+        trainer.val_data,
+        trainer.config,
+        trainer.run_dir,
+    )
+    before = trainer.model.bias.detach().clone()
+    trainer.fit()
+    assert torch.equal(trainer.model.bias.detach(), before)
+
+
+def test_resume_refuses_missing_state_and_other_config(tmp_path):
+    with pytest.raises(ResumeError, match="no state"):
+        make(tmp_path, "empty").fit(resume=True)
+    make(tmp_path, "c", max_epochs=2).fit()
+    with pytest.raises(ResumeError, match="different TrainConfig"):
+        make(tmp_path, "c", max_epochs=2, lr=0.01).fit(resume=True)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"lr": 0}, {"max_epochs": 0}, {"patience": 0}, {"batch_size": 0}, {"grad_clip": -1}]
+)
+def test_config_validation(bad):
+    with pytest.raises(ValueError):
+        TrainConfig(**bad)
+
+
+def test_move_to_device_handles_nested_containers():
+    from vinfo.data import Sample
+
+    sample = Sample(image=torch.zeros(3, 4, 4))
+    moved = move_to_device({"a": [torch.ones(1), (sample,)]}, torch.device("cpu"))
+    assert torch.equal(moved["a"][0], torch.ones(1)) and isinstance(moved["a"][1][0], Sample)
