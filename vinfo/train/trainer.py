@@ -37,9 +37,17 @@ import pandas as pd
 import torch
 from safetensors.torch import load_model, save_model
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from vinfo.io import atomic_path, write_json_atomic, write_text_atomic
+from vinfo.train.distributed import (
+    all_reduce_sum,
+    is_distributed,
+    is_main_process,
+    rank,
+    world_size,
+)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -224,6 +232,13 @@ class Trainer:
         params = [p for p in (parameters or model.parameters()) if p.requires_grad]
         if not params:
             raise ValueError("the model has no trainable parameters")
+        if config.batch_size % world_size():
+            raise ValueError(
+                f"batch_size {config.batch_size} is the global batch and must be divisible by "
+                f"the {world_size()} processes"
+            )
+        # The objective gets the DDP wrapper while training, so gradients are averaged.
+        self.train_model: nn.Module = model
         self.optimizer = torch.optim.Adam(params, lr=config.lr)
         use_cuda_amp = config.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_cuda_amp)
@@ -261,11 +276,15 @@ class Trainer:
         """
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.model.to(self.device)
+        if is_distributed() and self.train_model is self.model:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = DistributedDataParallel(self.model, device_ids=device_ids)
         if resume:
             self._load_state()
         else:
             seed_everything(self.config.seed)
-            write_json_atomic(self.config_path, self.config.to_dict())
+            if is_main_process():
+                write_json_atomic(self.config_path, self.config.to_dict())
         best_epoch, best_loss = self._best_so_far()
         epoch = len(self.history)
         stopped_early = False
@@ -290,9 +309,11 @@ class Trainer:
                 self.history.append(row)
                 if val_metrics["loss"] < best_loss - self.config.min_delta:
                     best_epoch, best_loss = epoch, val_metrics["loss"]
-                    with atomic_path(self.best_path) as temporary:
-                        save_model(self.model, str(temporary))
-                self._save_state()
+                    if is_main_process():
+                        with atomic_path(self.best_path) as temporary:
+                            save_model(self.model, str(temporary))
+                if is_main_process():
+                    self._save_state()
                 progress.update(
                     task,
                     completed=epoch,
@@ -311,27 +332,34 @@ class Trainer:
 
     # -- epochs ------------------------------------------------------------------------------
     def _loader(self, data: Dataset, *, epoch: int | None) -> DataLoader:
-        generator = None
-        if epoch is not None:  # the order of epoch e depends only on (seed, e)
-            generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+        """Training: a permutation that depends only on (seed, epoch), split across processes
+        (rank r takes every world_size-th index, so the union of the ranks' k-th batches is
+        the single-process k-th batch). Validation: every process sees the whole set."""
+        sampler = None
+        batch_size = self.config.batch_size
+        if epoch is not None:
+            sampler = DistributedSampler(
+                data, num_replicas=world_size(), rank=rank(), shuffle=True, seed=self.config.seed
+            )
+            sampler.set_epoch(epoch)
+            batch_size //= world_size()
         return DataLoader(
             data,
-            batch_size=self.config.batch_size,
-            shuffle=epoch is not None,
-            generator=generator,
+            batch_size=batch_size,
+            sampler=sampler,
             collate_fn=self.collate_fn,
             num_workers=self.config.num_workers,
             pin_memory=self.device.type == "cuda",
         )
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
-        self.model.train()
+        self.train_model.train()  # the DDP wrapper passes the mode on to the model
         totals = _Averages()
         for batch in self._loader(self.train_data, epoch=epoch):
             if self._out_of_steps():
                 break
             with self._autocast():
-                output = self.objective(self.model, move_to_device(batch, self.device))
+                output = self.objective(self.train_model, move_to_device(batch, self.device))
             loss = output.loss
             if not torch.isfinite(loss.detach()).all():
                 raise NonFiniteLossError(
@@ -350,7 +378,7 @@ class Trainer:
             self.scaler.update()
             self.step += 1
             totals.add(loss.item(), output.metrics, output.batch_size)
-        return totals.mean()
+        return totals.mean(reduce_on=self.device)
 
     @torch.no_grad()
     def _evaluate(self) -> dict[str, float]:
@@ -420,10 +448,17 @@ class _Averages:
             self.sums[key] = self.sums.get(key, 0.0) + float(value) * batch_size
         self.count += batch_size
 
-    def mean(self) -> dict[str, float]:
-        if self.count == 0:
+    def mean(self, reduce_on: torch.device | None = None) -> dict[str, float]:
+        """Means over this process's batches, or over all processes' (a collective on the
+        device ``reduce_on``, which NCCL needs to be a GPU)."""
+        keys = list(self.sums)
+        values = [self.sums[key] for key in keys] + [float(self.count)]
+        if reduce_on is not None:
+            values = all_reduce_sum(values, reduce_on)
+        count = values.pop()
+        if count == 0:
             raise ValueError("no batch was processed (is the dataset empty?)")
-        return {key: total / self.count for key, total in self.sums.items()}
+        return {key: total / count for key, total in zip(keys, values, strict=True)}
 
 
 def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:

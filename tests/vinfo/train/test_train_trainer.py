@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -152,3 +153,70 @@ def test_move_to_device_handles_nested_containers():
     sample = Sample(image=torch.zeros(3, 4, 4))
     moved = move_to_device({"a": [torch.ones(1), (sample,)]}, torch.device("cpu"))
     assert torch.equal(moved["a"][0], torch.ones(1)) and isinstance(moved["a"][1][0], Sample)
+
+
+def _ddp_worker(rank: int, world: int, init_file: str, run_dir: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        torch.set_num_threads(1)
+        seed_everything(0)
+        seen = []
+
+        def counting_objective(model, batch):
+            seen.append(len(batch[0]) if model.training else 0)
+            return deterministic_objective(model, batch)
+
+        trainer = Trainer(
+            nn.Linear(3, 1),
+            counting_objective,
+            regression_data(64, 1),
+            regression_data(32, 2),
+            DDP_CONFIG,
+            run_dir,
+        )
+        trainer.fit()
+        Path(run_dir, f"seen_by_rank{rank}").write_text(str(sum(seen)))
+    finally:
+        dist.destroy_process_group()
+
+
+def deterministic_objective(model, batch) -> StepOutput:
+    x, y = batch
+    return StepOutput(((model(x) - y) ** 2).mean(), {}, len(x))
+
+
+DDP_CONFIG = TrainConfig(lr=0.05, max_epochs=3, patience=5, batch_size=16, quiet=True)
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_single_process_on_the_same_global_batch(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(
+        _ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "ddp")), nprocs=2, join=True
+    )
+    seed_everything(0)
+    single = Trainer(
+        nn.Linear(3, 1),
+        deterministic_objective,
+        regression_data(64, 1),
+        regression_data(32, 2),
+        DDP_CONFIG,
+        tmp_path / "single",
+    )
+    single.fit()
+    # each process trained on half of every global batch: 3 epochs x 64 samples / 2
+    assert [(tmp_path / "ddp" / f"seen_by_rank{r}").read_text() for r in (0, 1)] == ["96", "96"]
+    # each process trained on half of every global batch: 3 epochs x 64 samples / 2
+    assert [(tmp_path / "ddp" / f"seen_by_rank{r}").read_text() for r in (0, 1)] == ["96", "96"]
+    ddp_weights = load_file(tmp_path / "ddp" / "best.safetensors")
+    for key, value in load_file(single.best_path).items():
+        torch.testing.assert_close(ddp_weights[key], value, rtol=1e-5, atol=1e-6)
+    ddp_history = pd.read_csv(tmp_path / "ddp" / "metrics.csv")
+    single_history = pd.read_csv(single.metrics_path)
+    pd.testing.assert_series_equal(ddp_history["val_loss"], single_history["val_loss"], rtol=1e-5)
+    pd.testing.assert_series_equal(
+        ddp_history["train_loss"], single_history["train_loss"], rtol=1e-5
+    )

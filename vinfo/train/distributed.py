@@ -1,0 +1,64 @@
+"""Multi-process training through PyTorch's own engine (``torchrun`` + DDP).
+
+Launch any vinfo training command with ``torchrun --nproc-per-node N``; :func:`init_from_env`
+reads the variables torchrun sets and joins the process group (NCCL on GPU, gloo on CPU). The
+:class:`~vinfo.train.Trainer` then wraps the model in ``DistributedDataParallel``, splits each
+global batch across the ranks with a ``DistributedSampler`` and lets rank 0 alone write files.
+With ``batch_size`` read as the *global* batch, N processes reach the same weights as one
+process (up to float summation order), which a test checks with 2 gloo processes.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+
+def is_distributed() -> bool:
+    """Whether a process group is initialised with more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def is_main_process() -> bool:
+    """Rank 0, or the only process: the one that writes files and prints progress."""
+    return rank() == 0
+
+
+def init_from_env(backend: str | None = None, timeout_s: float = 600.0) -> bool:
+    """Join the process group described by torchrun's environment variables, if any.
+
+    Args:
+        backend: ``"nccl"`` or ``"gloo"``; default NCCL when CUDA is available, else gloo.
+        timeout_s: collective timeout.
+
+    Returns:
+        ``True`` if a process group with more than one process is now active.
+    """
+    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) <= 1:
+        return False
+    if not dist.is_initialized():
+        backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    return is_distributed()
+
+
+def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
+    """Sum a list of floats over all processes (identity without a process group)."""
+    if not is_distributed():
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor.tolist()
