@@ -1,0 +1,1 @@
+"""Experiments: RD sweeps, the reproduce pipeline and reports (joins everything below)."""

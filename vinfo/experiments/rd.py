@@ -1,0 +1,199 @@
+"""Rate-distortion tables: tidy RD CSVs, the similar-rate picker and BD tables.
+
+An RD table has one row per trained model (one point of a curve) with the columns
+
+``label`` (curve name, e.g. ``"proposed (beta=0.1)"``), ``beta``, ``lmbda``, ``task``,
+``strategy`` (``base``, ``direct``, ``scalable`` or ``standalone``), ``bpp_base``,
+``bpp_enhancement`` (0 where there is none), ``bpp`` (the total the curve is plotted against;
+for scalable coding base + enhancement, as in the paper's Fig. 2 and 3) and one column per
+metric (``psnr``, ``rmse``, ``miou``, …, named as in :mod:`bdrate.directions`).
+
+``vinfo bdrate`` reads these files directly: each ``label`` is a curve.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bdrate import compare_curves
+from bdrate.curves import RDCurve
+from vinfo.io import write_json_atomic, write_text_atomic
+
+RD_COLUMNS = ("label", "beta", "lmbda", "task", "strategy", "bpp_base", "bpp_enhancement", "bpp")
+"""The fixed leading columns of an RD table; metric columns follow."""
+
+
+@dataclass(frozen=True)
+class RDPoint:
+    """One trained model's place on an RD curve.
+
+    Attributes:
+        label: curve name.
+        beta: reconstruction reward of the base representation (eq. 3).
+        lmbda: rate-distortion trade-off λ of this model.
+        task: the task the metrics measure.
+        strategy: ``base``, ``direct``, ``scalable`` or ``standalone``.
+        bpp_base: bits per pixel of the base representation (of the original image).
+        bpp_enhancement: bits per pixel of the enhancement representation (0 if none).
+        metrics: metric name → value.
+    """
+
+    label: str
+    beta: float
+    lmbda: float
+    task: str
+    strategy: str
+    bpp_base: float
+    bpp_enhancement: float = 0.0
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def bpp(self) -> float:
+        """Total rate the curve is plotted against: base + enhancement."""
+        return self.bpp_base + self.bpp_enhancement
+
+
+def rd_frame(points: Iterable[RDPoint]) -> pd.DataFrame:
+    """Tidy RD table of ``points`` (one row each, columns :data:`RD_COLUMNS` + metrics)."""
+    rows = [
+        {
+            "label": p.label,
+            "beta": p.beta,
+            "lmbda": p.lmbda,
+            "task": p.task,
+            "strategy": p.strategy,
+            "bpp_base": p.bpp_base,
+            "bpp_enhancement": p.bpp_enhancement,
+            "bpp": p.bpp,
+            **dict(p.metrics),
+        }
+        for p in points
+    ]
+    if not rows:
+        raise ValueError("no RD points")
+    return pd.DataFrame(rows).sort_values(["label", "bpp"], kind="stable").reset_index(drop=True)
+
+
+def write_rd_csv(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write an RD table atomically as CSV; returns the path."""
+    missing = [c for c in RD_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"RD table lacks column(s) {', '.join(missing)}")
+    write_text_atomic(path, frame.to_csv(index=False))
+    return Path(path)
+
+
+def write_compressai_json(frame: pd.DataFrame, label: str, path: str | Path) -> Path:
+    """Write one curve of an RD table in CompressAI's results-JSON format."""
+    rows = frame[frame["label"] == label].sort_values("bpp")
+    if rows.empty:
+        raise ValueError(
+            f"no curve labelled {label!r}; labels: {', '.join(frame['label'].unique())}"
+        )
+    metrics = [c for c in rows.columns if c not in RD_COLUMNS]
+    results = {"bpp": rows["bpp"].tolist(), **{m: rows[m].tolist() for m in metrics}}
+    write_json_atomic(path, {"name": label, "description": "vinfo RD curve", "results": results})
+    return Path(path)
+
+
+def pick_similar_rate_pair(
+    first: pd.DataFrame, second: pd.DataFrame, *, rate_column: str = "bpp"
+) -> tuple[pd.Series, pd.Series]:
+    """The pair of models, one from each curve, whose rates are closest (§4).
+
+    Closeness is measured in log-rate (the ratio of the two rates), the axis BD metrics use,
+    so 0.10 vs 0.11 bpp is as close as 1.0 vs 1.1 bpp. Ties go to the lower rate.
+
+    Returns:
+        The chosen row of ``first`` and the chosen row of ``second``.
+    """
+    for name, frame in (("first", first), ("second", second)):
+        if frame.empty:
+            raise ValueError(f"the {name} curve has no models")
+        rates = frame[rate_column].to_numpy(float)
+        if not np.all(np.isfinite(rates)) or np.any(rates <= 0):
+            raise ValueError(f"the {name} curve has non-positive or non-finite rates: {rates}")
+    log_a = np.log(first[rate_column].to_numpy(float))[:, None]
+    log_b = np.log(second[rate_column].to_numpy(float))[None, :]
+    distance = np.abs(log_a - log_b) + 1e-12 * (log_a + log_b)  # tie-break: lower rate wins
+    i, j = np.unravel_index(np.argmin(distance), distance.shape)
+    return first.iloc[int(i)], second.iloc[int(j)]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One row of a BD table: the test curve against the anchor curve on one metric.
+
+    Attributes:
+        figure: where the comparison appears (e.g. ``"Fig. 2b"``).
+        anchor: label of the anchor curve (the baseline, β = 0).
+        test: label of the test curve (the proposed method, β = 0.1).
+        metric: metric column.
+    """
+
+    figure: str
+    anchor: str
+    test: str
+    metric: str
+
+
+def bd_table(
+    frame: pd.DataFrame, comparisons: Iterable[Comparison], *, method: str = "akima"
+) -> pd.DataFrame:
+    """BD-rate and BD-metric of each comparison, one row each.
+
+    A comparison whose BD value is undefined (e.g. the curves do not overlap, as on COCO in the
+    paper) gets NaN values and the reason in ``note`` instead of failing the whole table.
+    """
+    rows: list[dict[str, Any]] = []
+    for comparison in comparisons:
+        curves = [_curve(frame, comparison.anchor), _curve(frame, comparison.test)]
+        row: dict[str, Any] = {**comparison.__dict__, "method": method}
+        try:
+            (result,) = compare_curves(curves, metrics=[comparison.metric], method=method)
+            row |= {
+                "bd_rate_percent": result.bd_rate_percent,
+                "bd_metric": result.bd_metric,
+                "note": "",
+            }
+        except ValueError as error:
+            row |= {"bd_rate_percent": math.nan, "bd_metric": math.nan, "note": str(error)}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def bd_table_markdown(table: pd.DataFrame) -> str:
+    """The BD table as Markdown, with the sign convention stated under it."""
+    lines = [
+        "| figure | anchor | test | metric | BD-rate [%] | BD-metric | note |",
+        "|---|---|---|---|---:|---:|---|",
+    ]
+    for row in table.itertuples():
+        rate = "n/a" if math.isnan(row.bd_rate_percent) else f"{row.bd_rate_percent:+.2f}"
+        gain = "n/a" if math.isnan(row.bd_metric) else f"{row.bd_metric:+.4f}"
+        lines.append(
+            f"| {row.figure} | {row.anchor} | {row.test} | {row.metric} | {rate} | "
+            f"{gain} | {row.note} |"
+        )
+    lines.append("")
+    lines.append(
+        "BD-rate < 0: the test curve needs fewer bits. BD-metric > 0: the test curve is "
+        f"better at equal rate. Interpolation: {table['method'].iloc[0]}."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _curve(frame: pd.DataFrame, label: str) -> RDCurve:
+    rows = frame[frame["label"] == label]
+    if rows.empty:
+        raise ValueError(
+            f"no curve labelled {label!r}; labels: {', '.join(frame['label'].unique())}"
+        )
+    return RDCurve(label, rows.drop(columns="label").reset_index(drop=True), "bpp", "<rd table>")
