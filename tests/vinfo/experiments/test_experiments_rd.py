@@ -114,3 +114,30 @@ def test_bd_table_reports_undefined_comparisons_without_failing(tmp_path):
     assert math.isnan(table.loc[1, "bd_rate_percent"]) and "do not overlap" in table.loc[1, "note"]
     markdown = bd_table_markdown(table)
     assert "| Fig. 2a |" in markdown and "n/a" in markdown and "BD-rate < 0" in markdown
+
+
+def test_rd_panels_are_saved_as_png_and_pdf(tmp_path):
+    from vinfo.experiments.plots import Panel, plot_rd_panels, save_figure
+
+    frame = rd_frame(curve_points(0.0) + curve_points(0.1))
+    labels = ("scalable beta=0.0", "scalable beta=0.1")
+    figure = plot_rd_panels(
+        frame,
+        [
+            Panel("(a) PSNR", "psnr", labels),
+            Panel("(b) RMSE", "rmse", labels),
+            Panel("(c) one curve", "psnr", labels[:1]),
+        ],
+    )
+    assert [axis.get_title() for axis in figure.axes if axis.get_visible()] == [
+        "(a) PSNR",
+        "(b) RMSE",
+        "(c) one curve",
+    ]
+    first = figure.axes[0]
+    assert len(first.get_legend().get_texts()) == 2
+    paths = save_figure(figure, tmp_path / "fig2")
+    assert [p.name for p in paths] == ["fig2.png", "fig2.pdf"]
+    assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[1].read_bytes()[:4] == b"%PDF"
+    with pytest.raises(ValueError, match="lacks"):
+        plot_rd_panels(frame, [Panel("x", "psnr", ("nope",))])
