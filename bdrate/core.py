@@ -193,6 +193,24 @@ def _validate_curve(
     return _Curve(np.log10(rate), metric)
 
 
+def _validated_pair(
+    rate_anchor: ArrayLike,
+    metric_anchor: ArrayLike,
+    rate_test: ArrayLike,
+    metric_test: ArrayLike,
+    method: str,
+    higher_is_better: bool,
+) -> tuple[InterpolationMethod, _Curve, _Curve]:
+    entry = get_method(method)
+    anchor = _validate_curve(
+        rate_anchor, metric_anchor, role="anchor", method=entry, higher_is_better=higher_is_better
+    )
+    test = _validate_curve(
+        rate_test, metric_test, role="test", method=entry, higher_is_better=higher_is_better
+    )
+    return entry, anchor, test
+
+
 def _average_gap(
     x_anchor: np.ndarray,
     y_anchor: np.ndarray,
@@ -245,12 +263,8 @@ def bd_rate(
     Raises:
         BDError: on bad input (see the subclasses); never returns NaN.
     """
-    entry = get_method(method)
-    anchor = _validate_curve(
-        rate_anchor, metric_anchor, role="anchor", method=entry, higher_is_better=higher_is_better
-    )
-    test = _validate_curve(
-        rate_test, metric_test, role="test", method=entry, higher_is_better=higher_is_better
+    entry, anchor, test = _validated_pair(
+        rate_anchor, metric_anchor, rate_test, metric_test, method, higher_is_better
     )
     if not entry.requires_monotone:
         _require_distinct(anchor.metric, "anchor")
@@ -282,12 +296,8 @@ def bd_metric(
     Raises:
         BDError: on bad input (see the subclasses); never returns NaN.
     """
-    entry = get_method(method)
-    anchor = _validate_curve(
-        rate_anchor, metric_anchor, role="anchor", method=entry, higher_is_better=higher_is_better
-    )
-    test = _validate_curve(
-        rate_test, metric_test, role="test", method=entry, higher_is_better=higher_is_better
+    entry, anchor, test = _validated_pair(
+        rate_anchor, metric_anchor, rate_test, metric_test, method, higher_is_better
     )
     gap = _average_gap(
         anchor.log_rate, anchor.metric, test.log_rate, test.metric, entry, axis_name="log10(rate)"
