@@ -1,0 +1,95 @@
+import pytest
+import torch
+
+from vinfo.models.base import BaseCodec
+from vinfo.models.config import codec_preset
+from vinfo.models.enhancement import STRATEGIES, EnhancementCodec
+from vinfo.models.tasks import TASKS
+
+TINY = codec_preset("tiny")
+DENSE_TASKS = [name for name in TASKS.names() if name != "detection"]
+
+
+def target_for(task, x):
+    if task == "reconstruction":
+        return x
+    if task == "depth":
+        return x[:, :1] + 0.1
+    if task == "segmentation":
+        return (x[:, 0] * TINY.segmentation_classes).long().clamp(max=18)
+    return [{"boxes": torch.tensor([[2.0, 3.0, 20.0, 28.0]]), "labels": torch.tensor([1])}]
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.1])
+@pytest.mark.parametrize("task", TASKS.names())
+def test_base_codec_shapes_and_loss(task, beta):
+    torch.manual_seed(0)
+    codec = BaseCodec(TINY, task, beta).train()
+    x = torch.rand(1, 3, 40, 36)  # not a multiple of 16: padded, then cropped
+    target = target_for(task, x)
+    out = codec(x, target)
+    assert out.y_hat.shape == (1, TINY.M, 3, 3)
+    assert out.x_tilde.shape == x.shape
+    assert (out.x_hat is None) == (beta == 0) == (codec.g_a is None)
+    if beta:
+        assert out.x_hat.shape == x.shape
+    torch.testing.assert_close(out.bpp, out.rate_bits / (40 * 36))
+    terms = codec.loss(out, x, target, lmbda=10.0)
+    expected = 10.0 * terms.distortion + terms.bpp + beta * terms.aux_distortion
+    torch.testing.assert_close(terms.loss, expected)
+    terms.loss.backward()
+    assert codec.f_b.layers[0].weight.grad is not None
+
+
+def test_negative_beta_refused():
+    with pytest.raises(ValueError, match="beta"):
+        BaseCodec(TINY, "depth", -0.1)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES.names())
+@pytest.mark.parametrize("task", ["reconstruction", "segmentation"])
+def test_enhancement_shapes_and_no_gradient_into_base(strategy, task):
+    torch.manual_seed(0)
+    base = BaseCodec(TINY, "depth", 0.1)
+    with torch.no_grad():
+        base(torch.rand(1, 3, 32, 32))  # compressai's MaskedConv2d masks its weight in place
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    codec = EnhancementCodec(base, strategy, task, TINY).train()
+    assert not base.training
+    x = torch.rand(2, 3, 32, 32)
+    target = target_for(task, x)
+    out = codec(x, target)
+    assert out.x_tilde.shape == x.shape
+    assert out.base_bpp.shape == out.bpp.shape == (2,)
+    if STRATEGIES.get(strategy).codes_latent:
+        assert out.y_hat.shape == (2, TINY.M, 2, 2)
+        assert bool((out.bpp > 0).all())
+    else:
+        assert out.y_hat is None and bool((out.bpp == 0).all())
+    codec.loss(out, target, lmbda=5.0).loss.backward()
+    assert all(p.grad is None and not p.requires_grad for p in base.parameters())
+    assert any(p.grad is not None for p in codec.g_e.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in base.state_dict().items())
+
+
+def test_standalone_ignores_base_and_scalable_uses_it():
+    torch.manual_seed(0)
+    base = BaseCodec(TINY, "depth")
+    with torch.no_grad():
+        base.f_b.layers[-1].weight.mul_(100)  # an untrained f_b rounds to ŷ_b = 0
+    x = torch.rand(1, 3, 32, 32)
+    scalable = EnhancementCodec(base, "scalable", "reconstruction", TINY).eval()
+    standalone = EnhancementCodec(base, "standalone", "reconstruction", TINY).eval()
+    standalone.load_state_dict(scalable.state_dict())
+    with torch.no_grad():
+        a, b = scalable(x), standalone(x)
+        expected = scalable.entropy_model(scalable.f_e(x), torch.zeros_like(a.y_hat_b))
+    assert bool(a.y_hat_b.abs().sum() > 0)
+    assert torch.equal(a.y_hat, b.y_hat)
+    assert not torch.equal(a.likelihoods, b.likelihoods)
+    assert torch.equal(b.likelihoods, expected.likelihoods)
+
+
+def test_unknown_strategy_lists_valid_names():
+    with pytest.raises(ValueError, match="valid: scalable, standalone, direct"):
+        EnhancementCodec(BaseCodec(TINY, "depth"), "bogus", "reconstruction", TINY)

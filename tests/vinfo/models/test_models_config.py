@@ -1,0 +1,33 @@
+import json
+
+import pytest
+
+from vinfo.models.config import CODEC_PRESETS, CodecConfig, codec_preset
+
+
+@pytest.mark.parametrize("name", CODEC_PRESETS.names())
+def test_preset_json_round_trip(name):
+    config = codec_preset(name)
+    assert CodecConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_ladder_grows_and_paper_matches_section_4():
+    sizes = [codec_preset(name).M for name in ("tiny", "small", "paper")]
+    assert sizes == sorted(sizes)
+    assert codec_preset("paper").M == 192
+    assert codec_preset("paper").head_variant == "paper"
+
+
+def test_stage_channels_grow_to_M():
+    channels = CodecConfig(N=8, M=16).stage_channels()
+    assert channels[0] == 8 and channels[-1] == 16 and list(channels) == sorted(channels)
+
+
+def test_config_is_frozen_and_validated():
+    config = codec_preset("tiny")
+    with pytest.raises(AttributeError):
+        config.M = 3
+    with pytest.raises(ValueError, match="head_variant"):
+        config.replace(head_variant="huge")
+    with pytest.raises(ValueError, match="unknown CodecConfig keys"):
+        CodecConfig.from_dict({"M": 8, "colour": 1})

@@ -1,0 +1,27 @@
+import pytest
+import torch
+
+from vinfo.models.config import codec_preset
+from vinfo.models.transforms import AnalysisTransform, SynthesisTransform, pad_to_stride
+
+
+def test_shapes_through_f_and_g():
+    config = codec_preset("tiny")
+    x = torch.rand(2, 3, 32, 64)
+    y = AnalysisTransform(config)(x)
+    assert y.shape == (2, config.M, 2, 4)
+    assert SynthesisTransform(config)(y).shape == x.shape
+    assert SynthesisTransform(config, out_channels=5)(y).shape == (2, 5, 32, 64)
+
+
+def test_no_attention_and_elu_only():
+    f = AnalysisTransform(codec_preset("tiny"))
+    activations = {type(m).__name__ for m in f.modules() if "LU" in type(m).__name__}
+    assert activations == {"ELU"}
+
+
+def test_input_size_checked_and_padding():
+    f = AnalysisTransform(codec_preset("tiny"))
+    with pytest.raises(ValueError, match="multiple of 16"):
+        f(torch.rand(1, 3, 30, 32))
+    assert pad_to_stride(torch.rand(1, 3, 30, 33)).shape == (1, 3, 32, 48)

@@ -1,0 +1,294 @@
+"""Compress and decompress codec latents into real bitstreams with CompressAI's rANS coder.
+
+Stream layout (all integers big-endian), :data:`HEADER_BYTES` = 17 bytes of header, then the
+rANS payload::
+
+    magic b"VIF" (3) | version (1) | order (1) | model hash (4) | H (2) | W (2) | CRC-32 (4)
+
+``model hash`` is the first 4 bytes of the SHA-256 of the model's JSON spec
+(:func:`vinfo.models.checkpoint.model_spec`), so a stream from a model with another config,
+task or β is refused; ``H × W`` is the original image size (the latent covers the image
+padded to a multiple of 16, outputs are cropped back). The CRC turns a truncated or corrupted
+payload into a :class:`StreamError` instead of silently wrong latents.
+
+``order`` is the coding order (:data:`vinfo.coding.wavefront.CODING_ORDERS`, its index in
+registration order): ``serial`` raster order, one spatial position (all channels) at a time as
+CompressAI's ``mbt2018``, or ``wavefront``, all positions of an anti-diagonal at once (the
+default; same ``ŷ``, far fewer steps). Encoder and decoder run the *same* loop
+(:func:`vinfo.coding.wavefront.entropy_pass`), so the means and scales they compute are
+bitwise identical. Symbols are ``s = ŷ − ⌊μ⌉`` (§3.4, see :mod:`vinfo.models.quantize`),
+coded with the tables of :mod:`vinfo.coding.tables`, which account for the fractional part of
+``μ`` so that the payload matches the model's estimated rate; values outside the tables use
+the coder's escape (bypass) mode, so any integer latent round-trips exactly.
+
+The model hash covers the spec, not the weights: two checkpoints of one config share it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import zlib
+from typing import NamedTuple
+
+import torch
+from compressai.ans import BufferedRansEncoder, RansDecoder
+from torch import Tensor, nn
+
+from vinfo.coding.tables import default_tables
+from vinfo.coding.wavefront import CODING_ORDERS, entropy_pass
+from vinfo.models.base import BaseCodec
+from vinfo.models.checkpoint import model_spec
+from vinfo.models.enhancement import EnhancementCodec
+from vinfo.models.entropy import AutoregressiveEntropyModel, rate_bits
+from vinfo.models.quantize import latent_from_symbols, symbols_from_latent
+from vinfo.models.transforms import STRIDE, pad_to_stride
+
+MAGIC = b"VIF"
+VERSION = 1
+DEFAULT_ORDER = "wavefront"
+_HEADER = struct.Struct(">3sBB4sHHI")
+HEADER_BYTES = _HEADER.size
+"""Bytes of fixed header per stream (17)."""
+
+
+class StreamError(ValueError):
+    """A stream that is not a vinfo stream, comes from another model, or is corrupt."""
+
+
+class DecodedLatent(NamedTuple):
+    """A decoded stream.
+
+    Attributes:
+        y_hat: decoded latent ``(1, M, ⌈H/16⌉, ⌈W/16⌉)``, equal to the encoder's ``ŷ``.
+        x_tilde: synthesis output, ``(1, 3, H, W)``.
+    """
+
+    y_hat: Tensor
+    x_tilde: Tensor
+
+
+class RateAudit(NamedTuple):
+    """Estimated against actual rate of one image, all in bits.
+
+    Attributes:
+        estimated_bits: ``−Σ log2 p(ŷ)`` of the entropy model.
+        payload_bits: bits of the rANS payload.
+        header_bits: bits of the fixed header (``8 · HEADER_BYTES``).
+        num_pixels: ``H × W`` of the original image, to turn bits into bpp.
+    """
+
+    estimated_bits: float
+    payload_bits: int
+    header_bits: int
+    num_pixels: int
+
+    @property
+    def payload_overhead(self) -> float:
+        """``payload / estimate − 1`` (0.01 = payload 1 % above the estimate)."""
+        return self.payload_bits / self.estimated_bits - 1.0
+
+
+def model_hash(model: nn.Module) -> bytes:
+    """4-byte fingerprint of a model's spec (config, task, β, strategy)."""
+    text = json.dumps(model_spec(model), sort_keys=True).encode()
+    return hashlib.sha256(text).digest()[:4]
+
+
+def _latent_size(height: int, width: int) -> tuple[int, int]:
+    return -(-height // STRIDE), -(-width // STRIDE)
+
+
+@torch.no_grad()
+def encode_latent(
+    model: AutoregressiveEntropyModel,
+    y_hat: Tensor,
+    side: Tensor | None = None,
+    order: str = DEFAULT_ORDER,
+) -> bytes:
+    """rANS payload of an integer latent ``ŷ`` ``(1, M, h, w)`` in a coding order.
+
+    Args:
+        model: the entropy model of ``ŷ``.
+        y_hat: integer-valued latent ``(1, M, h, w)``.
+        side: side features ``(1, S, h, w)`` of a conditional model, else ``None``.
+        order: a name in :data:`vinfo.coding.wavefront.CODING_ORDERS`.
+    """
+    tables = default_tables()
+    symbols: list[int] = []
+    indexes_all: list[int] = []
+
+    def code(rows: Tensor, cols: Tensor, means: Tensor, scales: Tensor) -> Tensor:
+        coded = symbols_from_latent(y_hat[0][:, rows, cols].T, means)  # (P, M) int32
+        symbols.extend(coded.reshape(-1).tolist())
+        indexes_all.extend(tables.indexes(means, scales).reshape(-1).tolist())
+        return latent_from_symbols(coded, means)  # what the decoder will reconstruct
+
+    entropy_pass(model, side, tuple(y_hat.shape[-2:]), order, code)
+    encoder = BufferedRansEncoder()
+    encoder.encode_with_indexes(
+        symbols, indexes_all, tables.cdf, tables.cdf_lengths, tables.offsets
+    )
+    return encoder.flush()
+
+
+@torch.no_grad()
+def decode_latent(
+    model: AutoregressiveEntropyModel,
+    payload: bytes,
+    size: tuple[int, int],
+    side: Tensor | None = None,
+    order: str = DEFAULT_ORDER,
+) -> Tensor:
+    """Inverse of :func:`encode_latent`: ``ŷ`` ``(1, M, h, w)`` for latent ``size = (h, w)``.
+
+    The payload is trusted: pass only payloads whose integrity was checked (as
+    :func:`decompress` does with the header's CRC), since the rANS decoder does not check it.
+    """
+    tables = default_tables()
+    decoder = RansDecoder()
+    decoder.set_stream(payload)
+
+    def code(rows: Tensor, cols: Tensor, means: Tensor, scales: Tensor) -> Tensor:
+        # hand the coder only the CDF rows this step uses: the binding converts every row
+        # it is given on each call
+        used, local = torch.unique(tables.indexes(means, scales), return_inverse=True)
+        used = used.tolist()
+        decoded = decoder.decode_stream(
+            local.reshape(-1).tolist(),
+            [tables.cdf[i] for i in used],
+            [tables.cdf_lengths[i] for i in used],
+            [tables.offsets[i] for i in used],
+        )
+        symbols = torch.tensor(decoded, dtype=torch.int32).reshape(means.shape)  # (P, M)
+        return latent_from_symbols(symbols, means)
+
+    return entropy_pass(model, side, size, order, code)
+
+
+class _Header(NamedTuple):
+    height: int
+    width: int
+    order: str
+    payload: bytes
+
+
+def _pack(model: nn.Module, height: int, width: int, order: str, payload: bytes) -> bytes:
+    if not (0 < height < 2**16 and 0 < width < 2**16):
+        raise ValueError(f"image size {height}×{width} does not fit the header (< 65536)")
+    CODING_ORDERS.get(order)  # unknown names raise, listing the valid ones
+    order_id = CODING_ORDERS.names().index(order)
+    crc = zlib.crc32(payload)
+    fingerprint = model_hash(model)
+    return _HEADER.pack(MAGIC, VERSION, order_id, fingerprint, height, width, crc) + payload
+
+
+def _unpack(model: nn.Module, data: bytes) -> _Header:
+    if len(data) < HEADER_BYTES:
+        raise StreamError(f"stream of {len(data)} bytes is shorter than the header")
+    magic, version, order_id, fingerprint, height, width, crc = _HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise StreamError("not a vinfo stream (bad magic bytes)")
+    if version != VERSION:
+        raise StreamError(f"unsupported stream version {version} (this decoder: {VERSION})")
+    if order_id >= len(CODING_ORDERS):
+        raise StreamError(f"unknown coding order id {order_id}")
+    if fingerprint != model_hash(model):
+        raise StreamError("stream was encoded by a model with another config, task or strategy")
+    payload = bytes(data[HEADER_BYTES:])
+    if zlib.crc32(payload) != crc or height == 0 or width == 0:
+        raise StreamError("corrupt or truncated stream (payload checksum mismatch)")
+    return _Header(height, width, CODING_ORDERS.names()[order_id], payload)
+
+
+def _single_image(x: Tensor) -> tuple[int, int]:
+    if x.ndim != 4 or x.shape[0] != 1:
+        raise ValueError(f"compress takes one image of shape (1, C, H, W), got {tuple(x.shape)}")
+    return x.shape[-2], x.shape[-1]
+
+
+@torch.no_grad()
+def compress(codec: BaseCodec, x: Tensor, order: str = DEFAULT_ORDER) -> bytes:
+    """Encode one image ``(1, 3, H, W)`` with a base codec into header + rANS payload."""
+    height, width = _single_image(x)
+    y_hat = codec.encode_latent(x).y_hat
+    payload = encode_latent(codec.entropy_model, y_hat, None, order)
+    return _pack(codec, height, width, order, payload)
+
+
+@torch.no_grad()
+def decompress(codec: BaseCodec, data: bytes) -> DecodedLatent:
+    """Decode a :func:`compress` stream: ``ŷ_b`` and ``x̃ = g_b(ŷ_b)`` cropped to ``H × W``.
+
+    Raises:
+        StreamError: foreign, corrupt or truncated stream.
+    """
+    header = _unpack(codec, data)
+    size = _latent_size(header.height, header.width)
+    y_hat = decode_latent(codec.entropy_model, header.payload, size, None, header.order)
+    return DecodedLatent(y_hat, codec.g_b(y_hat)[..., : header.height, : header.width])
+
+
+def _enhancement_side(codec: EnhancementCodec, y_hat_b: Tensor) -> Tensor:
+    if not codec.strategy.codes_latent:
+        raise ValueError(f"strategy {codec.strategy.name!r} codes no enhancement latent")
+    condition = codec.strategy.condition(y_hat_b)
+    like = torch.empty(1, codec.config.M, *y_hat_b.shape[-2:])
+    return codec.entropy_model.side_information(condition, like)
+
+
+@torch.no_grad()
+def compress_enhancement(
+    codec: EnhancementCodec, x: Tensor, order: str = DEFAULT_ORDER
+) -> bytes:
+    """Encode the enhancement latent ``ŷ_e`` of one image, conditioned on its base ``ŷ_b``."""
+    height, width = _single_image(x)
+    y_hat_b = codec.base.encode_latent(x).y_hat
+    side = _enhancement_side(codec, y_hat_b)
+    y_hat = torch.round(codec.f_e(pad_to_stride(x)))  # ŷ_e = ⌊y_e⌉ (§3.4), as in forward
+    payload = encode_latent(codec.entropy_model, y_hat, side, order)
+    return _pack(codec, height, width, order, payload)
+
+
+@torch.no_grad()
+def decompress_enhancement(codec: EnhancementCodec, data: bytes, y_hat_b: Tensor) -> DecodedLatent:
+    """Decode ``ŷ_e`` given the decoded base latent ``ŷ_b`` (from :func:`decompress`)."""
+    header = _unpack(codec, data)
+    size = _latent_size(header.height, header.width)
+    if tuple(y_hat_b.shape[-2:]) != size:
+        raise ValueError(
+            f"base latent {tuple(y_hat_b.shape)} does not fit a "
+            f"{header.height}×{header.width} image"
+        )
+    side = _enhancement_side(codec, y_hat_b)
+    y_hat = decode_latent(codec.entropy_model, header.payload, size, side, header.order)
+    return DecodedLatent(y_hat, codec.g_e(y_hat)[..., : header.height, : header.width])
+
+
+@torch.no_grad()
+def rate_audit(codec: BaseCodec, x: Tensor, order: str = DEFAULT_ORDER) -> RateAudit:
+    """Estimated ``−Σ log2 p`` vs. actual payload and header bits for one image."""
+    height, width = _single_image(x)
+    estimated = float(rate_bits(codec.encode_latent(x).likelihoods)[0])
+    stream = compress(codec, x, order)
+    return RateAudit(
+        estimated, 8 * (len(stream) - HEADER_BYTES), 8 * HEADER_BYTES, height * width
+    )
+
+
+__all__ = [
+    "DEFAULT_ORDER",
+    "HEADER_BYTES",
+    "DecodedLatent",
+    "RateAudit",
+    "StreamError",
+    "compress",
+    "compress_enhancement",
+    "decode_latent",
+    "decompress",
+    "decompress_enhancement",
+    "encode_latent",
+    "model_hash",
+    "rate_audit",
+]

@@ -1,0 +1,134 @@
+"""The base codec of §3.5, eq. 3: a task-compatible representation ``ŷ_b``.
+
+``x → f_b → ŷ_b → g_b → task head`` with the autoregressive entropy model of
+:mod:`vinfo.models.entropy` (no hyperprior), plus — only when ``β > 0`` — the auxiliary
+"simple synthesis transform" ``g_a: ŷ_b → x̂`` that rewards reconstructing the input (§3.2):
+
+    L_b = λ_b · d_b(Z_b, Ẑ_b) + R_b + β · E‖X − X̂‖                            (eq. 3)
+
+``g_a`` is a :class:`~vinfo.models.transforms.SynthesisTransform` without residual blocks, so
+it is subsumed by the enhancement synthesis (the same layout with blocks), as §3.2 asks.
+β = 0 and β > 0 are one class: β = 0 simply builds no ``g_a``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from vinfo.metrics.image import rmse
+from vinfo.models.config import CodecConfig
+from vinfo.models.entropy import AutoregressiveEntropyModel, EntropyOutput, rate_bits
+from vinfo.models.tasks import get_task
+from vinfo.models.transforms import AnalysisTransform, SynthesisTransform, pad_to_stride
+
+
+class BaseOutput(NamedTuple):
+    """Forward pass of :class:`BaseCodec` on ``x`` of shape ``(B, 3, H, W)``.
+
+    Attributes:
+        y_hat: quantised base latent ``ŷ_b``, ``(B, M, ⌈H/16⌉, ⌈W/16⌉)``.
+        likelihoods: ``p(ŷ_b)``, same shape.
+        x_tilde: synthesis output ``g_b(ŷ_b)`` in image space, cropped to ``(B, 3, H, W)``.
+        task_output: the head's output on ``x_tilde`` (see :mod:`vinfo.models.tasks`).
+        x_hat: auxiliary reconstruction ``g_a(ŷ_b)``, ``(B, 3, H, W)``, or ``None`` if β = 0.
+        rate_bits: estimated rate per image, bits, ``(B,)``.
+        bpp: estimated rate per image in bits per pixel of the original ``H × W``, ``(B,)``.
+    """
+
+    y_hat: Tensor
+    likelihoods: Tensor
+    x_tilde: Tensor
+    task_output: Any
+    x_hat: Tensor | None
+    rate_bits: Tensor
+    bpp: Tensor
+
+
+class LossTerms(NamedTuple):
+    """Scalar terms of a rate-distortion loss (batch means).
+
+    Attributes:
+        loss: the total to minimise.
+        distortion: task distortion ``d`` (the task's own unit).
+        bpp: rate term, bits per pixel.
+        aux_distortion: ``E‖X − X̂‖`` as RMSE (0 when there is no auxiliary synthesis).
+    """
+
+    loss: Tensor
+    distortion: Tensor
+    bpp: Tensor
+    aux_distortion: Tensor
+
+
+class BaseCodec(nn.Module):
+    """Base codec with task head and optional auxiliary reconstruction (eq. 3).
+
+    Args:
+        config: sizes; ``config.head_variant`` picks the task head.
+        task: a name in :data:`vinfo.models.tasks.TASKS`.
+        beta: weight ``β ≥ 0`` of the reconstruction reward; ``0`` builds no ``g_a``.
+        head_weights: optional local weights file for the task head (never downloaded).
+    """
+
+    def __init__(
+        self,
+        config: CodecConfig,
+        task: str,
+        beta: float = 0.0,
+        head_weights: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        if beta < 0:
+            raise ValueError(f"beta must be non-negative, got {beta}")
+        self.config = config
+        self.task = get_task(task)
+        self.beta = float(beta)
+        self.f_b = AnalysisTransform(config)
+        self.entropy_model = AutoregressiveEntropyModel(
+            config.M, config.context_kernel, 0, config.scale_bound, config.likelihood_bound
+        )
+        self.g_b = SynthesisTransform(config)
+        self.head = self.task.build_head(config, head_weights)
+        self.g_a = (
+            SynthesisTransform(config.replace(blocks_per_stage=0)) if self.beta > 0 else None
+        )
+
+    def encode_latent(self, x: Tensor) -> EntropyOutput:
+        """``ŷ_b`` and its entropy parameters for ``x`` ``(B, 3, H, W)`` (padded to 16)."""
+        return self.entropy_model(self.f_b(pad_to_stride(x)))
+
+    def forward(self, x: Tensor, target: Any = None) -> BaseOutput:
+        """Encode, synthesise and run the head.
+
+        Args:
+            x: images ``(B, 3, H, W)`` in [0, 1]; any ``H, W`` (padded to 16, outputs cropped).
+            target: task target, needed only by heads that take it in train mode (detection).
+        """
+        height, width = x.shape[-2:]
+        latent = self.encode_latent(x)
+        x_tilde = self.g_b(latent.y_hat)[..., :height, :width]
+        x_hat = None if self.g_a is None else self.g_a(latent.y_hat)[..., :height, :width]
+        bits = rate_bits(latent.likelihoods)
+        return BaseOutput(
+            latent.y_hat,
+            latent.likelihoods,
+            x_tilde,
+            self.head(x_tilde, target),
+            x_hat,
+            bits,
+            bits / (height * width),
+        )
+
+    def loss(self, out: BaseOutput, x: Tensor, target: Any, lmbda: float) -> LossTerms:
+        """Eq. 3: ``λ_b · d_b + R_b + β · RMSE(x, x̂)``, batch means, rate in bpp."""
+        distortion = self.task.loss(out.task_output, target)
+        bpp = out.bpp.mean()
+        aux = rmse(out.x_hat, x) if out.x_hat is not None else torch.zeros_like(bpp)
+        return LossTerms(lmbda * distortion + bpp + self.beta * aux, distortion, bpp, aux)
+
+
+__all__ = ["BaseCodec", "BaseOutput", "LossTerms"]

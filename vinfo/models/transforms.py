@@ -1,0 +1,123 @@
+"""Analysis transform ``f`` and synthesis transform ``g`` of §3.3 of the paper.
+
+CNNs of scaling operations interleaved with stacks of residual bottleneck blocks (He et al.
+2016), no attention blocks, ELU activations, 4 scalings by a factor of 2. ``f`` grows the
+channels with depth up to ``M``; ``g`` mirrors it with transposed convolutions.
+
+The residual bottleneck block is written here rather than taken from CompressAI: CompressAI's
+``ResidualBottleneckBlock`` (ELIC) hard-codes ReLU, and the paper uses ELU.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from vinfo.models.config import CodecConfig
+
+STRIDE = 16
+"""Total downsampling factor of ``f`` (4 stride-2 convolutions): inputs must have ``H`` and
+``W`` divisible by it (pad first, see :func:`vinfo.models.transforms.pad_to_stride`)."""
+
+
+class ResidualBottleneckBlock(nn.Module):
+    """``x + conv1x1(ELU(conv3x3(ELU(conv1x1(x)))))`` with a bottleneck of ``C // 2`` channels.
+
+    Args:
+        channels: ``C``, input and output channels; shape ``(B, C, H, W)`` is preserved.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        mid = max(channels // 2, 1)
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, mid, 1),
+            nn.ELU(),
+            nn.Conv2d(mid, mid, 3, padding=1),
+            nn.ELU(),
+            nn.Conv2d(mid, channels, 1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+def _blocks(channels: int, count: int) -> list[nn.Module]:
+    return [ResidualBottleneckBlock(channels) for _ in range(count)]
+
+
+class AnalysisTransform(nn.Module):
+    """Analysis transform ``f: x → y``, ``(B, in_channels, H, W) → (B, M, H/16, W/16)``.
+
+    Layout: ``[conv5x5/2 → ELU → RB × n] × 3 → conv5x5/2 → M``, widths from
+    :meth:`CodecConfig.stage_channels`.
+    """
+
+    def __init__(self, config: CodecConfig, in_channels: int | None = None) -> None:
+        super().__init__()
+        widths = config.stage_channels()
+        layers: list[nn.Module] = []
+        previous = config.in_channels if in_channels is None else in_channels
+        for index, width in enumerate(widths):
+            layers.append(nn.Conv2d(previous, width, 5, stride=2, padding=2))
+            if index < len(widths) - 1:
+                layers.append(nn.ELU())
+                layers.extend(_blocks(width, config.blocks_per_stage))
+            previous = width
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Args: x ``(B, C_in, H, W)`` with ``H, W`` divisible by 16. Returns y ``(B, M, H/16,
+        W/16)``."""
+        if x.shape[-2] % STRIDE or x.shape[-1] % STRIDE:
+            raise ValueError(f"input size {tuple(x.shape[-2:])} is not a multiple of {STRIDE}")
+        return self.layers(x)
+
+
+class SynthesisTransform(nn.Module):
+    """Synthesis transform ``g: ŷ → x̃``, ``(B, M, h, w) → (B, out_channels, 16h, 16w)``.
+
+    ``in_channels`` overrides ``M`` (e.g. a synthesis of another codec's latent).
+
+    Mirrors :class:`AnalysisTransform`: ``[deconv5x5/2 → ELU → RB × n] × 3 → deconv5x5/2``.
+    The output is in image space (``out_channels = 3``), which is what task heads consume.
+    """
+
+    def __init__(
+        self, config: CodecConfig, out_channels: int | None = None, in_channels: int | None = None
+    ) -> None:
+        super().__init__()
+        widths = tuple(reversed(config.stage_channels()))  # M, ..., N
+        if in_channels is not None:
+            widths = (in_channels, *widths[1:])
+        targets = (*widths[1:], config.in_channels if out_channels is None else out_channels)
+        layers: list[nn.Module] = []
+        for index, (width, target) in enumerate(zip(widths, targets, strict=True)):
+            layers.append(
+                nn.ConvTranspose2d(width, target, 5, stride=2, padding=2, output_padding=1)
+            )
+            if index < len(widths) - 1:
+                layers.append(nn.ELU())
+                layers.extend(_blocks(target, config.blocks_per_stage))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, y_hat: Tensor) -> Tensor:
+        """Args: y_hat ``(B, M, h, w)``. Returns ``(B, out_channels, 16h, 16w)``."""
+        return self.layers(y_hat)
+
+
+def pad_to_stride(x: Tensor, stride: int = STRIDE) -> Tensor:
+    """Replicate-pad ``(B, C, H, W)`` on the bottom/right up to multiples of ``stride``."""
+    height, width = x.shape[-2:]
+    pad_h, pad_w = (-height) % stride, (-width) % stride
+    if pad_h == 0 and pad_w == 0:
+        return x
+    return nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+
+
+__all__ = [
+    "STRIDE",
+    "AnalysisTransform",
+    "ResidualBottleneckBlock",
+    "SynthesisTransform",
+    "pad_to_stride",
+]
