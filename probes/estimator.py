@@ -1,0 +1,659 @@
+"""Estimate the predictive V-information of a frozen representation (Xu et al., ICLR 2020).
+
+For a family ``V`` (:mod:`probes.families`) and a target ``Z`` (:mod:`probes.heads`)::
+
+    H_V(Z|Y) = inf_{f ∈ V} E[-log2 f[y](z)],   H_V(Z|∅) = inf_{f ∈ V} E[-log2 f[∅](z)],
+    I_V(Y → Z) = H_V(Z|∅) - H_V(Z|Y)
+
+in bits per target pixel (§3.1 of the paper uses ``I_V`` to state its objective). A probe is
+``f[y] = family(y) + prior``; ``f[∅]`` is the same probe fed the null input, i.e. the prior
+alone. The prior is either **positional** (one parameter vector per target pixel: sky on top,
+road at the bottom; the default, so ``I_V`` does not absorb the spatial prior) or **global**
+(one vector for every pixel). Every number records which one it uses (``null`` column).
+
+Each quantity is estimated on held-out data: parameters are fitted on ``train``, the epoch is
+chosen on ``val`` (early stopping), and the test split is scored once. The train-test gap of
+``H_V(Z|Y)`` is reported next to it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from probes.families import count_parameters, get_family
+from probes.heads import CategoricalHead, ContinuousHead, Head, get_target
+from probes.uncertainty import bootstrap_iv, capacity_check
+from vinfo.metrics import confusion_matrix, depth_metrics, miou, psnr
+
+NULLS = ("positional", "global")
+SOLVERS = ("auto", "gradient", "closed_form")
+
+
+class ProbeData(NamedTuple):
+    """One split of paired representations and targets.
+
+    Attributes:
+        y: ``(N, C, h, w)`` float representation (e.g. the codec's ``ŷ``).
+        z: ``(N, C_t, H, W)`` target with ``H = s·h``, ``W = s·w``: floats in ``[0, 1]`` for
+            reconstruction, depth values, or int64 class ids (``(N, H, W)`` is accepted).
+        mask: optional ``(N, 1, H, W)`` bool, ``True`` where the target is valid.
+    """
+
+    y: Tensor
+    z: Tensor
+    mask: Tensor | None = None
+
+
+class Splits(NamedTuple):
+    """Train, validation and test :class:`ProbeData` of one representation and target."""
+
+    train: ProbeData
+    val: ProbeData
+    test: ProbeData
+
+
+class PerImageBits(NamedTuple):
+    """Per-image code lengths on one split, each ``(N,)`` float64 numpy.
+
+    Attributes:
+        null: bits of ``f[∅]`` summed over each image's scored pixels.
+        cond: bits of ``f[y]``.
+        pixels: scored pixels per image.
+    """
+
+    null: np.ndarray
+    cond: np.ndarray
+    pixels: np.ndarray
+
+
+class ProbeScores(NamedTuple):
+    """Scores of a fitted probe on one split (bits per target pixel unless named otherwise).
+
+    Attributes:
+        h_null: ``H_V(Z|∅)``.
+        h_cond: ``H_V(Z|Y)``.
+        iv: ``I_V(Y → Z) = h_null - h_cond``.
+        iv_normalized: ``iv / h_null``; NaN for densities (depth), whose entropy is unit-bound.
+        iv_bits_per_image: ``iv`` times the mean scored pixels per image.
+        iv_bits_per_element: ``iv`` per target channel value (per subpixel for RGB).
+        h_cond_train: ``H_V(Z|Y)`` on the training split.
+        gap: ``h_cond - h_cond_train`` (overfitting shows as a positive gap).
+        metric: name of the task metric (``psnr`` dB, ``rmse`` depth unit, ``miou``).
+        metric_value: the metric of the probe's point prediction.
+        n_images: images scored.
+        null: ``positional`` or ``global``.
+    """
+
+    h_null: float
+    h_cond: float
+    iv: float
+    iv_normalized: float
+    iv_bits_per_image: float
+    iv_bits_per_element: float
+    h_cond_train: float
+    gap: float
+    metric: str
+    metric_value: float
+    n_images: int
+    null: str
+
+
+def as_probe_data(data: ProbeData | Sequence[Tensor | None]) -> ProbeData:
+    """Validate ``data`` (a :class:`ProbeData` or a ``(y, z[, mask])`` tuple).
+
+    Raises:
+        ValueError: wrong ranks, different image counts, or a target size that is not an
+            integer multiple ``s`` of the representation size (the same in both directions).
+    """
+    if not isinstance(data, ProbeData):
+        data = ProbeData(*data)
+    y, z, mask = data
+    if z.ndim == 3:
+        z = z.unsqueeze(1)
+    if y.ndim != 4 or z.ndim != 4:
+        raise ValueError(f"y must be (N, C, h, w) and z (N, C_t, H, W), got {tuple(y.shape)} "
+                         f"and {tuple(z.shape)}")
+    if y.shape[0] != z.shape[0]:
+        raise ValueError(f"y has {y.shape[0]} samples but z has {z.shape[0]}")
+    if y.shape[0] == 0:
+        raise ValueError("empty split: no sample")
+    (h, w), (height, width) = y.shape[-2:], z.shape[-2:]
+    if height % h or width % w or height // h != width // w:
+        raise ValueError(f"target size {height}x{width} is not one integer multiple of the "
+                         f"representation size {h}x{w}")
+    if mask is not None:
+        if mask.ndim == 3:
+            mask = mask.unsqueeze(1)
+        if tuple(mask.shape) != (z.shape[0], 1, height, width):
+            raise ValueError(f"mask must be ({z.shape[0]}, 1, {height}, {width}), "
+                             f"got {tuple(mask.shape)}")
+        mask = mask.bool()
+    return ProbeData(y.float(), z, mask)
+
+
+class Prior(nn.Module):
+    """Learned prior parameters: ``(P, H, W)`` (positional) or ``(P, 1, 1)`` (global)."""
+
+    def __init__(self, channels: int, size: tuple[int, int], positional: bool) -> None:
+        super().__init__()
+        shape = (channels, *size) if positional else (channels, 1, 1)
+        self.value = nn.Parameter(torch.zeros(shape))
+        self.size = size
+
+    def forward(self, batch: int) -> Tensor:
+        return self.value.expand(batch, -1, *self.size)
+
+
+class ProbeNet(nn.Module):
+    """``f[y] = body(y) + prior``; ``f[∅] = prior`` (the body's contribution dropped)."""
+
+    def __init__(self, body: nn.Module, prior: Prior) -> None:
+        super().__init__()
+        self.body, self.prior = body, prior
+
+    def forward(self, y: Tensor | None, batch: int) -> Tensor:
+        """Distribution parameters ``(B, P, H, W)``; ``y = None`` is the null input."""
+        prior = self.prior(batch)
+        return prior if y is None else self.body(y) + prior
+
+
+class LinearGaussianFit(NamedTuple):
+    """Closed-form linear-Gaussian probe, with ``Q = C_t·s²`` patch outputs.
+
+    Attributes:
+        weight: ``(Q, C)`` regression weights (zeros for the null).
+        intercept: ``(Q, P)`` per latent position (positional) or ``(Q, 1)`` (global).
+        log_sigma: same shape as ``intercept``, natural-log residual standard deviation.
+    """
+
+    weight: Tensor
+    intercept: Tensor
+    log_sigma: Tensor
+
+
+def linear_gaussian_closed_form(data: ProbeData, positional: bool = True,
+                                null: bool = False, ridge: float = 1e-6) -> LinearGaussianFit:
+    """Least squares + residual variance for the linear family with a Gaussian head.
+
+    Output ``q = c·s² + k`` (target channel ``c``, position ``k`` inside the ``s×s`` patch) is
+    ``weight[q]·y + intercept[q, p]`` with one intercept per target pixel (positional prior,
+    fitted as fixed effects: within-transform, Frisch-Waugh-Lovell) or per ``q`` (global). The
+    variance is the maximum-likelihood residual variance per intercept group; the weights are
+    ordinary least squares, not the heteroscedastic joint maximum, so the fit is a member of the
+    family and its NLL is an upper bound on the family's infimum.
+
+    Args:
+        data: training split; masked-out pixels are excluded.
+        positional: per-pixel intercepts and variances, else per patch output.
+        null: force ``weight = 0`` (the null predictor's closed form).
+        ridge: relative diagonal load of the normal equations, for rank-deficient ``y``.
+
+    Returns:
+        :class:`LinearGaussianFit` in target units.
+    """
+    y, z, mask = as_probe_data(data)
+    factor = z.shape[-1] // y.shape[-1]
+    n, c_y = y.shape[:2]
+    zq = F.pixel_unshuffle(z.double(), factor).flatten(2)  # (N, Q, P)
+    m = torch.ones_like(zq) if mask is None else (
+        F.pixel_unshuffle(mask.double(), factor).repeat(1, z.shape[1], 1, 1).flatten(2))
+    zq = torch.where(m > 0, zq, torch.zeros_like(zq))  # invalid pixels may hold NaN
+    yq = y.double().flatten(2).unsqueeze(1)  # (N, 1, C, P)
+    dims = (0,) if positional else (0, 2)
+    count = m.sum(dims, keepdim=True).clamp_min(1)
+    z_mean = (m * zq).sum(dims, keepdim=True) / count  # (1, Q, P) or (1, Q, 1)
+    if null:
+        weight = zq.new_zeros(zq.shape[1], c_y)
+        intercept = z_mean
+    else:
+        mc = m.unsqueeze(2)  # (N, Q, 1, P)
+        y_dims = (0, 3) if not positional else (0,)
+        y_mean = (mc * yq).sum(y_dims, keepdim=True) / count.unsqueeze(2)  # (1, Q, C, P|1)
+        y_c = (yq - y_mean) * mc  # (N, Q, C, P), zero where masked
+        z_c = (zq - z_mean) * m
+        gram = torch.einsum("nqcp,nqdp->qcd", y_c, y_c)
+        rhs = torch.einsum("nqcp,nqp->qc", y_c, z_c)
+        load = ridge * gram.diagonal(dim1=1, dim2=2).mean(1).clamp_min(1e-12)
+        gram = gram + load[:, None, None] * torch.eye(c_y, dtype=gram.dtype)
+        weight = torch.linalg.solve(gram, rhs)  # (Q, C)
+        intercept = z_mean - torch.einsum("qc,oqcp->oqp", weight, y_mean)
+    prediction = torch.einsum("qc,ncp->nqp", weight, y.double().flatten(2)) + intercept
+    variance = (m * (zq - prediction).square()).sum(dims, keepdim=True) / count
+    log_sigma = 0.5 * variance.clamp_min(1e-12).log()
+    return LinearGaussianFit(weight.float(), intercept[0].float(), log_sigma[0].float())
+
+
+def _batches(data: ProbeData, batch_size: int, order: Tensor | None = None):
+    n = data.y.shape[0]
+    order = torch.arange(n) if order is None else order
+    for start in range(0, n, batch_size):
+        index = order[start:start + batch_size]
+        yield (data.y[index], data.z[index], None if data.mask is None else data.mask[index])
+
+
+def _per_image_bits(net: ProbeNet, head: Head, data: ProbeData, null: bool,
+                    batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(bits (N,), pixels (N,))`` float64 of ``f[∅]`` (``null``) or ``f[y]``."""
+    bits, pixels = [], []
+    net.eval()
+    with torch.no_grad():
+        for y, z, mask in _batches(data, batch_size):
+            params = net(None if null else y, y.shape[0])
+            bits.append(head.nll_bits(params, z, mask).double().sum((1, 2)))
+            pixels.append(head.valid(z, mask).double().sum((1, 2)))
+    return torch.cat(bits).numpy(), torch.cat(pixels).numpy()
+
+
+def _mean_bits(net: ProbeNet, head: Head, data: ProbeData, null: bool, batch_size: int) -> float:
+    bits, pixels = _per_image_bits(net, head, data, null, batch_size)
+    return float(bits.sum() / max(pixels.sum(), 1.0))
+
+
+class VInfoProbe:
+    """Predictive V-information of a representation for one probe family and target.
+
+    Scikit-learn style: ``__init__`` only stores arguments, :meth:`fit` returns ``self``,
+    learned state ends in ``_``, :meth:`score` returns ``I_V`` (higher is better).
+
+    Args:
+        family: name in :data:`probes.families.FAMILIES`.
+        target: name in :data:`probes.heads.TARGETS`.
+        null: ``"positional"`` (default) or ``"global"`` prior; see the module docstring.
+        width: hidden width of the family (``None``: the family default).
+        head_kwargs: forwarded to the target's head (``kind``, ``num_classes``); for
+            segmentation ``num_classes`` defaults to ``1 + max label`` of the training split.
+        solver: ``"gradient"``, ``"closed_form"`` (linear family + Gaussian head only) or
+            ``"auto"`` (closed form where it applies).
+        lr: Adam learning rate.
+        batch_size: images per step.
+        max_epochs: epoch budget of each fit.
+        patience: epochs without validation improvement before stopping.
+        seed: seeds the initialisation and the batch order.
+    """
+
+    def __init__(self, family: str = "linear", target: str = "reconstruction", *,
+                 null: str = "positional", width: int | None = None,
+                 head_kwargs: Mapping[str, object] | None = None, solver: str = "auto",
+                 lr: float = 1e-2, batch_size: int = 32, max_epochs: int = 200,
+                 patience: int = 10, seed: int = 0) -> None:
+        self.family = family
+        self.target = target
+        self.null = null
+        self.width = width
+        self.head_kwargs = head_kwargs
+        self.solver = solver
+        self.lr = lr
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.seed = seed
+
+    def get_params(self) -> dict[str, object]:
+        """Constructor arguments, as in scikit-learn."""
+        names = ("family", "target", "null", "width", "head_kwargs", "solver", "lr",
+                 "batch_size", "max_epochs", "patience", "seed")
+        return {name: getattr(self, name) for name in names}
+
+    def clone(self, **changes: object) -> VInfoProbe:
+        """An unfitted probe with the same arguments, some changed."""
+        return VInfoProbe(**{**self.get_params(), **changes})
+
+    # fitting ------------------------------------------------------------------------------
+
+    def _make_head(self, train: ProbeData) -> Head:
+        spec = get_target(self.target)
+        kwargs = dict(self.head_kwargs or {})
+        if spec.make_head is CategoricalHead and "num_classes" not in kwargs:
+            labels = train.z[train.z != kwargs.get("ignore_index", 255)]
+            kwargs["num_classes"] = max(int(labels.max()) + 1 if labels.numel() else 2, 2)
+        head = spec.make_head(**kwargs)
+        categorical = isinstance(head, CategoricalHead)
+        if categorical == train.z.is_floating_point():
+            kind = "integer class ids" if categorical else "float values"
+            raise ValueError(f"target {self.target!r} needs {kind}, got {train.z.dtype}")
+        return head.fitted_to(train.z, train.mask)
+
+    def _use_closed_form(self, head: Head) -> bool:
+        applies = (self.family in ("linear", "null") and isinstance(head, ContinuousHead)
+                   and head.kind == "gaussian")
+        if self.solver == "closed_form" and not applies:
+            raise ValueError("the closed form needs the linear (or null) family and a Gaussian "
+                             f"continuous head; got family {self.family!r}, target "
+                             f"{self.target!r}")
+        return applies and self.solver in ("auto", "closed_form")
+
+    def _train(self, net: ProbeNet, train: ProbeData, val: ProbeData, null: bool) -> int:
+        """Adam on mean train bits/pixel; keeps the state with the best validation bits."""
+        parameters = list(net.prior.parameters()) if null else list(net.parameters())
+        optimizer = torch.optim.Adam(parameters, lr=self.lr)
+        generator = torch.Generator().manual_seed(self.seed)
+        best = _mean_bits(net, self.head_, val, null, self.batch_size)
+        best_state, best_epoch, epoch = copy.deepcopy(net.state_dict()), 0, 0
+        for epoch in range(1, self.max_epochs + 1):
+            net.train()
+            order = torch.randperm(train.y.shape[0], generator=generator)
+            for y, z, mask in _batches(train, self.batch_size, order):
+                params = net(None if null else y, y.shape[0])
+                bits = self.head_.nll_bits(params, z, mask)
+                loss = bits.sum() / self.head_.valid(z, mask).sum().clamp_min(1)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            current = _mean_bits(net, self.head_, val, null, self.batch_size)
+            if current < best - 1e-6:
+                best, best_state, best_epoch = current, copy.deepcopy(net.state_dict()), epoch
+            elif epoch - best_epoch >= self.patience:
+                break
+        net.load_state_dict(best_state)
+        return best_epoch
+
+    def _load_closed_form(self, net: ProbeNet, train: ProbeData, family: str) -> None:
+        """Write the closed-form fit into ``net`` (its linear readout and its prior)."""
+        head = self.head_
+        positional = self.null == "positional"
+        h, w = train.y.shape[-2:]
+        c_t = train.z.shape[1]
+        factor = train.z.shape[-1] // w
+        prior = net.prior.value.view(c_t, 2, *net.prior.value.shape[1:])  # (C_t, 2, H|1, W|1)
+        with torch.no_grad():
+            prior.zero_()
+            if family == "null" and not positional:
+                # one Gaussian per target channel over all valid pixels
+                valid = head.valid(train.z, train.mask).unsqueeze(1).expand_as(train.z)
+                for c in range(c_t):
+                    values = train.z[:, c][valid[:, c]].double()
+                    prior[c, 0] = (float(values.mean()) - head.loc) / head.scale
+                    prior[c, 1] = 0.5 * math.log(max(float(values.var(correction=0)), 1e-12)) \
+                        - math.log(head.scale)
+                return
+            fit = linear_gaussian_closed_form(train, positional, null=family == "null")
+            if family == "linear":
+                conv = net.body[0]
+                weight = conv.weight.view(c_t, 2, factor**2, -1)  # (C_t, 2, s², C)
+                weight.zero_()
+                weight[:, 0] = fit.weight.view(c_t, factor**2, -1) / head.scale
+                bias = conv.bias.view(c_t, 2, factor**2)
+                bias.zero_()
+                if not positional:  # one intercept per patch output: the conv bias holds it
+                    bias[:, 0] = (fit.intercept[:, 0].view(c_t, -1) - head.loc) / head.scale
+                    bias[:, 1] = fit.log_sigma[:, 0].view(c_t, -1) - math.log(head.scale)
+                    return
+
+            def to_pixels(values: Tensor) -> Tensor:  # (Q, P) → (C_t, H, W)
+                return F.pixel_shuffle(values.reshape(1, -1, h, w), factor)[0]
+
+            prior[:, 0] = (to_pixels(fit.intercept) - head.loc) / head.scale
+            prior[:, 1] = to_pixels(fit.log_sigma) - math.log(head.scale)
+
+    def _build(self, train: ProbeData, family: str) -> ProbeNet:
+        factor = train.z.shape[-1] // train.y.shape[-1]
+        out_channels = train.z.shape[1] * self.head_.channels
+        body = get_family(family).build(train.y.shape[1], out_channels, factor, self.width)
+        return ProbeNet(body, Prior(out_channels, tuple(train.z.shape[-2:]),
+                                    self.null == "positional"))
+
+    def fit(self, train: ProbeData | Sequence[Tensor], val: ProbeData | Sequence[Tensor]
+            ) -> VInfoProbe:
+        """Fit the null predictor and the probe on ``train``, early-stopping on ``val``.
+
+        Args:
+            train: training split (see :class:`ProbeData`).
+            val: validation split, used only to choose the stopping epoch.
+
+        Returns:
+            ``self``, with ``head_``, ``null_net_``, ``net_``, ``n_parameters_``, ``solver_``,
+            ``epochs_`` and the validation bits ``h_null_val_``, ``h_cond_val_`` set.
+
+        Raises:
+            ValueError: unknown names, bad shapes, or splits that disagree in shape.
+        """
+        if self.null not in NULLS:
+            raise ValueError(f"null must be one of {NULLS}, got {self.null!r}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
+        get_family(self.family)  # unknown names fail before any work
+        spec = get_target(self.target)
+        train, val = as_probe_data(train), as_probe_data(val)
+        if train.y.shape[1:] != val.y.shape[1:] or train.z.shape[1:] != val.z.shape[1:]:
+            raise ValueError(f"train and val shapes differ: {tuple(train.y.shape[1:])}/"
+                             f"{tuple(train.z.shape[1:])} vs {tuple(val.y.shape[1:])}/"
+                             f"{tuple(val.z.shape[1:])}")
+        if train.z.shape[1] != spec.channels:
+            raise ValueError(f"target {self.target!r} has {spec.channels} channels, got "
+                             f"{train.z.shape[1]}")
+        torch.manual_seed(self.seed)
+        self.head_ = self._make_head(train)
+        self.null_net_ = self._build(train, "null")
+        self.net_ = self._build(train, self.family)
+        if self._use_closed_form(self.head_):
+            self.solver_ = "closed_form"
+            self._load_closed_form(self.null_net_, train, "null")
+            self._load_closed_form(self.net_, train, self.family)
+            self.epochs_ = (0, 0)
+            # as early stopping does for the gradient path, keep the fit only if it beats the
+            # null on validation data; otherwise the probe is its null (I_V = 0, not below)
+            if (_mean_bits(self.net_, self.head_, val, False, self.batch_size)
+                    >= _mean_bits(self.null_net_, self.head_, val, True, self.batch_size)):
+                self.net_.prior.load_state_dict(self.null_net_.prior.state_dict())
+                with torch.no_grad():
+                    for parameter in self.net_.body.parameters():
+                        parameter.zero_()
+        else:
+            self.solver_ = "gradient"
+            null_epochs = self._train(self.null_net_, train, val, null=True)
+            # start the probe at the fitted null: early stopping can then only improve on it
+            self.net_.prior.load_state_dict(self.null_net_.prior.state_dict())
+            epochs = 0 if self.family == "null" else self._train(self.net_, train, val, False)
+            self.epochs_ = (null_epochs, epochs)
+        self.n_parameters_ = count_parameters(self.net_.body)
+        self.h_cond_train_ = _mean_bits(self.net_, self.head_, train, False, self.batch_size)
+        self.h_null_val_ = _mean_bits(self.null_net_, self.head_, val, True, self.batch_size)
+        self.h_cond_val_ = _mean_bits(self.net_, self.head_, val, False, self.batch_size)
+        return self
+
+    # scoring ------------------------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "net_"):
+            raise RuntimeError("this VInfoProbe is not fitted yet: call fit(train, val) first")
+
+    def per_image_bits(self, data: ProbeData | Sequence[Tensor]) -> PerImageBits:
+        """Per-image bits of ``f[∅]`` and ``f[y]`` on ``data``, for paired bootstraps."""
+        self._check_fitted()
+        data = as_probe_data(data)
+        null, pixels = _per_image_bits(self.null_net_, self.head_, data, True, self.batch_size)
+        cond, _ = _per_image_bits(self.net_, self.head_, data, False, self.batch_size)
+        return PerImageBits(null, cond, pixels)
+
+    def predict_params(self, y: Tensor) -> Tensor:
+        """Distribution parameters ``(N, C_t·K, H, W)`` of ``f[y]``."""
+        self._check_fitted()
+        self.net_.eval()
+        with torch.no_grad():
+            return torch.cat([self.net_(batch, batch.shape[0])
+                              for batch in y.float().split(self.batch_size)])
+
+    def predict(self, y: Tensor) -> Tensor:
+        """Point prediction ``(N, C_t, H, W)``: mean (continuous) or class id (segmentation)."""
+        return self.head_.predict(self.predict_params(y))
+
+    def _metric(self, data: ProbeData) -> float:
+        prediction = self.predict(data.y)
+        metric = get_target(self.target).metric
+        if metric == "psnr":
+            return float(psnr(prediction.float(), data.z.float(), data_range=1.0))
+        if metric == "miou":
+            matrix = confusion_matrix(prediction[:, 0], data.z[:, 0].long(),
+                                      self.head_.channels, self.head_.ignore_index)
+            return float(miou(matrix)) if matrix.sum() > 0 else float("nan")
+        valid = self.head_.valid(data.z, data.mask).unsqueeze(1) & torch.isfinite(data.z)
+        if not (valid & (data.z > 0)).any():  # depth metrics need positive depth
+            return float("nan")
+        return float(depth_metrics(prediction, data.z.float(), valid).rmse)
+
+    def evaluate(self, data: ProbeData | Sequence[Tensor]) -> ProbeScores:
+        """All scores of :class:`ProbeScores` on ``data`` (normally the test split)."""
+        data = as_probe_data(data)
+        bits = self.per_image_bits(data)
+        pixels = bits.pixels.sum()
+        if pixels <= 0:
+            raise ValueError("no scored pixel in the data")
+        h_null, h_cond = bits.null.sum() / pixels, bits.cond.sum() / pixels
+        iv = float(h_null - h_cond)
+        return ProbeScores(
+            h_null=float(h_null), h_cond=float(h_cond), iv=iv,
+            iv_normalized=iv / float(h_null) if self.head_.discrete else float("nan"),
+            iv_bits_per_image=iv * float(bits.pixels.mean()),
+            iv_bits_per_element=iv / data.z.shape[1],
+            h_cond_train=self.h_cond_train_, gap=float(h_cond) - self.h_cond_train_,
+            metric=get_target(self.target).metric, metric_value=self._metric(data),
+            n_images=int(data.y.shape[0]), null=self.null,
+        )
+
+    def score(self, data: ProbeData | Sequence[Tensor]) -> float:
+        """``I_V(Y → Z)`` on ``data`` in bits per target pixel (higher is better)."""
+        bits = self.per_image_bits(data)
+        return float((bits.null.sum() - bits.cond.sum()) / max(bits.pixels.sum(), 1.0))
+
+
+def shuffle_representation(data: ProbeData, seed: int = 0) -> ProbeData:
+    """Pair every target with another image's representation (a derangement of images).
+
+    The shuffled-representation control: a probe fitted and scored on shuffled splits must give
+    ``I_V ≈ 0`` or below; a clearly positive value means the probe leaks or overfits.
+    """
+    data = as_probe_data(data)
+    n = data.y.shape[0]
+    if n < 2:
+        raise ValueError("shuffling needs at least two images")
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(n, generator=generator)
+    shift = torch.roll(order, 1)  # a cyclic shift of a random order has no fixed point
+    permutation = torch.empty_like(order)
+    permutation[order] = shift
+    return ProbeData(data.y[permutation], data.z, data.mask)
+
+
+def shuffled_control(probe: VInfoProbe, splits: Splits, seed: int = 0) -> float:
+    """``I_V`` in bits per pixel of a fresh copy of ``probe`` on shuffled representations."""
+    shuffled = [shuffle_representation(split, seed + i) for i, split in enumerate(splits)]
+    return probe.clone().fit(shuffled[0], shuffled[1]).score(shuffled[2])
+
+
+SHUFFLE_TOLERANCE = 0.01
+"""Bits per pixel above which the shuffled control is flagged (in addition to a CI above 0)."""
+
+
+def run_probes(
+    data: Mapping[str, Mapping[str, Splits]],
+    families: Sequence[str] = ("linear",),
+    seeds: Sequence[int] = (0,),
+    *,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    controls: bool = True,
+    probe_kwargs: Mapping[str, object] | None = None,
+) -> pd.DataFrame:
+    """Probe representations × targets × families × seeds with paired splits and seeds.
+
+    Args:
+        data: ``data[repr][target]`` = :class:`Splits`. For a given target every
+            representation must share the same test targets (same images, same order), which
+            makes the comparison between representations paired.
+        families: family names, any order (rows are sorted by capacity rank).
+        seeds: training seeds; each is combined with the image bootstrap.
+        n_resamples: bootstrap replicates of the CI.
+        confidence: CI coverage.
+        controls: also run the shuffled-representation control (first seed) and set flags.
+        probe_kwargs: extra :class:`VInfoProbe` arguments (``width``, ``null``, ...).
+
+    Returns:
+        Tidy DataFrame, one row per (repr, target, family): ``capacity_rank``, ``params``,
+        ``null``, ``n_seeds``, ``n_resamples``, ``h_null``, ``h_cond``, ``iv`` (bits per target
+        pixel, means over seeds), ``iv_ci_low``, ``iv_ci_high``, ``iv_normalized``,
+        ``iv_bits_per_image``, ``iv_bits_per_element``, ``h_cond_train``, ``gap``, ``metric``,
+        ``metric_value``, ``n_test_images``, ``shuffled_iv``, ``shuffled_flag``,
+        ``capacity_flag``.
+
+    Raises:
+        ValueError: unknown names, or unpaired test targets between representations.
+    """
+    if not seeds:
+        raise ValueError("at least one seed is needed")
+    ranked = sorted(families, key=lambda name: get_family(name).capacity_rank)
+    _check_paired(data)
+    rows = []
+    for repr_name, targets in data.items():
+        for target, splits in targets.items():
+            get_target(target)
+            splits = Splits(*(as_probe_data(split) for split in splits))
+            for family in ranked:
+                fits = [VInfoProbe(family, target, seed=seed, **dict(probe_kwargs or {})
+                                   ).fit(splits.train, splits.val) for seed in seeds]
+                scores = [fit.evaluate(splits.test) for fit in fits]
+                bits = [fit.per_image_bits(splits.test) for fit in fits]
+                estimate = bootstrap_iv(np.stack([b.null for b in bits]),
+                                        np.stack([b.cond for b in bits]), bits[0].pixels,
+                                        n_resamples, confidence)
+                row = {
+                    "repr": repr_name, "target": target, "family": family,
+                    "capacity_rank": get_family(family).capacity_rank,
+                    "params": fits[0].n_parameters_, "null": fits[0].null,
+                    "n_seeds": estimate.n_seeds, "n_resamples": estimate.n_resamples,
+                }
+                for field in ProbeScores._fields:
+                    values = [getattr(score, field) for score in scores]
+                    if isinstance(values[0], float):
+                        row[field] = float(np.mean(values))
+                row.update(iv=estimate.mean, iv_ci_low=estimate.ci_low,
+                           iv_ci_high=estimate.ci_high, metric=scores[0].metric,
+                           n_test_images=scores[0].n_images)
+                if controls and family != "null":
+                    shuffled = shuffled_control(fits[0], splits, seed=seeds[0])
+                    row.update(shuffled_iv=shuffled, shuffled_flag=shuffled > SHUFFLE_TOLERANCE)
+                else:
+                    row.update(shuffled_iv=float("nan"), shuffled_flag=False)
+                rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame["capacity_flag"] = capacity_check(frame) if len(frame) else []
+    return frame
+
+
+def _check_paired(data: Mapping[str, Mapping[str, Splits]]) -> None:
+    reference: dict[str, Tensor] = {}
+    for repr_name, targets in data.items():
+        for target, splits in targets.items():
+            test_z = as_probe_data(splits[2]).z
+            if target in reference and not (reference[target].shape == test_z.shape
+                                             and torch.equal(reference[target], test_z)):
+                raise ValueError(f"representation {repr_name!r} has different {target} test "
+                                 "targets than the others: comparisons must be paired")
+            reference.setdefault(target, test_z)
+
+
+__all__ = [
+    "NULLS",
+    "SHUFFLE_TOLERANCE",
+    "LinearGaussianFit",
+    "PerImageBits",
+    "Prior",
+    "ProbeData",
+    "ProbeNet",
+    "ProbeScores",
+    "Splits",
+    "VInfoProbe",
+    "as_probe_data",
+    "linear_gaussian_closed_form",
+    "run_probes",
+    "shuffle_representation",
+    "shuffled_control",
+]

@@ -1,0 +1,200 @@
+"""Probe families of graded capacity, from the null predictor to the codec's own synthesis.
+
+Every family maps a representation ``ŷ`` of shape ``(B, C, h, w)`` to distribution parameters
+``(B, P, h·s, w·s)`` for a target ``s`` times larger (``s = 16`` for the codec of the paper,
+whose analysis transform downsamples 4 times by 2). The probe of
+:class:`probes.estimator.VInfoProbe` adds a learned prior (global: one constant vector;
+positional: one vector per pixel) to the family's output, so every family contains the null
+predictor, as the definition of predictive V-information requires (Xu et al., ICLR 2020,
+"optional ignorance").
+
+``capacity_rank`` orders the families; at the default widths the parameter count never
+decreases along it (tested). Default widths are ``max(DEFAULT_WIDTH, C)``: a hidden layer
+narrower than the representation would make ``mlp`` smaller than ``linear``.
+
+The final layer of every family is zero-initialised, so a fresh probe *is* its null predictor
+and early stopping on validation NLL can only improve on it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from vinfo.models.config import CodecConfig
+from vinfo.models.transforms import ResidualBottleneckBlock, SynthesisTransform
+from vinfo.registry import Registry
+
+DEFAULT_WIDTH = 96
+"""Default hidden width; large enough that ``resnet`` outgrows ``conv`` for up to ~23
+parameters per pixel (19 Cityscapes classes) at ``s = 16``."""
+
+CODEC_FACTOR = 16
+"""Downsampling factor of the codec's analysis transform (4 stride-2 stages)."""
+
+
+class NullFamily(nn.Module):
+    """Ignores its input: outputs zeros, so the probe is its prior alone (``H_V(Z|∅)``)."""
+
+    def __init__(self, out_channels: int, factor: int) -> None:
+        super().__init__()
+        self.out_channels, self.factor = out_channels, factor
+
+    def forward(self, y: Tensor) -> Tensor:
+        b, _, h, w = y.shape
+        return y.new_zeros(b, self.out_channels, h * self.factor, w * self.factor)
+
+
+def _readout(width: int, out_channels: int, factor: int) -> list[nn.Module]:
+    """1×1 conv to ``out·s²`` channels + pixel shuffle: one latent position → its s×s patch."""
+    return [nn.Conv2d(width, out_channels * factor**2, 1), nn.PixelShuffle(factor)]
+
+
+def _stages(factor: int) -> int:
+    stages = round(math.log2(factor)) if factor >= 1 else -1
+    if stages < 0 or 2**stages != factor:
+        raise ValueError(f"this family upsamples by powers of 2; factor {factor} is not one")
+    return stages
+
+
+def _linear(in_channels: int, out_channels: int, factor: int, width: int | None) -> nn.Module:
+    return nn.Sequential(*_readout(in_channels, out_channels, factor))
+
+
+def _mlp(in_channels: int, out_channels: int, factor: int, width: int | None) -> nn.Module:
+    width = width or max(DEFAULT_WIDTH, in_channels)
+    return nn.Sequential(
+        nn.Conv2d(in_channels, width, 1), nn.ELU(),
+        nn.Conv2d(width, width, 1), nn.ELU(),
+        *_readout(width, out_channels, factor),
+    )
+
+
+def _conv(in_channels: int, out_channels: int, factor: int, width: int | None) -> nn.Module:
+    width = width or max(DEFAULT_WIDTH, in_channels)
+    return nn.Sequential(
+        nn.Conv2d(in_channels, width, 3, padding=1), nn.ELU(),
+        nn.Conv2d(width, width, 3, padding=1), nn.ELU(),
+        *_readout(width, out_channels, factor),
+    )
+
+
+def _resnet(in_channels: int, out_channels: int, factor: int, width: int | None) -> nn.Module:
+    width = width or max(DEFAULT_WIDTH, in_channels)
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, padding=1), nn.ELU()]
+    layers += [ResidualBottleneckBlock(width) for _ in range(2)]
+    for _ in range(_stages(factor)):
+        layers += [nn.ConvTranspose2d(width, width, 4, stride=2, padding=1), nn.ELU()]
+    layers.append(nn.Conv2d(width, out_channels, 3, padding=1))
+    return nn.Sequential(*layers)
+
+
+def _synthesis(in_channels: int, out_channels: int, factor: int, width: int | None) -> nn.Module:
+    """The codec's synthesis ``g`` (§3.3) at stage width ``width``, after a 3×3 input conv.
+
+    The input conv maps any representation width ``C`` to the stage width (the codec's own
+    ``g`` reads ``M`` channels directly); it also keeps this family at least as large as
+    ``resnet``, whose 3×3 stem it mirrors.
+
+    At ``s = 16`` this *is* :class:`vinfo.models.transforms.SynthesisTransform`; for other
+    power-of-2 factors (small test data) it is the same layout with ``log2(s)`` stages.
+    """
+    width = width or max(DEFAULT_WIDTH, in_channels)
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, padding=1), nn.ELU()]
+    stages = _stages(factor)
+    if stages == 4:
+        config = CodecConfig(N=width, M=width, blocks_per_stage=1)
+        layers.append(SynthesisTransform(config, out_channels=out_channels))
+    else:
+        for index in range(stages):
+            last = index == stages - 1
+            layers.append(nn.ConvTranspose2d(width, out_channels if last else width, 5, stride=2,
+                                             padding=2, output_padding=1))
+            if not last:
+                layers += [nn.ELU(), ResidualBottleneckBlock(width)]
+        if stages == 0:
+            layers += [ResidualBottleneckBlock(width), nn.Conv2d(width, out_channels, 5, padding=2)]
+    return nn.Sequential(*layers)
+
+
+@dataclass(frozen=True)
+class ProbeFamily:
+    """A registered probe family.
+
+    Attributes:
+        name: registry key.
+        capacity_rank: position in the capacity ladder (0 = null).
+        description: one line for ``vinfo probe families``.
+        constructor: ``(in_channels, out_channels, factor, width) → nn.Module``.
+    """
+
+    name: str
+    capacity_rank: int
+    description: str
+    constructor: Callable[[int, int, int, int | None], nn.Module]
+
+    def build(self, in_channels: int, out_channels: int, factor: int,
+              width: int | None = None) -> nn.Module:
+        """Build the network ``(B, in_channels, h, w) → (B, out_channels, h·s, w·s)``.
+
+        Args:
+            in_channels: channels ``C`` of the representation.
+            out_channels: distribution parameters per pixel (``C_t · K``).
+            factor: ``s``, target size over representation size.
+            width: hidden width; ``None`` for the family default.
+
+        Returns:
+            The module, with its last layer zero-initialised (it outputs zeros until trained).
+        """
+        if in_channels < 1 or out_channels < 1 or factor < 1:
+            raise ValueError(f"channels and factor must be positive, got {in_channels}, "
+                             f"{out_channels}, {factor}")
+        if self.name == "null":
+            return NullFamily(out_channels, factor)
+        module = self.constructor(in_channels, out_channels, factor, width)
+        last = [m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))][-1]
+        with torch.no_grad():
+            last.weight.zero_()
+            if last.bias is not None:
+                last.bias.zero_()
+        return module
+
+
+FAMILIES: Registry[ProbeFamily] = Registry("probe family")
+for _family in (
+    ProbeFamily("null", 0, "no access to the representation: the prior alone (H_V(Z|∅))",
+                lambda c, o, s, w: NullFamily(o, s)),
+    ProbeFamily("linear", 1, "1×1 conv + pixel shuffle: each latent position → its s×s patch",
+                _linear),
+    ProbeFamily("mlp", 2, "per-position MLP (two hidden 1×1 layers) + linear patch readout", _mlp),
+    ProbeFamily("conv", 3, "two 3×3 conv layers + linear patch readout", _conv),
+    ProbeFamily("resnet", 4, "residual bottleneck blocks + transposed-conv upsampling", _resnet),
+    ProbeFamily("synthesis", 5, "the codec's synthesis transform g (§3.3), the strongest",
+                _synthesis),
+):
+    FAMILIES.add(_family.name, _family)
+
+
+def get_family(name: str) -> ProbeFamily:
+    """The :class:`ProbeFamily` registered as ``name``; raises ``UnknownNameError`` otherwise."""
+    return FAMILIES.get(name)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+__all__ = [
+    "CODEC_FACTOR",
+    "DEFAULT_WIDTH",
+    "FAMILIES",
+    "NullFamily",
+    "ProbeFamily",
+    "count_parameters",
+    "get_family",
+]

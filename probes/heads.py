@@ -1,0 +1,354 @@
+"""Per-pixel likelihood heads and the registry of probe targets.
+
+A probe maps a representation to *distribution parameters* for every target pixel; a head
+turns those parameters into a proper per-pixel distribution and scores the target under it in
+bits (``-log2 f[y](z)``, the quantity inside the predictive V-entropy of Xu et al., ICLR 2020).
+
+Parameter layout: a head declares :attr:`Head.channels`, the number of parameters per target
+channel. For a target with ``C_t`` channels a probe outputs ``(B, C_t * K, H, W)`` with
+``K = head.channels``, grouped by target channel: ``[c0 p0, c0 p1, ..., c1 p0, ...]``.
+
+Units:
+- :class:`DiscretizedHead` (reconstruction): a probability mass over the 256 levels of an
+  8-bit image, so bits are a code length, never negative; ``nll_bits`` sums the 3 subpixels of
+  a pixel (divide by 3 for bits per subpixel).
+- :class:`ContinuousHead` (depth): a density, so bits are *differential* entropy in
+  ``bits + log2(depth unit)``: measuring depth in centimetres instead of metres adds
+  ``log2(100)`` to every pixel. The value can be negative; the V-information
+  ``H_V(Z|∅) - H_V(Z|Y)`` does not depend on the unit because the shift cancels.
+- :class:`CategoricalHead` (segmentation): a probability mass over classes, bits ≥ 0; pixels
+  labelled ``ignore_index`` (255) are excluded like masked-out pixels.
+
+Continuous and discretized heads predict in a normalized space: the probe outputs a raw mean
+``m`` and raw log-scale ``r``; the head reads ``mean = loc + scale * m`` and
+``log_scale = log(scale) + r`` with ``loc``/``scale`` set from training-target statistics
+(:meth:`Head.fitted_to`). This only conditions the optimisation; the family is unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vinfo.registry import Registry
+
+LN2 = math.log(2.0)
+LEVELS = 256
+"""Levels of an 8-bit image; reconstruction targets are ``k / 255`` for ``k`` in ``0..255``."""
+IGNORE_INDEX = 255
+MIN_LOG_SCALE = -9.0
+"""Lower clamp of predicted raw log-scales (natural log, in units of the training targets'
+standard deviation), to keep densities finite."""
+
+
+def _mask(target: Tensor, mask: Tensor | None) -> Tensor:
+    """Validate ``mask`` against ``target (B, C_t, H, W)``; return bool ``(B, 1, H, W)``."""
+    if target.ndim != 4:
+        raise ValueError(f"target must be (B, C, H, W), got {tuple(target.shape)}")
+    if mask is None:
+        return torch.ones_like(target[:, :1], dtype=torch.bool)
+    if mask.ndim == 3:
+        mask = mask.unsqueeze(1)
+    if mask.shape[0] != target.shape[0] or mask.shape[-2:] != target.shape[-2:]:
+        raise ValueError(f"mask {tuple(mask.shape)} does not match target {tuple(target.shape)}")
+    return mask[:, :1].bool()
+
+
+def _check(params: Tensor, target: Tensor, mask: Tensor | None, channels: int) -> Tensor:
+    """Validate shapes and return a boolean mask of shape ``(B, 1, H, W)``."""
+    valid = _mask(target, mask)
+    expected = target.shape[1] * channels
+    if params.ndim != 4 or params.shape[1] != expected or params.shape[0] != target.shape[0]:
+        raise ValueError(
+            f"params {tuple(params.shape)} do not match target {tuple(target.shape)}: expected "
+            f"{expected} channels ({channels} per target channel)"
+        )
+    if params.shape[-2:] != target.shape[-2:]:
+        raise ValueError(
+            f"params spatial size {tuple(params.shape[-2:])} differs from target "
+            f"{tuple(target.shape[-2:])}"
+        )
+    return valid
+
+
+class Head:
+    """Interface of a per-pixel likelihood head.
+
+    Attributes:
+        channels: distribution parameters per target channel (``K``).
+        discrete: ``True`` for probability masses (bits ≥ 0), ``False`` for densities.
+    """
+
+    channels: int
+    discrete: bool
+
+    def nll_bits(self, params: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Per-pixel negative log2-likelihood.
+
+        Args:
+            params: ``(B, C_t * K, H, W)`` raw distribution parameters.
+            target: ``(B, C_t, H, W)`` target (float values, or int64 class ids).
+            mask: optional ``(B, 1, H, W)`` or ``(B, H, W)`` bool, ``True`` where scored.
+
+        Returns:
+            ``(B, H, W)`` bits per pixel, summed over the ``C_t`` target channels, 0 where the
+            pixel is not scored (see :meth:`valid`).
+        """
+        raise NotImplementedError
+
+    def valid(self, target: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``(B, H, W)`` bool: the pixels :meth:`nll_bits` scores."""
+        return _mask(target, mask)[:, 0]
+
+    def predict(self, params: Tensor) -> Tensor:
+        """Point prediction ``(B, C_t, H, W)`` for the task metric (mean or argmax)."""
+        raise NotImplementedError
+
+    def fitted_to(self, target: Tensor, mask: Tensor | None = None) -> Head:
+        """A copy normalized to the statistics of training targets (identity by default)."""
+        return self
+
+
+@dataclass(frozen=True)
+class _LocationScaleHead(Head):
+    loc: float = 0.0
+    scale: float = 1.0
+
+    channels = 2
+
+    def _mean_log_scale(self, params: Tensor) -> tuple[Tensor, Tensor]:
+        raw = params.unflatten(1, (-1, 2))  # (B, C_t, 2, H, W)
+        mean = self.loc + self.scale * raw[:, :, 0]
+        # clamped in normalized units, so that the clamp does not depend on the target's unit
+        log_scale = math.log(self.scale) + raw[:, :, 1].clamp_min(MIN_LOG_SCALE)
+        return mean, log_scale
+
+    def predict(self, params: Tensor) -> Tensor:
+        return self._mean_log_scale(params)[0]
+
+    def fitted_to(self, target: Tensor, mask: Tensor | None = None) -> Head:
+        valid = _mask(target, mask)
+        values = target.double()[valid.expand_as(target)]
+        if values.numel() < 2:
+            raise ValueError("need at least two valid target values to fit a head")
+        std = float(values.std())
+        return dataclasses.replace(self, loc=float(values.mean()), scale=std if std > 0 else 1.0)
+
+
+def _log_cdf_logistic(x: Tensor) -> Tensor:
+    return F.logsigmoid(x)
+
+
+def _log_sf_logistic(x: Tensor) -> Tensor:
+    return F.logsigmoid(-x)
+
+
+def _log_pdf_logistic(x: Tensor) -> Tensor:
+    return F.logsigmoid(x) + F.logsigmoid(-x)
+
+
+def _log_cdf_gaussian(x: Tensor) -> Tensor:
+    return torch.special.log_ndtr(x)
+
+
+def _log_sf_gaussian(x: Tensor) -> Tensor:
+    return torch.special.log_ndtr(-x)
+
+
+def _log_pdf_gaussian(x: Tensor) -> Tensor:
+    return -0.5 * x.square() - 0.5 * math.log(2 * math.pi)
+
+
+_STANDARD: dict[str, tuple[Callable[[Tensor], Tensor], ...]] = {
+    "logistic": (_log_cdf_logistic, _log_sf_logistic, _log_pdf_logistic),
+    "gaussian": (_log_cdf_gaussian, _log_sf_gaussian, _log_pdf_gaussian),
+}
+
+
+def _log_diff_exp(a: Tensor, b: Tensor) -> Tensor:
+    """``log(exp(a) - exp(b))`` for ``a > b``, stable."""
+    return a + torch.log(-torch.expm1((b - a).clamp_max(-1e-12)))
+
+
+@dataclass(frozen=True)
+class DiscretizedHead(_LocationScaleHead):
+    """Discretized logistic or Gaussian over the 256 levels of an 8-bit image.
+
+    As in PixelCNN++ (Salimans et al., 2017): the mass of level ``k`` is the continuous
+    distribution's mass on ``[(k - 0.5)/255, (k + 0.5)/255]``, with the two edge bins extended
+    to ``±∞`` so the 256 masses sum to 1. Targets are floats in ``[0, 1]`` and are snapped to
+    the nearest level. Bits are ``-log2`` of a probability, hence never negative.
+
+    Args:
+        kind: ``"logistic"`` (default) or ``"gaussian"``.
+    """
+
+    kind: Literal["logistic", "gaussian"] = "logistic"
+    discrete = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in _STANDARD:
+            raise ValueError(f"kind must be one of {sorted(_STANDARD)}, got {self.kind!r}")
+
+    def log_prob_levels(self, params: Tensor, target: Tensor) -> Tensor:
+        """Natural-log mass of the target level, ``(B, C_t, H, W)``."""
+        log_cdf, log_sf, log_pdf = _STANDARD[self.kind]
+        mean, log_scale = self._mean_log_scale(params)
+        level = (target.clamp(0, 1) * (LEVELS - 1)).round()  # (B, C_t, H, W) in 0..255
+        centred = (level / (LEVELS - 1) - mean) * torch.exp(-log_scale)
+        half = 0.5 / (LEVELS - 1) * torch.exp(-log_scale)
+        upper, lower = centred + half, centred - half
+        # inner bins: log(CDF(upper) - CDF(lower)), computed on the side away from the mode
+        left = _log_diff_exp(log_cdf(upper), log_cdf(lower))
+        right = _log_diff_exp(log_sf(lower), log_sf(upper))
+        inner = torch.where(centred < 0, left, right)
+        # when the bin is far narrower than the scale, the difference underflows: use pdf·width
+        narrow = log_pdf(centred) + torch.log(2 * half)
+        inner = torch.where(torch.isfinite(inner) & (inner > -30), inner, narrow)
+        out = torch.where(level <= 0, log_cdf(upper), inner)
+        out = torch.where(level >= LEVELS - 1, log_sf(lower), out)
+        return out.clamp_max(0.0)
+
+    def nll_bits(self, params: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+        valid = _check(params, target, mask, self.channels)
+        bits = -self.log_prob_levels(params, target.float()).sum(1) / LN2  # (B, H, W)
+        return torch.where(valid[:, 0], bits, torch.zeros_like(bits))
+
+    def predict(self, params: Tensor) -> Tensor:
+        return super().predict(params).clamp(0, 1)
+
+
+@dataclass(frozen=True)
+class ContinuousHead(_LocationScaleHead):
+    """Gaussian or Laplace density with predicted mean and scale, for depth.
+
+    Bits are differential entropy: ``-log2 p(z)`` with ``p`` a density per depth unit, so they
+    shift by ``log2(c)`` when depth is multiplied by ``c`` and may be negative. Only pixels in
+    ``mask`` (the valid-depth mask) are scored.
+
+    Args:
+        kind: ``"gaussian"`` (default; admits the closed-form linear probe) or ``"laplace"``.
+    """
+
+    kind: Literal["gaussian", "laplace"] = "gaussian"
+    discrete = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("gaussian", "laplace"):
+            raise ValueError(f"kind must be 'gaussian' or 'laplace', got {self.kind!r}")
+
+    def nll_bits(self, params: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+        valid = _check(params, target, mask, self.channels)
+        mean, log_scale = self._mean_log_scale(params)
+        # invalid pixels may hold NaN/inf depth: replace before they reach the arithmetic
+        target = torch.where(valid.expand_as(target), target.float(), mean.detach())
+        if self.kind == "gaussian":
+            z = (target - mean) * torch.exp(-log_scale)
+            nats = 0.5 * z.square() + log_scale + 0.5 * math.log(2 * math.pi)
+        else:
+            nats = (target - mean).abs() * torch.exp(-log_scale) + log_scale + math.log(2.0)
+        bits = nats.sum(1) / LN2
+        return torch.where(valid[:, 0], bits, torch.zeros_like(bits))
+
+
+@dataclass(frozen=True)
+class CategoricalHead(Head):
+    """Categorical distribution over ``num_classes`` (softmax of the logits), for segmentation.
+
+    Targets are int64 class ids ``(B, 1, H, W)``; ``ignore_index`` pixels are not scored.
+
+    Args:
+        num_classes: number of classes ``K`` (the head's channels).
+        ignore_index: label of unlabelled pixels (255, the Cityscapes convention).
+    """
+
+    num_classes: int = 2
+    ignore_index: int = IGNORE_INDEX
+    discrete = True
+
+    def __post_init__(self) -> None:
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {self.num_classes}")
+
+    @property
+    def channels(self) -> int:  # type: ignore[override]
+        return self.num_classes
+
+    def valid(self, target: Tensor, mask: Tensor | None = None) -> Tensor:
+        return super().valid(target, mask) & (target[:, 0] != self.ignore_index)
+
+    def nll_bits(self, params: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+        if target.shape[1] != 1:
+            raise ValueError(
+                f"segmentation targets must be (B, 1, H, W), got {tuple(target.shape)}"
+            )
+        valid = _check(params, target, mask, self.channels)[:, 0]
+        valid = valid & (target[:, 0] != self.ignore_index)
+        labels = torch.where(valid, target[:, 0].long(), torch.zeros_like(target[:, 0].long()))
+        if (labels < 0).any() or (labels >= self.num_classes).any():
+            raise ValueError(f"segmentation targets outside [0, {self.num_classes}) and not "
+                             f"{self.ignore_index}")
+        bits = F.cross_entropy(params, labels, reduction="none") / LN2  # (B, H, W)
+        return torch.where(valid, bits, torch.zeros_like(bits))
+
+    def predict(self, params: Tensor) -> Tensor:
+        return params.argmax(1, keepdim=True)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A probe target: which dataset field it reads and which head scores it.
+
+    Attributes:
+        name: ``reconstruction``, ``depth`` or ``segmentation``.
+        field: the :class:`vinfo.data.Sample` attribute holding the target.
+        mask_field: the attribute holding its validity mask, or ``None``.
+        channels: target channels ``C_t`` (3 for RGB).
+        make_head: builds the head; keyword arguments are forwarded (``kind``, ``num_classes``).
+        metric: the task metric reported next to the bits (``psnr``, ``rmse``, ``miou``).
+        description: one line for ``vinfo probe targets``.
+    """
+
+    name: str
+    field: str
+    mask_field: str | None
+    channels: int
+    make_head: Callable[..., Head]
+    metric: str
+    description: str
+
+
+TARGETS: Registry[Target] = Registry("probe target")
+TARGETS.add("reconstruction", Target(
+    "reconstruction", "image", None, 3, DiscretizedHead, "psnr",
+    "8-bit RGB input; discretized logistic per subpixel (bits ≥ 0)"))
+TARGETS.add("depth", Target(
+    "depth", "depth", "depth_valid", 1, ContinuousHead, "rmse",
+    "depth over valid pixels; Gaussian/Laplace density (differential bits, unit-dependent)"))
+TARGETS.add("segmentation", Target(
+    "segmentation", "segmentation", None, 1, CategoricalHead, "miou",
+    "class ids; categorical over classes, ignore index 255"))
+
+
+def get_target(name: str) -> Target:
+    """The :class:`Target` registered as ``name``; raises ``UnknownNameError`` listing names."""
+    return TARGETS.get(name)
+
+
+__all__ = [
+    "LEVELS",
+    "TARGETS",
+    "CategoricalHead",
+    "ContinuousHead",
+    "DiscretizedHead",
+    "Head",
+    "Target",
+    "get_target",
+]

@@ -1,0 +1,129 @@
+"""Ground truths the V-information estimates must hit (issue 7)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from probes.estimator import ProbeData, Splits, VInfoProbe, run_probes, shuffled_control
+from probes.uncertainty import bootstrap_iv, capacity_check
+
+SIZE = 8  # latent positions per side; the factor is 1, so one element per position
+
+
+def gaussian_split(n, rho, seed, channels=4, transform=None):
+    """X ~ N(0, I) of shape (n, C, 8, 8); Z = ρ·w·X + √(1-ρ²)·ε with a fixed unit w."""
+    w = torch.randn(channels, generator=torch.Generator().manual_seed(99))
+    w = w / w.norm()
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, channels, SIZE, SIZE, generator=g)
+    noise = torch.randn(n, 1, SIZE, SIZE, generator=g)
+    z = rho * torch.einsum("c,nchw->nhw", w, x).unsqueeze(1) + math.sqrt(1 - rho**2) * noise
+    return ProbeData(x if transform is None else transform(x), z)
+
+
+def splits(make, n_train=300, n_val=100, n_test=400):
+    return Splits(make(n_train, 1), make(n_val, 2), make(n_test, 3))
+
+
+def iv_with_ci(probe, test, seed=0):
+    bits = probe.per_image_bits(test)
+    return bootstrap_iv(bits.null, bits.cond, bits.pixels, n_resamples=1000, seed=seed)
+
+
+def closed(rho):
+    return -0.5 * math.log2(1 - rho**2)
+
+
+@pytest.mark.parametrize(("rho", "expected"), [(0.8, 0.7370), (0.9, 1.1980)])
+def test_jointly_gaussian_closed_form_hits_the_mutual_information(rho, expected):
+    assert closed(rho) == pytest.approx(expected, abs=5e-5)
+    data = splits(lambda n, s: gaussian_split(n, rho, s))
+    probe = VInfoProbe("linear", "depth", solver="closed_form").fit(data.train, data.val)
+    estimate = iv_with_ci(probe, data.test)
+    assert abs(estimate.mean - expected) < 0.02
+    assert estimate.ci_low <= expected <= estimate.ci_high
+    assert probe.score(data.test) == pytest.approx(estimate.mean)
+
+
+def test_gradient_linear_probe_matches_closed_form_and_ground_truth():
+    data = splits(lambda n, s: gaussian_split(n, 0.8, s), 200, 100, 300)
+    gradient = VInfoProbe("linear", "depth", solver="gradient", lr=0.02).fit(data.train, data.val)
+    closed_form = VInfoProbe("linear", "depth", solver="closed_form").fit(data.train, data.val)
+    iv_gradient, iv_closed = gradient.score(data.test), closed_form.score(data.test)
+    assert gradient.solver_ == "gradient" and closed_form.solver_ == "closed_form"
+    assert abs(iv_gradient - iv_closed) < 0.02
+    assert abs(iv_gradient - 0.7370) < 0.03
+
+
+def test_independence_gives_zero_inside_the_ci():
+    data = splits(lambda n, s: gaussian_split(n, 0.0, s))
+    probe = VInfoProbe("linear", "depth").fit(data.train, data.val)
+    estimate = iv_with_ci(probe, data.test)
+    assert abs(estimate.mean) < 0.01
+    assert estimate.ci_low <= 0.0 <= estimate.ci_high
+
+
+def square_split(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, SIZE, SIZE, generator=g)
+    return ProbeData(x, x.square() + 0.3 * torch.randn(n, 1, SIZE, SIZE, generator=g))
+
+
+def test_capacity_linear_sees_nothing_in_a_square_mlp_does():
+    data = splits(square_split, 150, 50, 150)
+    common = dict(solver="gradient", lr=0.01, max_epochs=60, patience=8)
+    linear = VInfoProbe("linear", "depth", **common).fit(data.train, data.val)
+    mlp = VInfoProbe("mlp", "depth", width=32, **common).fit(data.train, data.val)
+    iv_linear, iv_mlp = linear.score(data.test), mlp.score(data.test)
+    assert abs(iv_linear) < 0.03
+    assert iv_mlp > 0.5  # I(X; X²+0.3ε) is ~1.9 bits; the mlp must recover a good part
+
+
+def test_invertible_transform_is_usable_by_mlp_not_by_linear():
+    """Y' = Y³ holds the same information as Y, but the linear family loses part of it."""
+    rho = 0.9
+    plain = splits(lambda n, s: gaussian_split(n, rho, s, channels=1), 150, 50, 150)
+    cubed = splits(lambda n, s: gaussian_split(n, rho, s, channels=1, transform=lambda x: x**3),
+                   150, 50, 150)
+    linear_plain = VInfoProbe("linear", "depth").fit(plain.train, plain.val).score(plain.test)
+    linear_cubed = VInfoProbe("linear", "depth").fit(cubed.train, cubed.val).score(cubed.test)
+    mlp_cubed = VInfoProbe("mlp", "depth", width=32, lr=0.01, max_epochs=60, patience=8).fit(
+        cubed.train, cubed.val).score(cubed.test)
+    # corr(X, X³) = 3/√15, so the best linear predictor from X³ has correlation ρ·3/√15
+    assert abs(linear_plain - closed(rho)) < 0.04
+    assert abs(linear_cubed - closed(rho * 3 / math.sqrt(15))) < 0.04
+    assert mlp_cubed > linear_cubed + 0.3
+
+
+def test_shuffled_representation_control_is_near_zero():
+    data = splits(lambda n, s: gaussian_split(n, 0.9, s), 200, 100, 200)
+    probe = VInfoProbe("linear", "depth")
+    assert probe.fit(data.train, data.val).score(data.test) > 1.0
+    assert shuffled_control(probe, data) < 0.01
+
+
+def test_capacity_check_flags_a_significant_drop_only():
+    frame = pd.DataFrame({
+        "repr": ["a"] * 3 + ["b"] * 2, "target": ["depth"] * 5,
+        "capacity_rank": [1, 2, 3, 1, 2],
+        "iv": [0.5, 0.8, 0.2, 0.5, 0.45],
+        "iv_ci_low": [0.45, 0.75, 0.15, 0.4, 0.35],
+        "iv_ci_high": [0.55, 0.85, 0.25, 0.6, 0.55],
+    })
+    assert capacity_check(frame).tolist() == [False, False, True, False, False]
+
+
+def test_run_probes_reports_controls_and_flags():
+    data = {"plain": {"depth": splits(square_split, 80, 30, 60)}}
+    frame = run_probes(data, ["mlp", "linear"], seeds=[0, 1], n_resamples=200,
+                       probe_kwargs=dict(width=16, max_epochs=30, patience=5))
+    assert frame["family"].tolist() == ["linear", "mlp"]
+    assert (frame["n_seeds"] == 2).all() and (frame["n_resamples"] == 200).all()
+    assert (frame["iv_ci_low"] <= frame["iv"]).all() and (frame["iv"] <= frame["iv_ci_high"]).all()
+    assert not frame["shuffled_flag"].any() and not frame["capacity_flag"].any()
+    assert frame.set_index("family").loc["mlp", "iv"] > frame.set_index("family").loc[
+        "linear", "iv"] + 0.2
+    assert np.isnan(frame["iv_normalized"]).all()  # depth is a density: no normalisation

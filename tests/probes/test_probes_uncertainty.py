@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from probes.uncertainty import bootstrap_iv, bootstrap_paired_difference, bootstrap_ratio
+
+
+def test_constant_ratio_gives_a_degenerate_interval():
+    pixels = np.array([10.0, 20.0, 30.0, 40.0])
+    estimate = bootstrap_ratio(0.5 * pixels, pixels, n_resamples=200)
+    assert estimate == pytest.approx((0.5, 0.5, 0.5, 1, 200))
+
+
+def test_interval_contains_the_mean_and_narrows_with_more_images():
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in (20, 2000):
+        pixels = np.full(n, 64.0)
+        bits = rng.normal(1.0, 0.5, size=(3, n)) * pixels
+        estimate = bootstrap_ratio(bits, pixels, n_resamples=500)
+        assert estimate.ci_low < estimate.mean < estimate.ci_high and estimate.n_seeds == 3
+        widths.append(estimate.ci_high - estimate.ci_low)
+    assert widths[1] < widths[0] / 5
+
+
+def test_interval_matches_the_normal_approximation():
+    rng = np.random.default_rng(1)
+    n = 400
+    pixels = np.full(n, 1.0)
+    bits = rng.normal(0.0, 1.0, size=n)
+    estimate = bootstrap_ratio(bits, pixels, n_resamples=4000)
+    half = 1.96 * bits.std(ddof=1) / np.sqrt(n)
+    assert estimate.ci_high - estimate.ci_low == pytest.approx(2 * half, rel=0.1)
+
+
+def test_pairing_removes_shared_image_difficulty():
+    rng = np.random.default_rng(2)
+    pixels = np.full(50, 100.0)
+    difficulty = rng.uniform(0, 800, size=50)  # varies a lot between images
+    null, cond = difficulty + 100, difficulty + rng.normal(0, 1, 50)
+    estimate = bootstrap_iv(null, cond, pixels, n_resamples=500)
+    assert estimate.ci_high - estimate.ci_low < 0.01
+    same = bootstrap_paired_difference(null - cond, null - cond, pixels, n_resamples=100)
+    assert same == pytest.approx((0.0, 0.0, 0.0, 1, 100))
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="at least 2 test images"):
+        bootstrap_ratio(np.ones(1), np.ones(1))
+    with pytest.raises(ValueError, match="must be"):
+        bootstrap_ratio(np.ones(3), np.ones(4))
+    with pytest.raises(ValueError, match="confidence"):
+        bootstrap_ratio(np.ones(3), np.ones(3), confidence=1.5)
+    with pytest.raises(ValueError, match="differ in shape"):
+        bootstrap_iv(np.ones((2, 3)), np.ones((1, 3)), np.ones(3))
