@@ -7,13 +7,16 @@ import pytest
 
 BLOCKER = """
 import importlib.abc, sys
+BLOCKED = {blocked!r}
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {blocked!r}:
+        if any(name == b or name.startswith(b + ".") for b in BLOCKED):
             raise ImportError(f"layer violation: {{name}} imported")
 sys.meta_path.insert(0, Block())
 import {module}
 """
+
+ABOVE_CORE = {"probes", "cli", "vinfo.experiments"}
 
 
 @pytest.mark.parametrize(
@@ -21,9 +24,15 @@ import {module}
     [
         ("bdrate", {"vinfo", "probes", "cli", "torch"}),
         ("bdrate.plot", {"vinfo", "probes", "cli", "torch"}),
-        ("vinfo.io", {"probes", "cli"}),
-        ("vinfo.registry", {"probes", "cli"}),
-        ("vinfo.metrics", {"probes", "cli"}),
+        ("vinfo.io", ABOVE_CORE),
+        ("vinfo.registry", ABOVE_CORE),
+        ("vinfo.metrics", ABOVE_CORE),
+        ("vinfo.data", ABOVE_CORE),
+        ("vinfo.models", ABOVE_CORE),
+        ("vinfo.coding", ABOVE_CORE),
+        ("vinfo.train", ABOVE_CORE),
+        ("probes", {"cli", "vinfo.experiments"}),
+        ("vinfo.experiments.rd", {"cli"}),
     ],
 )
 def test_module_imports_without_higher_layers(module, blocked):
