@@ -23,7 +23,9 @@ import numpy as np
 import pandas as pd
 
 from bdrate import compare_curves
+from bdrate.core import NonMonotoneCurveError
 from bdrate.curves import RDCurve
+from bdrate.directions import metric_direction
 from vinfo.io import write_json_atomic, write_text_atomic
 
 RD_COLUMNS = ("label", "beta", "lmbda", "task", "strategy", "bpp_base", "bpp_enhancement", "bpp")
@@ -144,29 +146,83 @@ class Comparison:
     metric: str
 
 
+def pareto_front(
+    frame: pd.DataFrame, metric: str, *, rate_column: str = "bpp"
+) -> pd.DataFrame:
+    """The rows of one curve that no other row dominates (lower or equal rate and better or
+    equal metric), sorted by rate: the operational RD curve, monotone by construction."""
+    higher = metric_direction(metric).higher_is_better
+    rows = frame.sort_values([rate_column, metric], ascending=[True, not higher], kind="stable")
+    keep, best = [], -math.inf
+    for index, value in zip(rows.index, rows[metric], strict=True):
+        score = value if higher else -value
+        if score > best:
+            keep.append(index)
+            best = score
+    return rows.loc[keep]
+
+
 def bd_table(
-    frame: pd.DataFrame, comparisons: Iterable[Comparison], *, method: str = "akima"
+    frame: pd.DataFrame,
+    comparisons: Iterable[Comparison],
+    *,
+    method: str = "akima",
+    prune_dominated: bool = False,
 ) -> pd.DataFrame:
     """BD-rate and BD-metric of each comparison, one row each.
 
     A comparison whose BD value is undefined (e.g. the curves do not overlap, as on COCO in the
     paper) gets NaN values and the reason in ``note`` instead of failing the whole table.
+
+    Args:
+        frame: the RD table.
+        comparisons: the rows to compute.
+        method: BD interpolation method.
+        prune_dominated: when a curve is not monotone (which ``method`` may require, and noisy
+            short training produces), retry on the curves' :func:`pareto_front` and say so in
+            ``note``.
     """
     rows: list[dict[str, Any]] = []
     for comparison in comparisons:
-        curves = [_curve(frame, comparison.anchor), _curve(frame, comparison.test)]
+        anchor, test = _rows(frame, comparison.anchor), _rows(frame, comparison.test)
         row: dict[str, Any] = {**comparison.__dict__, "method": method}
+        note = ""
         try:
-            (result,) = compare_curves(curves, metrics=[comparison.metric], method=method)
-            row |= {
-                "bd_rate_percent": result.bd_rate_percent,
-                "bd_metric": result.bd_metric,
-                "note": "",
-            }
+            result = _compare(anchor, test, comparison, method)
+        except NonMonotoneCurveError as error:
+            if not prune_dominated:
+                rows.append(row | _undefined(str(error)))
+                continue
+            anchor, test = (pareto_front(c, comparison.metric) for c in (anchor, test))
+            note = f"dominated points dropped (anchor {len(anchor)}, test {len(test)} kept)"
+            try:
+                result = _compare(anchor, test, comparison, method)
+            except ValueError as second:
+                rows.append(row | _undefined(f"{note}; {second}"))
+                continue
         except ValueError as error:
-            row |= {"bd_rate_percent": math.nan, "bd_metric": math.nan, "note": str(error)}
+            rows.append(row | _undefined(str(error)))
+            continue
+        row |= {
+            "bd_rate_percent": result.bd_rate_percent,
+            "bd_metric": result.bd_metric,
+            "note": note,
+        }
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _compare(anchor: pd.DataFrame, test: pd.DataFrame, comparison: Comparison, method: str):
+    curves = [
+        RDCurve(label, rows.drop(columns="label").reset_index(drop=True), "bpp", "<rd table>")
+        for label, rows in ((comparison.anchor, anchor), (comparison.test, test))
+    ]
+    (result,) = compare_curves(curves, metrics=[comparison.metric], method=method)
+    return result
+
+
+def _undefined(reason: str) -> dict[str, Any]:
+    return {"bd_rate_percent": math.nan, "bd_metric": math.nan, "note": reason}
 
 
 def bd_table_markdown(table: pd.DataFrame) -> str:
@@ -183,17 +239,18 @@ def bd_table_markdown(table: pd.DataFrame) -> str:
             f"{gain} | {row.note} |"
         )
     lines.append("")
+    methods = ", ".join(dict.fromkeys(table["method"]))
     lines.append(
         "BD-rate < 0: the test curve needs fewer bits. BD-metric > 0: the test curve is "
-        f"better at equal rate. Interpolation: {table['method'].iloc[0]}."
+        f"better at equal rate. Interpolation: {methods}."
     )
     return "\n".join(lines) + "\n"
 
 
-def _curve(frame: pd.DataFrame, label: str) -> RDCurve:
+def _rows(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     rows = frame[frame["label"] == label]
     if rows.empty:
         raise ValueError(
             f"no curve labelled {label!r}; labels: {', '.join(frame['label'].unique())}"
         )
-    return RDCurve(label, rows.drop(columns="label").reset_index(drop=True), "bpp", "<rd table>")
+    return rows

@@ -139,8 +139,10 @@ def save_checkpoint(model: nn.Module, path: str | Path) -> Path:
 
 def _read_tensors(path: Path) -> dict[str, Tensor]:
     with path.open("rb") as handle:
-        head = handle.read(8)
-    if head.startswith(_PICKLE_PREFIXES):
+        head = handle.read(9)
+    # a safetensors file is an 8-byte header length, then the JSON header; its first byte is
+    # that length's low byte, which may well be 0x80, so only a missing "{" makes a pickle
+    if head[8:9] != b"{" and head.startswith(_PICKLE_PREFIXES):
         raise ValueError(
             f"{path}: this is a torch pickle file; vinfo loads only safetensors checkpoints "
             "(pickles can run arbitrary code)"

@@ -426,7 +426,7 @@ class Trainer:
         if not self.state_path.exists():
             raise ResumeError(f"{self.state_path}: no state to resume from")
         state = torch.load(self.state_path, map_location=self.device, weights_only=True)
-        if state["config_json"] != json.dumps(self.config.to_dict(), sort_keys=True):
+        if _resume_key(state["config_json"]) != _resume_key(json.dumps(self.config.to_dict())):
             raise ResumeError(f"{self.state_path}: written with a different TrainConfig")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -459,6 +459,17 @@ class _Averages:
         if count == 0:
             raise ValueError("no batch was processed (is the dataset empty?)")
         return {key: total / count for key, total in zip(keys, values, strict=True)}
+
+
+_NOT_RESUME_RELEVANT = ("quiet",)
+"""TrainConfig fields that do not change the result, so a run may resume with other values."""
+
+
+def _resume_key(config_json: str) -> str:
+    data = json.loads(config_json)
+    for name in _NOT_RESUME_RELEVANT:
+        data.pop(name, None)
+    return json.dumps(data, sort_keys=True)
 
 
 def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:

@@ -42,6 +42,20 @@ def test_enhancement_round_trip_after_coder_update(tmp_path):
     assert_same_state(model, loaded)
 
 
+def test_safetensors_header_length_ending_in_0x80_is_not_taken_for_a_pickle(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(BaseCodec(TINY, "reconstruction"), path)
+    tensors = load_file(path)
+    for pad in range(256):  # metadata of growing length until the header size is 0x..80
+        save_file(tensors, str(path), metadata={"format": "vinfo-checkpoint", "pad": "x" * pad})
+        if path.read_bytes()[0] == 0x80:
+            break
+    assert path.read_bytes()[0] == 0x80
+    assert isinstance(load_checkpoint(path), BaseCodec)
+
+
 def test_pickle_and_foreign_files_refused(tmp_path):
     model = BaseCodec(TINY, "reconstruction")
     save_checkpoint(model, tmp_path / "m.safetensors")

@@ -1,0 +1,38 @@
+"""``vinfo rd``: collect finished λ sweeps into a tidy RD CSV (and CompressAI JSON)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from vinfo.data import DATASETS
+from vinfo.experiments.sweep import write_rd
+
+_DATASETS = ", ".join(DATASETS.names())
+
+
+def rd(
+    runs: list[Path] = typer.Argument(..., help="Run directories, or directories holding them "
+                                      "(e.g. a 'vinfo train' --out or results/tiny/runs)."),
+    out: Path = typer.Option(..., "--out", "-o", help="RD CSV to write (read by vinfo bdrate)."),
+    compressai_json: Path = typer.Option(None, "--compressai-json", help="Also write one "
+                                         "CompressAI results JSON per curve into this directory."),
+    dataset: str = typer.Option("synthetic", "--dataset", help=f"One of {_DATASETS}."),
+    split: str = typer.Option("test", "--split", help="val or test."),
+    data_root: Path = typer.Option(None, "--data-root", help="Root of a real dataset."),
+    synthetic: str = typer.Option("tiny", "--synthetic", help="Synthetic preset: tiny or small."),
+    downscale: int = typer.Option(1, "--downscale", help="The codecs see inputs shrunk by this "
+                                  "factor."),
+    bitstream_images: int = typer.Option(None, "--bitstream-images", help="Images coded into real "
+                                         "bitstreams per model [default: all].",
+                                         show_default=False),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """Evaluate every finished run under RUNS and write one row per model: label, beta, lambda,
+    strategy, task, bpp (base, enhancement, total), every metric, actual bpp and overhead."""
+    frame = write_rd(runs, out, compressai_dir=compressai_json, dataset=dataset, split=split,
+                     data_root=data_root, synthetic=synthetic, downscale=downscale,
+                     bitstream_images=bitstream_images,
+                     progress=(lambda message: None) if quiet else typer.echo)
+    typer.echo(f"wrote {len(frame)} models, curves {', '.join(frame['label'].unique())}: {out}")

@@ -1,0 +1,136 @@
+"""Objectives of eq. 3 and eq. 4 on tiny inputs, task targets and the dataset splits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from vinfo.data import SyntheticConfig, SyntheticScenes, collate
+from vinfo.experiments.objectives import (
+    TASK_TARGETS,
+    BaseObjective,
+    EnhancementObjective,
+    objective_for,
+    task_target,
+)
+from vinfo.experiments.splits import (
+    EXPERIMENT_DATA,
+    dataset_splits,
+    experiment_transforms,
+    split_indices,
+    synthetic_splits,
+)
+from vinfo.models import TASKS, BaseCodec, EnhancementCodec, codec_preset
+
+TINY = codec_preset("tiny").replace(segmentation_classes=7)
+SMALL_SCENES = SyntheticConfig.preset("tiny", height=32, width=32, num_images=8)
+
+
+def batch(n: int = 2):
+    samples = [SyntheticScenes(SMALL_SCENES)[i] for i in range(n)]
+    return collate(samples)
+
+
+def test_every_task_has_a_target_of_the_losses_shape():
+    assert set(TASK_TARGETS.names()) == set(TASKS.names())
+    images, samples = batch()
+    assert task_target("reconstruction", images, samples) is images
+    depth = task_target("depth", images, samples)
+    assert depth.shape == (2, 1, 32, 32)
+    assert bool((depth[~torch.stack([s.depth_valid for s in samples])] == 0).all())
+    assert task_target("segmentation", images, samples).shape == (2, 32, 32)
+    boxes = task_target("detection", images, samples)
+    assert len(boxes) == 2 and set(boxes[0]) == {"boxes", "labels"}
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.1])
+def test_base_objective_is_eq3(beta):
+    torch.manual_seed(0)
+    codec = BaseCodec(TINY, "depth", beta).train()
+    images, samples = batch()
+    output = BaseObjective(2.0)(codec, (images, samples))
+    assert output.batch_size == 2
+    assert set(output.metrics) == {"distortion", "bpp", "aux_rmse"}
+    m = output.metrics
+    expected = 2.0 * m["distortion"] + m["bpp"] + beta * m["aux_rmse"]
+    assert output.loss.item() == pytest.approx(expected, rel=1e-5)
+    assert (m["aux_rmse"] > 0) == (beta > 0)
+    output.loss.backward()
+    assert codec.f_b.layers[0].weight.grad is not None
+
+
+@pytest.mark.parametrize("strategy", ["scalable", "standalone", "direct"])
+def test_enhancement_objective_is_eq4_and_reports_the_total_rate(strategy):
+    torch.manual_seed(0)
+    base = BaseCodec(TINY, "depth", 0.1)
+    codec = EnhancementCodec(base, strategy, "segmentation", TINY).train()
+    images, samples = batch()
+    output = EnhancementObjective(0.5)(codec, (images, samples))
+    m = output.metrics
+    assert output.loss.item() == pytest.approx(0.5 * m["distortion"] + m["bpp"], rel=1e-5)
+    assert m["bpp_total"] == pytest.approx(m["bpp"] + m["bpp_base"])
+    assert (m["bpp"] == 0) == (strategy == "direct")
+    output.loss.backward()
+    assert all(p.grad is None for p in codec.base.parameters())
+
+
+def test_objective_for_dispatches_on_the_model_and_refuses_bad_lambda():
+    base = BaseCodec(TINY, "depth")
+    assert isinstance(objective_for(base, 1.0), BaseObjective)
+    enhancement = EnhancementCodec(base, "direct", "reconstruction", TINY)
+    assert isinstance(objective_for(enhancement, 1.0), EnhancementObjective)
+    with pytest.raises(TypeError):
+        objective_for(torch.nn.Linear(1, 1), 1.0)
+    with pytest.raises(TypeError, match="EnhancementCodec"):
+        EnhancementObjective(1.0)(base, batch())
+    with pytest.raises(ValueError, match="lmbda must be positive"):
+        BaseObjective(0.0)
+
+
+def test_split_indices_are_contiguous_disjoint_and_cover_everything():
+    train, val, test = split_indices(256)
+    assert (len(train), len(val), len(test)) == (192, 32, 32)
+    assert list(train) + list(val) + list(test) == list(range(256))
+    assert split_indices(256) == (train, val, test)
+    assert [len(r) for r in split_indices(10, 0.01, 0.01)] == [8, 1, 1]
+    with pytest.raises(ValueError, match="too few"):
+        split_indices(2)
+    with pytest.raises(ValueError, match="val_fraction"):
+        split_indices(100, 0.0)
+
+
+def test_synthetic_splits_augment_only_training_images():
+    splits = synthetic_splits(SMALL_SCENES, **experiment_transforms(augment=True))
+    assert [len(s) for s in splits] == [6, 1, 1]
+    plain = SyntheticScenes(SMALL_SCENES)
+    assert torch.equal(splits.test[0].image, plain[7].image)
+    assert torch.equal(splits.val[0].image, plain[6].image)
+    torch.manual_seed(0)
+    changed = [not torch.equal(splits.train[i].image, plain[i].image) for i in range(6)]
+    assert all(changed)  # colour jitter touches every training image
+    assert splits.get("val") is splits.val
+    with pytest.raises(ValueError, match="unknown split"):
+        splits.get("holdout")
+
+
+def test_downscale_shrinks_training_and_validation_but_not_test_images():
+    splits = synthetic_splits(SMALL_SCENES, **experiment_transforms(augment=False, downscale=2))
+    assert splits.train[0].image.shape == (3, 16, 16)
+    assert splits.val[0].image.shape == (3, 16, 16)
+    assert splits.test[0].image.shape == (3, 32, 32)
+
+
+def test_real_datasets_need_a_root_and_unknown_ones_list_the_valid_names():
+    assert set(EXPERIMENT_DATA.names()) == {"synthetic", "coco", "cityscapes"}
+    with pytest.raises(ValueError, match="data root"):
+        dataset_splits("cityscapes")
+    with pytest.raises(ValueError, match="valid: synthetic, coco, cityscapes"):
+        dataset_splits("imagenet")
+
+
+def test_a_collated_batch_trains_through_the_loader():
+    loader = DataLoader(SyntheticScenes(SMALL_SCENES), batch_size=4, collate_fn=collate)
+    images, samples = next(iter(loader))
+    output = BaseObjective(1.0)(BaseCodec(TINY, "segmentation"), (images, samples))
+    assert torch.isfinite(output.loss)

@@ -1,0 +1,145 @@
+"""`vinfo reproduce`: presets and plans, the BD table layout, and a `micro` run end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bdrate import read_curves
+from cli.main import app
+from vinfo.experiments.rd import Comparison, RDPoint, bd_table, pareto_front, rd_frame
+from vinfo.experiments.reproduce import (
+    REPRODUCE_PRESETS,
+    _comparisons,
+    _figure,
+    describe_plan,
+    get_preset,
+    reproduce,
+)
+
+
+@pytest.mark.parametrize("name", REPRODUCE_PRESETS.names())
+def test_every_preset_builds_its_plan_without_training(name):
+    preset = get_preset(name)
+    plan = describe_plan(preset, f"results/{name}")
+    assert plan.startswith("reproduce: ") and f"{preset.num_models()} models" in plan
+    assert len(preset.base_lmbdas) >= 4 or name == "micro"
+    assert preset.betas == (0.0, 0.1) and preset.base_task == "depth"
+    json.dumps(preset.to_dict())  # the frozen config is JSON
+
+
+def test_tiny_preset_matches_the_issue():
+    tiny = get_preset("tiny")
+    strategies = {s.task: s.strategies for s in tiny.secondary}
+    assert strategies == {
+        "reconstruction": ("direct", "scalable", "standalone"),
+        "segmentation": ("scalable", "standalone"),
+    }
+    assert all(len(s.lmbdas) >= 4 for s in tiny.secondary)
+    assert tiny.num_models() == 2 * 4 + (2 * 4 + 2 * 4 + 4) + (2 * 4 + 4)
+
+
+def test_paper_preset_needs_the_dataset(tmp_path):
+    paper = get_preset("paper")
+    assert paper.codec.M == 192 and paper.downscale == 2 and paper.first.lr == 1e-4
+    with pytest.raises(ValueError, match="--data-root"):
+        reproduce("paper", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_comparisons_follow_the_papers_figures():
+    rows = _comparisons(get_preset("tiny"))
+    by_figure = {(c.figure, c.anchor, c.test, c.metric) for _, c in rows}
+    assert ("Fig. 2f", "base beta=0", "base beta=0.1", "rmse") in by_figure
+    assert ("Fig. 2b", "direct beta=0", "direct beta=0.1", "psnr") in by_figure
+    assert ("Fig. 2d", "scalable beta=0", "scalable beta=0.1", "psnr") in by_figure
+    assert ("Fig. 3", "scalable beta=0", "scalable beta=0.1", "miou") in by_figure
+    assert ("Fig. 3", "standalone", "scalable beta=0", "miou") in by_figure
+    assert _figure("reconstruction", "scalable", "detection") == "Fig. 2c"
+
+
+def test_pareto_front_drops_dominated_points_and_rescues_the_bd_table():
+    points = [
+        RDPoint(label, 0.0, i, "depth", "base", bpp, metrics={"rmse": rmse})
+        for label, values in {
+            "a": [(0.1, 10.0), (0.2, 11.0), (0.3, 8.0), (0.4, 7.0)],  # 0.2 is dominated
+            "b": [(0.1, 9.0), (0.2, 8.5), (0.3, 7.5), (0.4, 6.5)],
+        }.items()
+        for i, (bpp, rmse) in enumerate(values)
+    ]
+    frame = rd_frame(points)
+    front = pareto_front(frame[frame["label"] == "a"], "rmse")
+    assert list(front["bpp"]) == [0.1, 0.3, 0.4]
+    comparison = [Comparison("Fig. 2f", "a", "b", "rmse")]
+    strict = bd_table(frame, comparison)
+    assert math.isnan(strict.loc[0, "bd_rate_percent"]) and "strictly" in strict.loc[0, "note"]
+    rescued = bd_table(frame, comparison, prune_dominated=True)
+    assert rescued.loc[0, "bd_rate_percent"] < 0  # b needs fewer bits for the same RMSE
+    assert "dominated points dropped (anchor 3, test 4 kept)" in rescued.loc[0, "note"]
+
+
+@pytest.mark.slow
+def test_micro_reproduce_end_to_end(tmp_path):
+    out = tmp_path / "micro"
+    lines: list[str] = []
+    result = reproduce("micro", out, progress=lines.append)
+    expected = {
+        "rd_depth.csv",
+        "rd_reconstruction.csv",
+        "rd_segmentation.csv",
+        "bd_table.csv",
+        "bd_table.md",
+        "fig2.png",
+        "fig2.pdf",
+        "fig3.png",
+        "fig3.pdf",
+        "trivial.csv",
+        "summary.md",
+        "pair.json",
+        "reproduce.json",
+    }
+    assert expected <= {p.name for p in out.iterdir()}
+    assert {p.name for p in result.files} == expected
+    assert all(p.stat().st_size > 0 for p in result.files)
+    assert any(line.endswith("train depth base beta=0 lambda=1") for line in lines)
+
+    micro = get_preset("micro")
+    depth = pd.read_csv(out / "rd_depth.csv")
+    assert len(depth) == 2 * len(micro.base_lmbdas)
+    assert set(depth["label"]) == {"base beta=0", "base beta=0.1"}
+    recon = pd.read_csv(out / "rd_reconstruction.csv")
+    assert set(recon["label"]) == {
+        "direct beta=0", "direct beta=0.1", "scalable beta=0", "scalable beta=0.1", "standalone"
+    }
+    scalable = recon[recon["strategy"] == "scalable"]
+    assert (scalable["bpp"] - scalable["bpp_base"] - scalable["bpp_enhancement"]).abs().max() < 1e-9
+    pair = json.loads((out / "pair.json").read_text())
+    assert set(pair) == {"beta=0", "beta=0.1"}
+    assert set(scalable["bpp_base"].round(12)) == {round(v["bpp"], 12) for v in pair.values()}
+    table = pd.read_csv(out / "bd_table.csv")
+    assert list(table["figure"].unique()) == ["Fig. 2f", "Fig. 2b", "Fig. 2d", "Fig. 3"]
+    assert "BD-rate < 0" in (out / "bd_table.md").read_text()
+
+    # the RD CSVs are what `vinfo bdrate` reads
+    curves = read_curves(out / "rd_depth.csv")
+    assert [c.label for c in curves] == ["base beta=0", "base beta=0.1"]
+    run = CliRunner().invoke(
+        app, ["bdrate", str(out / "rd_depth.csv"), "-m", "rmse", "--method", "polyfit", "--json"]
+    )
+    if run.exit_code == 0:
+        (record,) = json.loads(run.stdout)
+        assert (record["anchor"], record["test"]) == ("base beta=0", "base beta=0.1")
+    else:  # the curves were read; only the BD value of a 2-minute run may be undefined
+        assert run.exit_code == 2 and "'base beta=0.1' vs anchor 'base beta=0'" in run.stderr
+
+    # a rerun skips every finished model
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("model.safetensors")}
+    started = time.perf_counter()
+    reproduce("micro", out)
+    assert time.perf_counter() - started < 20
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("model.safetensors")} == stamps

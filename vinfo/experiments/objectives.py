@@ -1,0 +1,188 @@
+"""Training objectives of the paper's two stages, for :class:`vinfo.train.Trainer`.
+
+An objective maps ``(model, batch) → StepOutput``; the trainer minimises its ``loss`` and logs
+its ``metrics``. Batches are what :func:`vinfo.data.collate` makes of samples:
+``(images (B, 3, H, W), [Sample, …])``; the task target is taken from the samples through
+:data:`TASK_TARGETS`, so one objective serves every task.
+
+- :class:`BaseObjective`: eq. 3 of the paper, ``L_b = λ_b · d_b(Z_b, Ẑ_b) + R_b + β · E‖X − X̂‖``
+  (β is the codec's own attribute, so β = 0 and β = 0.1 share the objective).
+- :class:`EnhancementObjective`: eq. 4, ``L_e = λ_e · d_e(Z_e, Ẑ_e) + R(Ŷ_e | Ŷ_b)`` on top
+  of a frozen base (direct, scalable or standalone).
+
+Logged metrics (batch means): ``distortion`` (the task loss ``d``, in the task's unit),
+``bpp`` (the rate term, bits per pixel of the model's input), ``aux_rmse`` (base only:
+``‖X − X̂‖`` as RMSE, 0 when β = 0), ``bpp_base`` and ``bpp_total`` (enhancement only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from vinfo.data.sample import Sample
+from vinfo.models.base import BaseCodec
+from vinfo.models.enhancement import EnhancementCodec
+from vinfo.models.tasks import DetectionHead
+from vinfo.registry import Registry
+from vinfo.train import StepOutput
+
+TaskTarget = Callable[[Tensor, Sequence[Sample]], Any]
+"""``(images (B, 3, H, W), samples) → target`` in the form the task's loss expects."""
+
+
+def _reconstruction_target(images: Tensor, samples: Sequence[Sample]) -> Tensor:
+    return images
+
+
+def _depth_target(images: Tensor, samples: Sequence[Sample]) -> Tensor:
+    # (B, 1, H, W); invalid pixels become 0, which the depth loss ignores
+    return torch.stack([torch.where(s.depth_valid, s.depth, 0.0) for s in _need(samples, "depth")])
+
+
+def _segmentation_target(images: Tensor, samples: Sequence[Sample]) -> Tensor:
+    return torch.stack([s.segmentation for s in _need(samples, "segmentation")])  # (B, H, W)
+
+
+def _detection_target(images: Tensor, samples: Sequence[Sample]) -> list[dict[str, Tensor]]:
+    # boxes and labels only: the detectors of the paper have no mask head
+    return [{"boxes": s.boxes, "labels": s.labels} for s in _need(samples, "boxes")]
+
+
+def _need(samples: Sequence[Sample], field: str) -> Sequence[Sample]:
+    if any(getattr(s, field) is None for s in samples):
+        raise ValueError(f"the dataset's samples have no {field} target")
+    return samples
+
+
+TASK_TARGETS: Registry[TaskTarget] = Registry("task target")
+TASK_TARGETS.add("reconstruction", _reconstruction_target)
+TASK_TARGETS.add("depth", _depth_target)
+TASK_TARGETS.add("segmentation", _segmentation_target)
+TASK_TARGETS.add("detection", _detection_target)
+
+
+def task_target(task: str, images: Tensor, samples: Sequence[Sample]) -> Any:
+    """The target of ``task`` for a collated batch (see :data:`TASK_TARGETS`)."""
+    return TASK_TARGETS.get(task)(images, samples)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The codec inside a ``DistributedDataParallel`` wrapper (or the model itself)."""
+    return getattr(model, "module", model)
+
+
+@contextlib.contextmanager
+def _loss_mode(codec: nn.Module) -> Iterator[None]:
+    """Let a detection head return its losses in eval mode (validation needs a loss).
+
+    torchvision detectors return losses only in train mode; their batch norms stay in eval
+    mode here so that validation does not change running statistics.
+    """
+    head = getattr(codec, "head", None)
+    if codec.training or not isinstance(head, DetectionHead):
+        yield
+        return
+    head.train()
+    for module in head.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+    try:
+        yield
+    finally:
+        head.eval()
+
+
+def _check_lmbda(lmbda: float) -> None:
+    if not lmbda > 0:
+        raise ValueError(f"lmbda must be positive, got {lmbda}")
+
+
+@dataclass(frozen=True)
+class BaseObjective:
+    """Eq. 3 for a :class:`~vinfo.models.BaseCodec`: ``λ_b · d_b + R_b + β · RMSE(X, X̂)``.
+
+    Args:
+        lmbda: rate-distortion trade-off ``λ_b`` (> 0).
+    """
+
+    lmbda: float
+
+    def __post_init__(self) -> None:
+        _check_lmbda(self.lmbda)
+
+    def __call__(self, model: nn.Module, batch: tuple[Tensor, Sequence[Sample]]) -> StepOutput:
+        images, samples = batch
+        codec = unwrap(model)
+        if not isinstance(codec, BaseCodec):
+            raise TypeError(f"BaseObjective needs a BaseCodec, got {type(codec).__name__}")
+        target = task_target(codec.task.name, images, samples)
+        with _loss_mode(codec):
+            out = model(images, target)  # through the DDP wrapper, so gradients are synced
+        terms = codec.loss(out, images, target, self.lmbda)
+        metrics = {
+            "distortion": terms.distortion.item(),
+            "bpp": terms.bpp.item(),
+            "aux_rmse": terms.aux_distortion.item(),
+        }
+        return StepOutput(terms.loss, metrics, len(images))
+
+
+@dataclass(frozen=True)
+class EnhancementObjective:
+    """Eq. 4 for an :class:`~vinfo.models.EnhancementCodec`: ``λ_e · d_e + R(Ŷ_e | Ŷ_b)``.
+
+    Args:
+        lmbda: rate-distortion trade-off ``λ_e`` (> 0).
+    """
+
+    lmbda: float
+
+    def __post_init__(self) -> None:
+        _check_lmbda(self.lmbda)
+
+    def __call__(self, model: nn.Module, batch: tuple[Tensor, Sequence[Sample]]) -> StepOutput:
+        images, samples = batch
+        codec = unwrap(model)
+        if not isinstance(codec, EnhancementCodec):
+            raise TypeError(
+                f"EnhancementObjective needs an EnhancementCodec, got {type(codec).__name__}"
+            )
+        target = task_target(codec.task.name, images, samples)
+        with _loss_mode(codec):
+            out = model(images, target)
+        terms = codec.loss(out, target, self.lmbda)
+        base_bpp = out.base_bpp.mean().item()
+        metrics = {
+            "distortion": terms.distortion.item(),
+            "bpp": terms.bpp.item(),
+            "bpp_base": base_bpp,
+            "bpp_total": terms.bpp.item() + base_bpp,
+        }
+        return StepOutput(terms.loss, metrics, len(images))
+
+
+def objective_for(model: nn.Module, lmbda: float) -> BaseObjective | EnhancementObjective:
+    """The objective that trains ``model`` (a base or an enhancement codec) at ``λ``."""
+    codec = unwrap(model)
+    if isinstance(codec, EnhancementCodec):
+        return EnhancementObjective(lmbda)
+    if isinstance(codec, BaseCodec):
+        return BaseObjective(lmbda)
+    raise TypeError(f"no objective for {type(codec).__name__}")
+
+
+__all__ = [
+    "TASK_TARGETS",
+    "BaseObjective",
+    "EnhancementObjective",
+    "TaskTarget",
+    "objective_for",
+    "task_target",
+    "unwrap",
+]

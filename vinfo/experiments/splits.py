@@ -1,0 +1,244 @@
+"""Train / validation / test splits for experiments, deterministic and disjoint.
+
+The synthetic scenes are i.i.d. by index (sample ``i`` is drawn from its own seeded generator),
+so contiguous index ranges are a fair split: ``[0, n_train)`` trains, the next ``n_val`` images
+validate (early stopping) and the last ``n_test`` are only ever used for the reported numbers.
+Real datasets keep their official splits: the training split minus a held-out tail for
+validation, and the official validation split as the test set (Cityscapes' and COCO's test
+labels are not public).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from torch.utils.data import Dataset, Subset
+
+from vinfo.data.cityscapes import NUM_TRAIN_IDS
+from vinfo.data.registry import build_dataset
+from vinfo.data.sample import Sample
+from vinfo.data.synthetic import SYNTHETIC_CLASSES, SyntheticConfig, SyntheticScenes
+from vinfo.data.transforms import ColorJitter, Compose, Downscale, RandomHorizontalFlip
+from vinfo.registry import Registry
+
+SPLIT_NAMES = ("train", "val", "test")
+
+Transform = Callable[[Sample], Sample]
+
+
+class Splits(NamedTuple):
+    """The three datasets of an experiment.
+
+    Attributes:
+        train: training images (with the training transform, e.g. flips and jitter).
+        val: validation images for early stopping (no augmentation).
+        test: test images for the reported metrics (no augmentation).
+    """
+
+    train: Dataset
+    val: Dataset
+    test: Dataset
+
+    def get(self, name: str) -> Dataset:
+        """The split called ``name`` (``train``, ``val`` or ``test``)."""
+        if name not in SPLIT_NAMES:
+            raise ValueError(f"unknown split {name!r}; valid: {', '.join(SPLIT_NAMES)}")
+        return getattr(self, name)
+
+
+def split_indices(
+    num_images: int, val_fraction: float = 0.125, test_fraction: float = 0.125
+) -> tuple[range, range, range]:
+    """Contiguous, disjoint ``(train, val, test)`` index ranges covering ``range(num_images)``.
+
+    Val and test get ``max(1, round(fraction · n))`` images each; train gets the rest.
+
+    Raises:
+        ValueError: fractions outside ``[0, 1)`` or too few images for three non-empty splits.
+    """
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 < value < 1:
+            raise ValueError(f"{name} must be in (0, 1), got {value}")
+    n_val = max(1, round(val_fraction * num_images))
+    n_test = max(1, round(test_fraction * num_images))
+    n_train = num_images - n_val - n_test
+    if n_train < 1:
+        raise ValueError(
+            f"{num_images} images are too few for train/val/test splits "
+            f"({n_val} val + {n_test} test leave {n_train} for training)"
+        )
+    return (
+        range(0, n_train),
+        range(n_train, n_train + n_val),
+        range(n_train + n_val, num_images),
+    )
+
+
+def synthetic_splits(
+    config: SyntheticConfig | str = "tiny",
+    *,
+    val_fraction: float = 0.125,
+    test_fraction: float = 0.125,
+    train_transform: Transform | None = None,
+    val_transform: Transform | None = None,
+    test_transform: Transform | None = None,
+) -> Splits:
+    """Split a synthetic dataset by index (see :func:`split_indices`).
+
+    Args:
+        config: a :class:`~vinfo.data.SyntheticConfig` or a preset name (``tiny``, ``small``).
+        val_fraction: share of images for validation.
+        test_fraction: share of images for testing.
+        train_transform: applied to training samples only (augmentation).
+        val_transform: applied to validation samples (e.g. the ×2 downscale the codec trains
+            with, so the validation loss is the training loss).
+        test_transform: applied to test samples; usually none, since evaluation scores the
+            original resolution (:func:`vinfo.experiments.evaluate.evaluate` downscales itself).
+    """
+    train_data = SyntheticScenes(config, transform=train_transform)
+    val_data = SyntheticScenes(config, transform=val_transform)
+    test_data = SyntheticScenes(config, transform=test_transform)
+    train, val, test = split_indices(len(train_data), val_fraction, test_fraction)
+    return Splits(Subset(train_data, train), Subset(val_data, val), Subset(test_data, test))
+
+
+def _official_splits(name: str, train_split: str, test_split: str) -> SplitRule:
+    def rule(
+        *,
+        root: str | Path | None,
+        synthetic: SyntheticConfig | str,
+        val_fraction: float,
+        test_fraction: float,
+        train_transform: Transform | None,
+        val_transform: Transform | None,
+        test_transform: Transform | None,
+    ) -> Splits:
+        if root is None:
+            raise ValueError(f"dataset {name!r} needs a data root (--data-root)")
+        train_data = build_dataset(name, root=root, split=train_split, transform=train_transform)
+        held = build_dataset(name, root=root, split=train_split, transform=val_transform)
+        n_val = max(1, round(val_fraction * len(train_data)))
+        cut = len(train_data) - n_val
+        if cut < 1:
+            raise ValueError(
+                f"{root}: too few training images ({len(train_data)}) to hold out a val set"
+            )
+        test = build_dataset(name, root=root, split=test_split, transform=test_transform)
+        return Splits(Subset(train_data, range(cut)), Subset(held, range(cut, len(held))), test)
+
+    return rule
+
+
+def _synthetic_rule(
+    *,
+    root: str | Path | None,
+    synthetic: SyntheticConfig | str,
+    val_fraction: float,
+    test_fraction: float,
+    train_transform: Transform | None,
+    val_transform: Transform | None,
+    test_transform: Transform | None,
+) -> Splits:
+    return synthetic_splits(
+        synthetic,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        train_transform=train_transform,
+        val_transform=val_transform,
+        test_transform=test_transform,
+    )
+
+
+SplitRule = Callable[..., Splits]
+
+
+@dataclass(frozen=True)
+class ExperimentData:
+    """How experiments use one registered dataset.
+
+    Attributes:
+        splits: builds the train/val/test splits (keyword arguments of :func:`dataset_splits`).
+        segmentation_classes: classes of its segmentation maps, for the codec's head (COCO has
+            none: the codec's default, 19).
+    """
+
+    splits: SplitRule
+    segmentation_classes: int
+
+
+EXPERIMENT_DATA: Registry[ExperimentData] = Registry("experiment dataset")
+EXPERIMENT_DATA.add("synthetic", ExperimentData(_synthetic_rule, len(SYNTHETIC_CLASSES)))
+EXPERIMENT_DATA.add(
+    "coco", ExperimentData(_official_splits("coco", "train2017", "val2017"), NUM_TRAIN_IDS)
+)
+EXPERIMENT_DATA.add(
+    "cityscapes", ExperimentData(_official_splits("cityscapes", "train", "val"), NUM_TRAIN_IDS)
+)
+
+
+def experiment_transforms(
+    *, augment: bool = True, downscale: int = 1
+) -> dict[str, Transform | None]:
+    """The transforms of §4.1 as keyword arguments of :func:`dataset_splits`.
+
+    Training: random horizontal flips and a mild colour jitter (``augment``), then the ×
+    ``downscale`` shrink; validation: the shrink only, so the validation loss is the training
+    loss; test: nothing, since evaluation scores the original resolution itself.
+    """
+    if downscale < 1:
+        raise ValueError(f"downscale must be >= 1, got {downscale}")
+    train: list[Transform] = []
+    if augment:
+        train += [RandomHorizontalFlip(), ColorJitter(0.2, 0.2, 0.2, 0.02)]
+    shrink: list[Transform] = [Downscale(downscale)] if downscale > 1 else []
+    return {
+        "train_transform": Compose(train + shrink) if train + shrink else None,
+        "val_transform": Compose(shrink) if shrink else None,
+        "test_transform": None,
+    }
+
+
+def dataset_splits(
+    name: str,
+    *,
+    root: str | Path | None = None,
+    synthetic: SyntheticConfig | str = "tiny",
+    val_fraction: float = 0.125,
+    test_fraction: float = 0.125,
+    train_transform: Transform | None = None,
+    val_transform: Transform | None = None,
+    test_transform: Transform | None = None,
+) -> Splits:
+    """Splits of a registered dataset, by its rule in :data:`EXPERIMENT_DATA`.
+
+    ``synthetic`` splits by index (:func:`synthetic_splits`, ``root`` unused); ``coco`` and
+    ``cityscapes`` read ``root``: the official training split minus its last ``val_fraction``
+    for validation, and the official validation split as the test set.
+
+    Raises:
+        ValueError: an unknown dataset, or a real dataset without ``root``.
+    """
+    return EXPERIMENT_DATA.get(name).splits(
+        root=root,
+        synthetic=synthetic,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        train_transform=train_transform,
+        val_transform=val_transform,
+        test_transform=test_transform,
+    )
+
+
+__all__ = [
+    "SPLIT_NAMES",
+    "EXPERIMENT_DATA",
+    "ExperimentData",
+    "Splits",
+    "dataset_splits",
+    "experiment_transforms",
+    "split_indices",
+    "synthetic_splits",
+]

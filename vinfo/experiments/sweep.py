@@ -1,0 +1,611 @@
+"""λ sweeps: train the models of a rate-distortion curve, collect them into an RD table.
+
+Following §4.1 of the paper, a curve is trained from its highest λ (lowest compression)
+down: that model trains from scratch, every other one starts from its weights and trains for
+a shorter fine-tuning budget. Each model has its own run directory::
+
+    run_dir/
+        experiment.json     the frozen RunSpec, codec config and TrainConfig(s)
+        train_config.json   written by the Trainer
+        metrics.csv         one row per epoch (train_* and val_* losses and rates)
+        best.safetensors    the Trainer's best epoch (weights only)
+        last_state.pt       the Trainer's resumable state
+        model.safetensors   the finished checkpoint (save_checkpoint: weights + model.json)
+        model.json
+        eval_<split>.json   cached evaluation (see collect_rd)
+
+Reruns are cheap and safe: a run with ``model.safetensors`` is skipped, a run with only
+``last_state.pt`` resumes where it was killed, and a directory written for another spec is
+refused rather than overwritten.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch.distributed
+from safetensors.torch import load_file
+from torch import nn
+from torch.utils.data import Dataset
+
+from vinfo.data.sample import collate
+from vinfo.experiments.evaluate import Evaluation, evaluate
+from vinfo.experiments.objectives import objective_for
+from vinfo.experiments.rd import RDPoint, rd_frame, write_compressai_json, write_rd_csv
+from vinfo.experiments.splits import (
+    EXPERIMENT_DATA,
+    Splits,
+    dataset_splits,
+    experiment_transforms,
+)
+from vinfo.io import write_json_atomic
+from vinfo.models.base import BaseCodec
+from vinfo.models.checkpoint import load_checkpoint, save_checkpoint
+from vinfo.models.config import CodecConfig, codec_preset
+from vinfo.models.enhancement import STRATEGIES, EnhancementCodec
+from vinfo.models.tasks import get_task
+from vinfo.train import TrainConfig, Trainer, seed_everything
+from vinfo.train.distributed import init_from_env, is_distributed, is_main_process
+
+CHECKPOINT = "model.safetensors"
+EXPERIMENT = "experiment.json"
+BASE_STRATEGY = "base"
+"""The ``strategy`` value of base models in specs and RD tables."""
+
+Progress = Callable[[str], None]
+
+
+def _silent(message: str) -> None:
+    pass
+
+
+def curve_label(strategy: str, beta: float) -> str:
+    """Curve label of RD tables: ``"base beta=0.1"``, ``"scalable beta=0"``…, and
+    ``"standalone"`` (whose base latent is zeroed out, so β does not matter)."""
+    if strategy == "standalone":
+        return "standalone"
+    return f"{strategy} beta={beta:g}"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What one model of an experiment is.
+
+    Attributes:
+        task: the task this model is trained for (the enhancement task for enhancement models).
+        lmbda: its rate-distortion trade-off λ (eq. 3 or 4).
+        beta: reconstruction reward β of a base model (eq. 3); for an enhancement model, the β
+            of its base (informative: the base checkpoint defines it).
+        strategy: ``"base"`` or an enhancement strategy (``direct``, ``scalable``,
+            ``standalone``).
+        base: checkpoint of the frozen base (enhancement models only).
+        init: checkpoint whose weights initialise this model (warm start), or ``None``.
+        train_only: name of the one submodule to optimise (e.g. ``"entropy_model"``: the
+            paper's standalone method fine-tunes only the entropy model), ``None`` for all.
+        label: curve label in RD tables; default :meth:`default_label`.
+    """
+
+    task: str
+    lmbda: float
+    beta: float = 0.0
+    strategy: str = BASE_STRATEGY
+    base: str | None = None
+    init: str | None = None
+    train_only: str | None = None
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        get_task(self.task)  # unknown tasks raise, listing the valid ones
+        if not self.lmbda > 0:
+            raise ValueError(f"lmbda must be positive, got {self.lmbda}")
+        if self.beta < 0:
+            raise ValueError(f"beta must be non-negative, got {self.beta}")
+        if self.strategy == BASE_STRATEGY:
+            if self.base is not None:
+                raise ValueError("a base model takes no base checkpoint")
+        else:
+            STRATEGIES.get(self.strategy)
+            if self.base is None:
+                raise ValueError(f"a {self.strategy} enhancement model needs a base checkpoint")
+
+    @property
+    def is_base(self) -> bool:
+        return self.strategy == BASE_STRATEGY
+
+    def default_label(self) -> str:
+        """The curve this model belongs to, :func:`curve_label` of its strategy and β."""
+        return curve_label(self.strategy, self.beta)
+
+    @property
+    def curve(self) -> str:
+        return self.label or self.default_label()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSpec:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A trained model: its spec, run directory and checkpoint."""
+
+    spec: RunSpec
+    run_dir: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.run_dir / CHECKPOINT
+
+
+def build_model(spec: RunSpec, config: CodecConfig) -> nn.Module:
+    """A freshly initialised codec for ``spec`` (the base of an enhancement model is loaded)."""
+    if spec.is_base:
+        return BaseCodec(config, spec.task, spec.beta)
+    base = load_checkpoint(spec.base)
+    if not isinstance(base, BaseCodec):
+        raise ValueError(f"{spec.base}: not a base codec checkpoint")
+    if base.beta != spec.beta:
+        raise ValueError(
+            f"{spec.base}: the base has beta={base.beta:g}, the spec says {spec.beta:g}"
+        )
+    return EnhancementCodec(base, spec.strategy, spec.task, config)
+
+
+def warm_start(model: nn.Module, checkpoint: str | Path) -> None:
+    """Copy the weights of ``checkpoint`` into ``model`` (the paper's warm start, §4.1).
+
+    An enhancement model keeps its own frozen base: only its enhancement weights are copied,
+    so a curve's models can be warm-started from a model on another base.
+
+    Raises:
+        ValueError: the checkpoint's tensors do not fit ``model``.
+    """
+    tensors = load_file(str(checkpoint))
+    if isinstance(model, EnhancementCodec):
+        tensors = {k: v for k, v in tensors.items() if not k.startswith("base.")}
+        own = {k for k in model.state_dict() if not k.startswith("base.")}
+    else:
+        own = set(model.state_dict())
+    try:
+        result = model.load_state_dict(tensors, strict=False)
+    except RuntimeError as error:
+        raise ValueError(f"{checkpoint}: cannot warm-start from it ({error})") from None
+    missing = sorted(own & set(result.missing_keys) - _derived(model))
+    if missing or result.unexpected_keys:
+        raise ValueError(
+            f"{checkpoint}: cannot warm-start from it (missing {missing[:3]}, "
+            f"unexpected {result.unexpected_keys[:3]})"
+        )
+
+
+def _derived(model: nn.Module) -> set[str]:
+    from vinfo.models.checkpoint import DERIVED_BUFFERS
+
+    return {k for k in model.state_dict() if k.rsplit(".", 1)[-1] in DERIVED_BUFFERS}
+
+
+def _parameters(model: nn.Module, train_only: str | None) -> Iterable[nn.Parameter]:
+    if train_only is None:
+        return model.parameters()
+    module = getattr(model, train_only, None)
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"{type(model).__name__} has no submodule {train_only!r} to train")
+    return module.parameters()
+
+
+_PATH_FIELDS = ("base", "init")
+"""RunSpec fields holding checkpoint paths; stored relative to the run directory, so a tree of
+runs (e.g. ``results/tiny``) can be moved or copied and still be resumed."""
+
+
+def _experiment_record(
+    spec: RunSpec, config: CodecConfig, train: TrainConfig, run_dir: Path
+) -> dict[str, Any]:
+    spec_dict = spec.to_dict()
+    for name in _PATH_FIELDS:
+        if spec_dict[name] is not None:
+            spec_dict[name] = os.path.relpath(spec_dict[name], run_dir)
+    train_dict = {k: v for k, v in train.to_dict().items() if k != "quiet"}
+    return {"spec": spec_dict, "codec": config.to_dict(), "train": train_dict}
+
+
+def read_spec(run_dir: str | Path) -> RunSpec:
+    """The :class:`RunSpec` stored in ``run_dir/experiment.json`` (paths resolved against
+    ``run_dir``).
+
+    Raises:
+        FileNotFoundError: not a run directory.
+    """
+    path = Path(run_dir) / EXPERIMENT
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir}: not a vinfo run directory (no {EXPERIMENT})")
+    spec = json.loads(path.read_text(encoding="utf-8"))["spec"]
+    for name in _PATH_FIELDS:
+        if spec[name] is not None:
+            spec[name] = os.path.normpath(os.path.join(run_dir, spec[name]))
+    return RunSpec.from_dict(spec)
+
+
+def train_run(
+    spec: RunSpec,
+    config: CodecConfig,
+    splits: Splits,
+    train: TrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = True,
+) -> FinishedRun:
+    """Train one model (or skip / resume it) and write its run directory.
+
+    Args:
+        spec: what to train.
+        config: codec sizes (of the enhancement codec for enhancement models).
+        splits: training and validation data (the test split is not touched).
+        train: optimisation settings.
+        run_dir: the model's directory.
+        resume: continue an interrupted run in ``run_dir`` (same result as an uninterrupted
+            one); ``False`` refuses to touch it.
+
+    Raises:
+        ValueError: ``run_dir`` holds a run of another spec or config, or an interrupted run
+            and ``resume`` is false.
+    """
+    run_dir = Path(run_dir)
+    record = _experiment_record(spec, config, train, run_dir)
+    experiment = run_dir / EXPERIMENT
+    if experiment.is_file():
+        stored = json.loads(experiment.read_text(encoding="utf-8"))
+        if stored != json.loads(json.dumps(record)):
+            raise ValueError(
+                f"{run_dir}: holds a run with another spec or config; use another --out "
+                "directory or remove it"
+            )
+    finished = FinishedRun(spec, run_dir)
+    if finished.checkpoint.is_file():
+        return finished
+    interrupted = (run_dir / "last_state.pt").is_file()
+    if interrupted and not resume:
+        raise ValueError(f"{run_dir}: holds an interrupted run; resume it or remove it")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if is_main_process():
+        write_json_atomic(experiment, record)
+    seed_everything(train.seed)  # the same initial weights on a rerun
+    model = build_model(spec, config)
+    if spec.init is not None:
+        warm_start(model, spec.init)
+    trainer = Trainer(
+        model,
+        objective_for(model, spec.lmbda),
+        splits.train,
+        splits.val,
+        train,
+        run_dir,
+        collate_fn=collate,
+        parameters=_parameters(model, spec.train_only),
+    )
+    trainer.fit(resume=interrupted)
+    trainer.load_best()
+    if is_main_process():
+        save_checkpoint(model.cpu(), finished.checkpoint)
+    if is_distributed():  # the next model of the sweep warm-starts from this checkpoint
+        torch.distributed.barrier()
+    return finished
+
+
+def _run_name(lmbda: float) -> str:
+    return f"lmbda={lmbda:g}"
+
+
+def lambda_sweep(
+    root: str | Path,
+    template: RunSpec,
+    lmbdas: Sequence[float],
+    config: CodecConfig,
+    splits: Splits,
+    first: TrainConfig,
+    warm: TrainConfig | None = None,
+    *,
+    resume: bool = True,
+    progress: Progress = _silent,
+) -> list[FinishedRun]:
+    """Train one RD curve: ``template`` at every λ, highest λ first, the rest warm-started.
+
+    Args:
+        root: the curve's directory; model ``λ`` goes to ``root/lmbda=<λ>``.
+        template: the spec of every model but ``lmbda`` and ``init`` (a given ``init`` is
+            used for the first model only).
+        lmbdas: the λ values (any order, distinct).
+        config: codec sizes.
+        splits: data.
+        first: training of the highest-λ model.
+        warm: training of the warm-started models (default: ``first``).
+        resume: continue interrupted runs (see :func:`train_run`).
+        progress: called with one line per model.
+
+    Returns:
+        The finished runs, highest λ first.
+    """
+    if not lmbdas:
+        raise ValueError("no lambda values given")
+    if len(set(lmbdas)) != len(lmbdas):
+        raise ValueError(f"lambda values must be distinct, got {list(lmbdas)}")
+    root = Path(root)
+    runs: list[FinishedRun] = []
+    for index, lmbda in enumerate(sorted(lmbdas, reverse=True)):
+        init = template.init if index == 0 else str(runs[0].checkpoint)
+        spec = dataclasses.replace(template, lmbda=float(lmbda), init=init)
+        progress(f"train {spec.task} {spec.curve} lambda={lmbda:g}")
+        train = first if index == 0 else (warm or first)
+        runs.append(train_run(spec, config, splits, train, root / _run_name(lmbda), resume=resume))
+    return runs
+
+
+def train_curve(
+    out: str | Path,
+    *,
+    task: str,
+    lmbdas: Sequence[float],
+    beta: float = 0.0,
+    strategy: str = BASE_STRATEGY,
+    base: str | Path | None = None,
+    init: str | Path | None = None,
+    train_only: str | None = None,
+    dataset: str = "synthetic",
+    data_root: str | Path | None = None,
+    synthetic: str = "tiny",
+    codec: str = "tiny",
+    train: TrainConfig | None = None,
+    warm: TrainConfig | None = None,
+    downscale: int = 1,
+    augment: bool = True,
+    resume: bool = True,
+    progress: Progress = _silent,
+) -> list[FinishedRun]:
+    """``vinfo train``: one warm-started RD curve of base or enhancement models on a dataset.
+
+    Args:
+        out: the curve's directory (``out/lmbda=<λ>`` per model).
+        task: the model's task.
+        lmbdas: its λ values; trained highest first, the others warm-started (§4.1).
+        beta: β of a base model (eq. 3); enhancement models take their base's β.
+        strategy: ``base`` or an enhancement strategy.
+        base: base checkpoint of an enhancement model.
+        init: checkpoint that initialises the first model.
+        train_only: the one submodule to optimise (e.g. ``entropy_model`` for standalone).
+        dataset: a name in :data:`vinfo.experiments.splits.EXPERIMENT_DATA`.
+        data_root: root of a real dataset.
+        synthetic: synthetic preset (``tiny``, ``small``).
+        codec: codec preset; its segmentation head gets the dataset's classes.
+        train: training of the first model (default: :class:`~vinfo.train.TrainConfig`).
+        warm: training of the warm-started ones (default: ``train``).
+        downscale: the codec sees images shrunk by this factor (Cityscapes in the paper: 2).
+        augment: random flips and colour jitter on training images.
+        resume: continue interrupted runs.
+        progress: called with one line per model.
+
+    Run under ``torchrun --nproc-per-node N vinfo train …`` for DDP: ``batch_size`` is the
+    global batch and rank 0 writes the files.
+    """
+    config = codec_preset(codec).replace(
+        segmentation_classes=EXPERIMENT_DATA.get(dataset).segmentation_classes
+    )
+    if base is not None:
+        base_model = load_checkpoint(base)
+        if not isinstance(base_model, BaseCodec):
+            raise ValueError(f"{base}: not a base codec checkpoint")
+        beta = base_model.beta
+    template = RunSpec(
+        task,
+        1.0,
+        beta,
+        strategy,
+        base=None if base is None else str(base),
+        init=None if init is None else str(init),
+        train_only=train_only,
+    )
+    splits = dataset_splits(
+        dataset,
+        root=data_root,
+        synthetic=synthetic,
+        **experiment_transforms(augment=augment, downscale=downscale),
+    )
+    train = train or TrainConfig()
+    init_from_env()  # under torchrun: join the process group (DDP); otherwise nothing
+    return lambda_sweep(
+        out, template, lmbdas, config, splits, train, warm, resume=resume, progress=progress
+    )
+
+
+def find_runs(paths: Iterable[str | Path]) -> list[FinishedRun]:
+    """Finished runs in ``paths``: run directories, or directories searched recursively.
+
+    Raises:
+        FileNotFoundError: a path does not exist or holds no finished run.
+    """
+    runs: list[FinishedRun] = []
+    for path in map(Path, paths):
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such directory")
+        found = sorted(
+            p.parent for p in path.rglob(EXPERIMENT) if (p.parent / CHECKPOINT).is_file()
+        )
+        if not found:
+            raise FileNotFoundError(f"{path}: no finished run (no {EXPERIMENT} + {CHECKPOINT})")
+        runs.extend(FinishedRun(read_spec(d), d) for d in found)
+    return runs
+
+
+def evaluate_run(
+    run: FinishedRun,
+    dataset: Dataset,
+    split: str,
+    *,
+    batch_size: int = 16,
+    downscale_factor: int = 1,
+    bitstream_images: int | None = None,
+) -> Evaluation:
+    """:func:`~vinfo.experiments.evaluate.evaluate` a finished run, cached in
+    ``eval_<split>.json`` (recomputed when the settings or the checkpoint change)."""
+    settings = {
+        "split": split,
+        "num_images": len(dataset),
+        "batch_size": batch_size,
+        "downscale_factor": downscale_factor,
+        "bitstream_images": bitstream_images,
+        "checkpoint_mtime_ns": run.checkpoint.stat().st_mtime_ns,
+    }
+    cache = run.run_dir / f"eval_{split}.json"
+    if cache.is_file():
+        stored = json.loads(cache.read_text(encoding="utf-8"))
+        if stored.get("settings") == settings:
+            return Evaluation.from_dict(stored["evaluation"])
+    evaluation = evaluate(
+        load_checkpoint(run.checkpoint),
+        dataset,
+        batch_size=batch_size,
+        downscale_factor=downscale_factor,
+        bitstream_images=bitstream_images,
+    )
+    write_json_atomic(cache, {"settings": settings, "evaluation": evaluation.to_dict()})
+    return evaluation
+
+
+def rd_point(spec: RunSpec, evaluation: Evaluation, label: str | None = None) -> RDPoint:
+    """One row of an RD table: the spec's curve, λ and β, the rates and every metric, plus
+    ``lmbda_base`` (the base model's λ), ``bpp_actual`` and ``rate_overhead`` (NaN when no
+    bitstream was written)."""
+    nan = float("nan")
+    metrics = {
+        **evaluation.metrics,
+        "lmbda_base": spec.lmbda if spec.is_base else _base_lmbda(spec),
+        "bpp_actual": nan if evaluation.bpp_actual is None else evaluation.bpp_actual,
+        "rate_overhead": nan if evaluation.rate_overhead is None else evaluation.rate_overhead,
+    }
+    return RDPoint(
+        label or spec.curve,
+        spec.beta,
+        spec.lmbda,
+        spec.task,
+        spec.strategy,
+        evaluation.bpp_base,
+        evaluation.bpp_enhancement,
+        metrics,
+    )
+
+
+def _base_lmbda(spec: RunSpec) -> float:
+    """λ of the base model an enhancement model sits on (NaN if the base is no run dir)."""
+    try:
+        return read_spec(Path(spec.base).parent).lmbda
+    except FileNotFoundError:
+        return float("nan")
+
+
+def collect_rd(
+    runs: Iterable[FinishedRun],
+    dataset: Dataset,
+    split: str,
+    *,
+    batch_size: int = 16,
+    downscale_factor: int = 1,
+    bitstream_images: int | None = None,
+    progress: Progress = _silent,
+) -> pd.DataFrame:
+    """Evaluate finished runs on ``dataset`` and return their tidy RD table (one row each)."""
+    points = []
+    for run in runs:
+        progress(f"evaluate {run.spec.task} {run.spec.curve} lambda={run.spec.lmbda:g}")
+        evaluation = evaluate_run(
+            run,
+            dataset,
+            split,
+            batch_size=batch_size,
+            downscale_factor=downscale_factor,
+            bitstream_images=bitstream_images,
+        )
+        points.append(rd_point(run.spec, evaluation))
+    return rd_frame(points)
+
+
+def write_rd(
+    paths: Iterable[str | Path],
+    out: str | Path,
+    *,
+    compressai_dir: str | Path | None = None,
+    dataset: str = "synthetic",
+    split: str = "test",
+    data_root: str | Path | None = None,
+    synthetic: str = "tiny",
+    downscale: int = 1,
+    batch_size: int = 16,
+    bitstream_images: int | None = None,
+    progress: Progress = _silent,
+) -> pd.DataFrame:
+    """``vinfo rd``: evaluate the finished runs under ``paths`` and write their RD table.
+
+    Args:
+        paths: run directories or directories holding them (searched recursively).
+        out: the tidy RD CSV to write (read directly by ``vinfo bdrate``).
+        compressai_dir: if given, also one CompressAI results JSON per curve there.
+        dataset: dataset to evaluate on; ``split`` its split (``val`` or ``test``).
+        data_root: root of a real dataset.
+        synthetic: synthetic preset.
+        downscale: the codecs see images shrunk by this factor.
+        batch_size: images per forward pass.
+        bitstream_images: images coded into real bitstreams per model (``None``: all).
+        progress: called with one line per model.
+
+    Returns:
+        The RD table.
+    """
+    splits = dataset_splits(dataset, root=data_root, synthetic=synthetic)
+    frame = collect_rd(
+        find_runs(paths),
+        splits.get(split),
+        split,
+        batch_size=batch_size,
+        downscale_factor=downscale,
+        bitstream_images=bitstream_images,
+        progress=progress,
+    )
+    write_rd_csv(frame, out)
+    if compressai_dir is not None:
+        directory = Path(compressai_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        for label in frame["label"].unique():
+            # JSON has no NaN: keep the columns this curve has a value for in every row
+            curve = frame[frame["label"] == label].dropna(axis=1, how="any")
+            name = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in label)
+            write_compressai_json(curve, label, directory / f"{name}.json")
+    return frame
+
+
+__all__ = [
+    "BASE_STRATEGY",
+    "CHECKPOINT",
+    "EXPERIMENT",
+    "FinishedRun",
+    "RunSpec",
+    "build_model",
+    "collect_rd",
+    "curve_label",
+    "evaluate_run",
+    "find_runs",
+    "lambda_sweep",
+    "rd_point",
+    "read_spec",
+    "write_rd",
+    "train_curve",
+    "train_run",
+    "warm_start",
+]
