@@ -6,6 +6,11 @@ import typer
 
 from cli import bdrate as bdrate_command
 from cli import data as data_command
+from cli import eval as eval_command
+from cli import probe as probe_command
+from cli import rd as rd_command
+from cli import reproduce as reproduce_command
+from cli import train as train_command
 from cli.errors import ErrorHandlingGroup
 
 app = typer.Typer(
@@ -36,6 +41,11 @@ def main(
 
 app.command(name="bdrate")(bdrate_command.bdrate)
 app.add_typer(data_command.app, name="data")
+app.add_typer(probe_command.app, name="probe")
+app.add_typer(train_command.app, name="train")
+app.command(name="eval")(eval_command.eval_command)
+app.command(name="rd")(rd_command.rd)
+app.command(name="reproduce")(reproduce_command.reproduce_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,11 +3,16 @@
 One small module per concept: :mod:`probes.heads` (per-pixel likelihoods, target registry),
 :mod:`probes.families` (graded-capacity family registry), :mod:`probes.estimator`
 (:class:`VInfoProbe`, :func:`run_probes`), :mod:`probes.uncertainty` (paired bootstrap),
-:mod:`probes.representations` (safetensors bundles of ``ŷ``) and :mod:`probes.pvi`
-(pointwise maps). Definitions follow Xu et al., ICLR 2020; all entropies are in bits.
+:mod:`probes.representations` (safetensors bundles of ``ŷ``, computed from checkpoints and
+cached), :mod:`probes.sources` (data sources, targets, shared splits), :mod:`probes.pipeline`
+(files → table, what ``vinfo probe`` runs) and :mod:`probes.pvi` (pointwise maps).
+:mod:`probes.report` (figures, PVI files) is imported separately because it selects
+matplotlib's ``Agg`` backend. Definitions follow Xu et al., ICLR 2020; all entropies are in
+bits.
 """
 
 from probes.estimator import (
+    FitEvent,
     PerImageBits,
     ProbeData,
     ProbeScores,
@@ -28,10 +33,31 @@ from probes.heads import (
     Target,
     get_target,
 )
+from probes.pipeline import ProbeRun, probe_files
 from probes.pvi import PVIMaps, pvi_maps
-from probes.representations import BundleError, RepresentationBundle, load_bundle, save_bundle
+from probes.representations import (
+    BundleError,
+    Representation,
+    RepresentationBundle,
+    checkpoint_sha256,
+    default_cache_dir,
+    encode_dataset,
+    load_bundle,
+    load_representation,
+    save_bundle,
+)
+from probes.sources import (
+    DataSource,
+    ProbeInputs,
+    build_probe_inputs,
+    read_targets,
+    resolve_source,
+    split_positions,
+)
 from probes.uncertainty import (
+    EntropyEstimates,
     Estimate,
+    bootstrap_entropies,
     bootstrap_iv,
     bootstrap_paired_difference,
     bootstrap_ratio,
@@ -44,30 +70,46 @@ __all__ = [
     "BundleError",
     "CategoricalHead",
     "ContinuousHead",
+    "DataSource",
     "DiscretizedHead",
+    "EntropyEstimates",
     "Estimate",
+    "FitEvent",
     "Head",
     "PVIMaps",
     "PerImageBits",
     "ProbeData",
     "ProbeFamily",
+    "ProbeInputs",
+    "ProbeRun",
     "ProbeScores",
+    "Representation",
     "RepresentationBundle",
     "Splits",
     "Target",
     "VInfoProbe",
+    "bootstrap_entropies",
     "bootstrap_iv",
     "bootstrap_paired_difference",
     "bootstrap_ratio",
+    "build_probe_inputs",
     "capacity_check",
+    "checkpoint_sha256",
     "count_parameters",
+    "default_cache_dir",
+    "encode_dataset",
     "get_family",
     "get_target",
     "linear_gaussian_closed_form",
     "load_bundle",
+    "load_representation",
+    "probe_files",
     "pvi_maps",
+    "read_targets",
+    "resolve_source",
     "run_probes",
     "save_bundle",
     "shuffle_representation",
     "shuffled_control",
+    "split_positions",
 ]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -31,10 +31,12 @@ from torch import Tensor, nn
 
 from probes.families import count_parameters, get_family
 from probes.heads import CategoricalHead, ContinuousHead, Head, get_target
-from probes.uncertainty import bootstrap_iv, capacity_check
+from probes.uncertainty import MIN_BOOTSTRAP_IMAGES, bootstrap_entropies, capacity_check
 from vinfo.metrics import confusion_matrix, depth_metrics, miou, psnr
 
 NULLS = ("positional", "global")
+GRAM_BLOCK = 1 << 22
+"""Elements of the outer-product blocks of the closed form (32 MB of float64)."""
 SOLVERS = ("auto", "gradient", "closed_form")
 
 
@@ -154,16 +156,31 @@ class Prior(nn.Module):
 
 
 class ProbeNet(nn.Module):
-    """``f[y] = body(y) + prior``; ``f[∅] = prior`` (the body's contribution dropped)."""
+    """``f[y] = body((y - y_loc) / y_scale) + prior``; ``f[∅] = prior`` (the body dropped).
 
-    def __init__(self, body: nn.Module, prior: Prior) -> None:
+    ``y_loc``/``y_scale`` (buffers ``(1, C, 1, 1)``, identity until :meth:`standardize`) only
+    condition the optimisation, as the head's target normalisation does: every family's first
+    layer is affine, so the family is unchanged (DINOv2's linear probes put a BatchNorm there
+    for the same reason). Codec latents are integers of arbitrary range.
+    """
+
+    def __init__(self, body: nn.Module, prior: Prior, in_channels: int = 1) -> None:
         super().__init__()
         self.body, self.prior = body, prior
+        self.register_buffer("y_loc", torch.zeros(1, in_channels, 1, 1))
+        self.register_buffer("y_scale", torch.ones(1, in_channels, 1, 1))
+
+    def standardize(self, y: Tensor) -> None:
+        """Set ``y_loc``/``y_scale`` to the per-channel mean and std of ``y (N, C, h, w)``."""
+        with torch.no_grad():
+            self.y_loc.copy_(y.double().mean((0, 2, 3)).view_as(self.y_loc))
+            std = y.double().std((0, 2, 3)).view_as(self.y_scale)
+            self.y_scale.copy_(torch.where(std > 1e-8, std, torch.ones_like(std)))
 
     def forward(self, y: Tensor | None, batch: int) -> Tensor:
         """Distribution parameters ``(B, P, H, W)``; ``y = None`` is the null input."""
         prior = self.prior(batch)
-        return prior if y is None else self.body(y) + prior
+        return prior if y is None else self.body((y - self.y_loc) / self.y_scale) + prior
 
 
 class LinearGaussianFit(NamedTuple):
@@ -202,12 +219,11 @@ def linear_gaussian_closed_form(data: ProbeData, positional: bool = True,
     """
     y, z, mask = as_probe_data(data)
     factor = z.shape[-1] // y.shape[-1]
-    n, c_y = y.shape[:2]
+    c_y = y.shape[1]
     zq = F.pixel_unshuffle(z.double(), factor).flatten(2)  # (N, Q, P)
     m = torch.ones_like(zq) if mask is None else (
         F.pixel_unshuffle(mask.double(), factor).repeat(1, z.shape[1], 1, 1).flatten(2))
     zq = torch.where(m > 0, zq, torch.zeros_like(zq))  # invalid pixels may hold NaN
-    yq = y.double().flatten(2).unsqueeze(1)  # (N, 1, C, P)
     dims = (0,) if positional else (0, 2)
     count = m.sum(dims, keepdim=True).clamp_min(1)
     z_mean = (m * zq).sum(dims, keepdim=True) / count  # (1, Q, P) or (1, Q, 1)
@@ -215,13 +231,32 @@ def linear_gaussian_closed_form(data: ProbeData, positional: bool = True,
         weight = zq.new_zeros(zq.shape[1], c_y)
         intercept = z_mean
     else:
-        mc = m.unsqueeze(2)  # (N, Q, 1, P)
-        y_dims = (0, 3) if not positional else (0,)
-        y_mean = (mc * yq).sum(y_dims, keepdim=True) / count.unsqueeze(2)  # (1, Q, C, P|1)
-        y_c = (yq - y_mean) * mc  # (N, Q, C, P), zero where masked
-        z_c = (zq - z_mean) * m
-        gram = torch.einsum("nqcp,nqdp->qcd", y_c, y_c)
-        rhs = torch.einsum("nqcp,nqp->qc", y_c, z_c)
+        # Moments per intercept group g (q, or (q, p)) without materialising (N, Q, C, P):
+        # gram_q = Σ m·y·yᵀ - Σ_g count_g·ȳ_g·ȳ_gᵀ, rhs_q = Σ m·y·(z - z̄_g). y is centred
+        # globally first so that the raw second moments do not cancel catastrophically.
+        y_offset = y.double().mean((0, 2, 3)).view(1, c_y, 1)
+        yc = y.double().flatten(2) - y_offset  # (N, C, P)
+        rows = yc.transpose(1, 2).reshape(-1, c_y)  # (N·P, C)
+        weights = m.transpose(0, 1).reshape(m.shape[1], -1)  # (Q, N·P)
+        gram = rows.new_zeros(m.shape[1], c_y * c_y)
+        block = max(1, GRAM_BLOCK // (c_y * c_y))  # bounds the (rows, C²) outer products
+        for start in range(0, rows.shape[0], block):
+            chunk = rows[start:start + block]
+            outer = (chunk.unsqueeze(2) * chunk.unsqueeze(1)).flatten(1)  # (rows, C²)
+            gram += weights[:, start:start + block] @ outer
+        gram = gram.view(-1, c_y, c_y)  # (Q, C, C)
+        if positional:
+            sums = torch.einsum("nqp,ncp->qpc", m, yc)  # (Q, P, C)
+            means = sums / count[0].unsqueeze(-1)
+            gram = gram - torch.einsum("qpc,qpd->qcd", sums, means)
+            y_mean = means.permute(0, 2, 1).unsqueeze(0)  # (1, Q, C, P)
+        else:
+            sums = torch.einsum("nqp,ncp->qc", m, yc)  # (Q, C)
+            means = sums / count[0]
+            gram = gram - sums.unsqueeze(2) * means.unsqueeze(1)
+            y_mean = means.unsqueeze(0).unsqueeze(-1)  # (1, Q, C, 1)
+        y_mean = y_mean + y_offset.unsqueeze(1)
+        rhs = torch.einsum("nqp,ncp->qc", (zq - z_mean) * m, yc)
         load = ridge * gram.diagonal(dim1=1, dim2=2).mean(1).clamp_min(1e-12)
         gram = gram + load[:, None, None] * torch.eye(c_y, dtype=gram.dtype)
         weight = torch.linalg.solve(gram, rhs)  # (Q, C)
@@ -230,6 +265,50 @@ def linear_gaussian_closed_form(data: ProbeData, positional: bool = True,
     variance = (m * (zq - prediction).square()).sum(dims, keepdim=True) / count
     log_sigma = 0.5 * variance.clamp_min(1e-12).log()
     return LinearGaussianFit(weight.float(), intercept[0].float(), log_sigma[0].float())
+
+
+SMOOTHING_GRID = (1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0, 10.0)
+"""Additive smoothing values tried by :func:`categorical_null_logits`."""
+
+
+def _class_counts(head: CategoricalHead, data: ProbeData, positional: bool) -> Tensor:
+    """``(K, H, W)`` (positional) or ``(K, 1, 1)`` counts of the scored labels of ``data``."""
+    valid = head.valid(data.z, data.mask)  # (N, H, W)
+    labels = data.z[:, 0].long()
+    height, width = labels.shape[-2:]
+    if (labels[valid] < 0).any() or (labels[valid] >= head.num_classes).any():
+        raise ValueError(f"segmentation targets outside [0, {head.num_classes}) and not "
+                         f"{head.ignore_index}")
+    pixel = torch.arange(height * width).view(height, width).expand_as(labels)
+    index = (labels * height * width + pixel)[valid]
+    counts = torch.bincount(index, minlength=head.num_classes * height * width).double()
+    counts = counts.view(head.num_classes, height, width)
+    return counts if positional else counts.sum((1, 2), keepdim=True)
+
+
+def categorical_null_logits(head: CategoricalHead, train: ProbeData, val: ProbeData,
+                            positional: bool = True) -> Tensor:
+    """The null predictor of a categorical head in closed form.
+
+    The null ``f[∅]`` is a free categorical distribution per pixel (positional) or one for all
+    pixels (global); its train-NLL minimiser is the empirical class frequency, which gives
+    probability 0 to classes a pixel never showed. As early stopping does for the gradient
+    path, the frequencies are shrunk toward uniform, ``p_k ∝ count_k + α``, with ``α`` chosen
+    on the validation NLL from :data:`SMOOTHING_GRID`. Counts are sufficient statistics, so
+    this costs one pass over the labels instead of many epochs.
+
+    Returns:
+        Logits ``log p``, ``(K, H, W)`` or ``(K, 1, 1)`` float32.
+    """
+    counts = _class_counts(head, train, positional)
+    val_counts = _class_counts(head, val, positional)
+    best, best_logits = math.inf, None
+    for alpha in SMOOTHING_GRID:
+        logits = (counts + alpha).log() - (counts + alpha).sum(0, keepdim=True).log()
+        bits = float(-(val_counts * logits).sum())
+        if bits < best:
+            best, best_logits = bits, logits
+    return best_logits.float()  # type: ignore[union-attr]
 
 
 def _batches(data: ProbeData, batch_size: int, order: Tensor | None = None):
@@ -272,7 +351,8 @@ class VInfoProbe:
         head_kwargs: forwarded to the target's head (``kind``, ``num_classes``); for
             segmentation ``num_classes`` defaults to ``1 + max label`` of the training split.
         solver: ``"gradient"``, ``"closed_form"`` (linear family + Gaussian head only) or
-            ``"auto"`` (closed form where it applies).
+            ``"auto"`` (closed form where it applies; for a categorical head the null is then
+            the smoothed empirical class frequencies, see :func:`categorical_null_logits`).
         lr: Adam learning rate.
         batch_size: images per step.
         max_epochs: epoch budget of each fit.
@@ -399,15 +479,20 @@ class VInfoProbe:
         out_channels = train.z.shape[1] * self.head_.channels
         body = get_family(family).build(train.y.shape[1], out_channels, factor, self.width)
         return ProbeNet(body, Prior(out_channels, tuple(train.z.shape[-2:]),
-                                    self.null == "positional"))
+                                    self.null == "positional"), train.y.shape[1])
 
-    def fit(self, train: ProbeData | Sequence[Tensor], val: ProbeData | Sequence[Tensor]
-            ) -> VInfoProbe:
+    def fit(self, train: ProbeData | Sequence[Tensor], val: ProbeData | Sequence[Tensor], *,
+            null_from: VInfoProbe | None = None) -> VInfoProbe:
         """Fit the null predictor and the probe on ``train``, early-stopping on ``val``.
 
         Args:
             train: training split (see :class:`ProbeData`).
             val: validation split, used only to choose the stopping epoch.
+            null_from: a probe fitted on the same targets (``z``, ``mask``) with the same
+                target, null, seed and head arguments, whose null predictor is reused instead
+                of trained again. The null never sees ``y``, so it does not depend on the
+                family or on the representation; :func:`run_probes` shares it across families
+                and with the shuffled control.
 
         Returns:
             ``self``, with ``head_``, ``null_net_``, ``net_``, ``n_parameters_``, ``solver_``,
@@ -422,6 +507,12 @@ class VInfoProbe:
             raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
         get_family(self.family)  # unknown names fail before any work
         spec = get_target(self.target)
+        if null_from is not None:
+            null_from._check_fitted()
+            same = ("target", "null", "seed", "head_kwargs", "solver", "lr", "batch_size",
+                    "max_epochs", "patience")
+            if any(getattr(null_from, name) != getattr(self, name) for name in same):
+                raise ValueError(f"null_from must share this probe's {', '.join(same)}")
         train, val = as_probe_data(train), as_probe_data(val)
         if train.y.shape[1:] != val.y.shape[1:] or train.z.shape[1:] != val.z.shape[1:]:
             raise ValueError(f"train and val shapes differ: {tuple(train.y.shape[1:])}/"
@@ -449,7 +540,17 @@ class VInfoProbe:
                         parameter.zero_()
         else:
             self.solver_ = "gradient"
-            null_epochs = self._train(self.null_net_, train, val, null=True)
+            self.net_.standardize(train.y)
+            if null_from is not None:
+                self.null_net_.prior.load_state_dict(null_from.null_net_.prior.state_dict())
+                null_epochs = null_from.epochs_[0]
+            elif isinstance(self.head_, CategoricalHead) and self.solver == "auto":
+                with torch.no_grad():
+                    self.null_net_.prior.value.copy_(categorical_null_logits(
+                        self.head_, train, val, self.null == "positional"))
+                null_epochs = 0
+            else:
+                null_epochs = self._train(self.null_net_, train, val, null=True)
             # start the probe at the fitted null: early stopping can then only improve on it
             self.net_.prior.load_state_dict(self.null_net_.prior.state_dict())
             epochs = 0 if self.family == "null" else self._train(self.net_, train, val, False)
@@ -544,13 +645,36 @@ def shuffle_representation(data: ProbeData, seed: int = 0) -> ProbeData:
 
 
 def shuffled_control(probe: VInfoProbe, splits: Splits, seed: int = 0) -> float:
-    """``I_V`` in bits per pixel of a fresh copy of ``probe`` on shuffled representations."""
+    """``I_V`` in bits per pixel of a fresh copy of ``probe`` on shuffled representations.
+
+    The targets are unchanged by the shuffle, so the copy reuses ``probe``'s fitted null.
+    """
     shuffled = [shuffle_representation(split, seed + i) for i, split in enumerate(splits)]
-    return probe.clone().fit(shuffled[0], shuffled[1]).score(shuffled[2])
+    return probe.clone().fit(shuffled[0], shuffled[1], null_from=probe).score(shuffled[2])
 
 
 SHUFFLE_TOLERANCE = 0.01
 """Bits per pixel above which the shuffled control is flagged (in addition to a CI above 0)."""
+
+
+class FitEvent(NamedTuple):
+    """Reported by :func:`run_probes` after every fit (for progress bars and PVI maps).
+
+    Attributes:
+        repr: representation name.
+        target: target name.
+        family: family name.
+        seed: training seed of this fit.
+        probe: the fitted :class:`VInfoProbe`.
+        splits: the splits it was fitted and will be scored on.
+    """
+
+    repr: str
+    target: str
+    family: str
+    seed: int
+    probe: VInfoProbe
+    splits: Splits
 
 
 def run_probes(
@@ -562,6 +686,8 @@ def run_probes(
     confidence: float = 0.95,
     controls: bool = True,
     probe_kwargs: Mapping[str, object] | None = None,
+    head_kwargs: Mapping[str, Mapping[str, object]] | None = None,
+    callback: Callable[[FitEvent], None] | None = None,
 ) -> pd.DataFrame:
     """Probe representations × targets × families × seeds with paired splits and seeds.
 
@@ -571,52 +697,77 @@ def run_probes(
             makes the comparison between representations paired.
         families: family names, any order (rows are sorted by capacity rank).
         seeds: training seeds; each is combined with the image bootstrap.
-        n_resamples: bootstrap replicates of the CI.
+        n_resamples: bootstrap replicates of the CIs (0: no interval, CI ends = estimate).
         confidence: CI coverage.
         controls: also run the shuffled-representation control (first seed) and set flags.
         probe_kwargs: extra :class:`VInfoProbe` arguments (``width``, ``null``, ...).
+        head_kwargs: per-target head arguments, ``{"segmentation": {"num_classes": 7}}``,
+            merged over ``probe_kwargs["head_kwargs"]`` for that target only.
+        callback: called with a :class:`FitEvent` after every fit (not the controls').
 
     Returns:
         Tidy DataFrame, one row per (repr, target, family): ``capacity_rank``, ``params``,
         ``null``, ``n_seeds``, ``n_resamples``, ``h_null``, ``h_cond``, ``iv`` (bits per target
-        pixel, means over seeds), ``iv_ci_low``, ``iv_ci_high``, ``iv_normalized``,
-        ``iv_bits_per_image``, ``iv_bits_per_element``, ``h_cond_train``, ``gap``, ``metric``,
-        ``metric_value``, ``n_test_images``, ``shuffled_iv``, ``shuffled_flag``,
-        ``capacity_flag``.
+        pixel, means over seeds), ``iv_normalized`` (NaN for densities), each of these four
+        with ``*_ci_low`` / ``*_ci_high`` from one joint bootstrap, ``iv_bits_per_image``,
+        ``iv_bits_per_element``, ``h_cond_train``, ``gap``, ``metric``, ``metric_value``,
+        ``n_test_images``, ``shuffled_iv``, ``shuffled_flag``, ``capacity_flag``.
 
     Raises:
-        ValueError: unknown names, or unpaired test targets between representations.
+        ValueError: unknown names, unpaired test targets between representations, or fewer
+            test images than a bootstrap needs (checked before any fit).
     """
     if not seeds:
         raise ValueError("at least one seed is needed")
     ranked = sorted(families, key=lambda name: get_family(name).capacity_rank)
     _check_paired(data)
+    for targets in data.values():
+        for target, splits in targets.items():
+            get_target(target)
+            n_test = as_probe_data(splits[2]).y.shape[0]
+            if n_resamples > 0 and n_test < MIN_BOOTSTRAP_IMAGES:
+                raise ValueError(f"too few test images for a bootstrap: {target} has {n_test}, "
+                                 f"need at least {MIN_BOOTSTRAP_IMAGES} (use more images)")
     rows = []
     for repr_name, targets in data.items():
         for target, splits in targets.items():
-            get_target(target)
             splits = Splits(*(as_probe_data(split) for split in splits))
+            kwargs: dict[str, object] = dict(probe_kwargs or {})
+            if head_kwargs and target in head_kwargs:
+                shared = kwargs.get("head_kwargs") or {}
+                kwargs["head_kwargs"] = {**shared, **head_kwargs[target]}  # type: ignore[dict-item]
+            nulls: dict[int, VInfoProbe] = {}  # one null per seed, shared by the families
             for family in ranked:
-                fits = [VInfoProbe(family, target, seed=seed, **dict(probe_kwargs or {})
-                                   ).fit(splits.train, splits.val) for seed in seeds]
+                fits = []
+                for seed in seeds:
+                    probe = VInfoProbe(family, target, seed=seed, **kwargs)  # type: ignore[arg-type]
+                    fit = probe.fit(splits.train, splits.val, null_from=nulls.get(seed))
+                    nulls.setdefault(seed, fit)
+                    fits.append(fit)
+                    if callback is not None:
+                        callback(FitEvent(repr_name, target, family, seed, fit, splits))
                 scores = [fit.evaluate(splits.test) for fit in fits]
                 bits = [fit.per_image_bits(splits.test) for fit in fits]
-                estimate = bootstrap_iv(np.stack([b.null for b in bits]),
-                                        np.stack([b.cond for b in bits]), bits[0].pixels,
-                                        n_resamples, confidence)
+                estimates = bootstrap_entropies(np.stack([b.null for b in bits]),
+                                                np.stack([b.cond for b in bits]),
+                                                bits[0].pixels, n_resamples, confidence)
                 row = {
                     "repr": repr_name, "target": target, "family": family,
                     "capacity_rank": get_family(family).capacity_rank,
                     "params": fits[0].n_parameters_, "null": fits[0].null,
-                    "n_seeds": estimate.n_seeds, "n_resamples": estimate.n_resamples,
+                    "n_seeds": estimates.iv.n_seeds, "n_resamples": estimates.iv.n_resamples,
                 }
                 for field in ProbeScores._fields:
                     values = [getattr(score, field) for score in scores]
                     if isinstance(values[0], float):
                         row[field] = float(np.mean(values))
-                row.update(iv=estimate.mean, iv_ci_low=estimate.ci_low,
-                           iv_ci_high=estimate.ci_high, metric=scores[0].metric,
-                           n_test_images=scores[0].n_images)
+                discrete = fits[0].head_.discrete
+                for name, estimate in estimates._asdict().items():
+                    keep = discrete or name != "iv_normalized"
+                    row[name] = estimate.mean if keep else float("nan")
+                    row[f"{name}_ci_low"] = estimate.ci_low if keep else float("nan")
+                    row[f"{name}_ci_high"] = estimate.ci_high if keep else float("nan")
+                row.update(metric=scores[0].metric, n_test_images=scores[0].n_images)
                 if controls and family != "null":
                     shuffled = shuffled_control(fits[0], splits, seed=seeds[0])
                     row.update(shuffled_iv=shuffled, shuffled_flag=shuffled > SHUFFLE_TOLERANCE)
@@ -642,6 +793,8 @@ def _check_paired(data: Mapping[str, Mapping[str, Splits]]) -> None:
 
 __all__ = [
     "NULLS",
+    "SMOOTHING_GRID",
+    "FitEvent",
     "SHUFFLE_TOLERANCE",
     "LinearGaussianFit",
     "PerImageBits",
@@ -652,6 +805,7 @@ __all__ = [
     "Splits",
     "VInfoProbe",
     "as_probe_data",
+    "categorical_null_logits",
     "linear_gaussian_closed_form",
     "run_probes",
     "shuffle_representation",

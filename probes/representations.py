@@ -7,23 +7,37 @@ A bundle lets probes train from a cache instead of re-running a codec. Layout of
 - metadata (string → string, safetensors' header): ``format`` = ``vinfo.representation``,
   ``version``, and any user entries (checkpoint hash, dataset, split, preset).
 
-safetensors stores raw tensors only, so loading a bundle never unpickles code. Computing
-bundles from codec checkpoints is not implemented yet (no checkpoint loader exists in
-``vinfo.models``).
+safetensors stores raw tensors only, so loading a bundle never unpickles code.
+
+:func:`load_representation` accepts either a bundle or a vinfo base-codec checkpoint
+(``.safetensors`` + its JSON spec, :mod:`vinfo.models.checkpoint`). For a checkpoint it
+computes ``ŷ`` with the codec's analysis transform and quantisation on a
+:class:`probes.sources.DataSource` (by default the data recorded in the checkpoint's spec),
+caches the result as a bundle keyed by (SHA-256 of the checkpoint files, data source) and
+reuses it on the next call. Encoding runs in batches: only one batch of images is in memory
+besides the growing ``(N, M, h, w)`` float32 ``ŷ``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
-from torch import Tensor
+from torch import Tensor, nn
+from torch.utils.data import Dataset
 
+from probes.sources import DataSource, recorded_data, resolve_source
 from vinfo.io import atomic_path
+from vinfo.models import BaseCodec, load_checkpoint
+from vinfo.models.checkpoint import FORMAT as CHECKPOINT_FORMAT
+from vinfo.models.checkpoint import config_path
 
 FORMAT = "vinfo.representation"
 VERSION = "1"
@@ -122,11 +136,225 @@ def load_bundle(path: str | Path) -> RepresentationBundle:
     return RepresentationBundle(tensors["y_hat"], tensors["sample_ids"], metadata)
 
 
+_PICKLE_PREFIXES = (b"PK\x03\x04", b"\x80")  # torch.save zip archive, legacy pickle
+_CHUNK = 1 << 20
+
+
+def _header(path: Path) -> dict[str, str]:
+    """safetensors header metadata of ``path``; refuses pickles and other files."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such representation or checkpoint file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except (SafetensorError, OSError, ValueError):
+        with path.open("rb") as handle:
+            head = handle.read(8)
+        if head.startswith(_PICKLE_PREFIXES):
+            raise ValueError(f"{path}: this is a pickle file (torch.save); vinfo reads only "
+                             "safetensors (pickles can run arbitrary code)") from None
+        raise ValueError(f"{path}: not a safetensors file") from None
+
+
+def checkpoint_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a checkpoint's tensors file followed by its JSON spec."""
+    digest = hashlib.sha256()
+    for part in (Path(path), config_path(path)):
+        with part.open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    """``$VINFO_CACHE_DIR``, else ``$XDG_CACHE_HOME/vinfo/representations``, else
+    ``~/.cache/vinfo/representations``."""
+    if os.environ.get("VINFO_CACHE_DIR"):
+        return Path(os.environ["VINFO_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "vinfo" / "representations"
+
+
+def encode_dataset(model: BaseCodec, dataset: Dataset, ids: Tensor, batch_size: int = 16,
+                   device: str | torch.device = "cpu") -> Tensor:
+    """``ŷ`` of samples ``ids``: the codec's analysis transform and quantisation (§3.4).
+
+    Args:
+        model: a base codec (eval mode is set here).
+        dataset: yields :class:`vinfo.data.Sample` (``image`` ``(3, H, W)`` in ``[0, 1]``).
+        ids: ``(N,)`` dataset indices.
+        batch_size: images encoded at once (bounds memory).
+        device: where to run the codec.
+
+    Returns:
+        ``(N, M, ⌈H/16⌉, ⌈W/16⌉)`` float32 on the CPU, integer-valued.
+
+    Raises:
+        ValueError: images differ in size, or ``batch_size < 1``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    model = model.to(device).eval()
+    rows, size = [], None
+    with torch.no_grad():
+        for batch in ids.split(batch_size):
+            images = [dataset[int(i)].image for i in batch]
+            sizes = {tuple(image.shape) for image in images} | ({size} if size else set())
+            if len(sizes) > 1:
+                raise ValueError(f"images differ in size ({sorted(sizes)[:3]}); probes need one "
+                                 "image size")
+            size = tuple(images[0].shape)
+            x = torch.stack(images).to(device)  # (B, 3, H, W)
+            rows.append(model.encode_latent(x).y_hat.float().cpu())
+    return torch.cat(rows)
+
+
+class Representation(NamedTuple):
+    """A representation ready to probe.
+
+    Attributes:
+        name: display name (unique among the representations of one run).
+        bundle: its ``ŷ`` and sample ids.
+        source: the data its sample ids index.
+        path: the bundle file read (the cache file for a checkpoint).
+        from_cache: ``True`` if ``ŷ`` was read from the cache rather than computed now.
+    """
+
+    name: str
+    bundle: RepresentationBundle
+    source: DataSource
+    path: Path
+    from_cache: bool
+
+
+def _checkpoint_spec(path: Path) -> dict[str, object]:
+    spec_file = config_path(path)
+    if not spec_file.is_file():
+        raise FileNotFoundError(f"{spec_file}: the checkpoint's JSON config is missing")
+    try:
+        spec = json.loads(spec_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{spec_file}: invalid JSON ({error})") from None
+    if not isinstance(spec, dict) or spec.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{spec_file}: not a vinfo checkpoint config")
+    if spec.get("kind") != "base":
+        raise ValueError(f"{path}: a {spec.get('kind')!r} checkpoint; probes read the latent "
+                         "ŷ of a base codec checkpoint")
+    return spec
+
+
+def _cached(cache: Path, sha: str, source: DataSource) -> RepresentationBundle | None:
+    if not cache.is_file():
+        return None
+    try:
+        bundle = load_bundle(cache)
+    except BundleError:
+        return None  # a damaged cache entry is recomputed and replaced
+    meta = bundle.metadata
+    if meta.get("checkpoint_sha256") != sha or meta.get("source_digest") != source.digest():
+        return None
+    return bundle
+
+
+def load_representation(
+    path: str | Path,
+    *,
+    name: str | None = None,
+    dataset: str | None = None,
+    split: str | None = None,
+    preset: str | None = None,
+    root: str | Path | None = None,
+    n_images: int | None = None,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+) -> Representation:
+    """Read a bundle, or compute (once) and cache the ``ŷ`` of a base-codec checkpoint.
+
+    The data source is ``dataset``/``split``/``preset``/``root``/``n_images`` where given,
+    else what the checkpoint spec (or bundle header) records, else synthetic ``tiny`` ``val``
+    (:func:`probes.sources.resolve_source`).
+
+    Args:
+        path: a representation bundle or a ``.safetensors`` base-codec checkpoint.
+        name: display name; default the file stem.
+        dataset: dataset name override.
+        split: split override.
+        preset: synthetic preset override.
+        root: dataset root override.
+        n_images: use only the first ``n_images`` images.
+        cache_dir: cache directory; default :func:`default_cache_dir`.
+        batch_size: images per encoding batch.
+        device: where the codec runs.
+
+    Returns:
+        :class:`Representation`.
+
+    Raises:
+        FileNotFoundError: no such file, or a checkpoint without its JSON spec.
+        ValueError: a pickle, a foreign safetensors file, a non-base checkpoint, tensors that
+            do not fit the spec, or a bad data source.
+    """
+    path = Path(path)
+    header = _header(path)
+    label = name or path.stem
+    overrides = dict(dataset=dataset, split=split, preset=preset, root=root, n_images=n_images)
+    if header.get("format") == FORMAT:
+        bundle = load_bundle(path)
+        source = resolve_source(recorded_data(bundle.metadata), **overrides)
+        return Representation(label, bundle, source, path, True)
+    if header.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: neither a vinfo checkpoint nor a representation bundle "
+                         f"(safetensors format {header.get('format')!r})")
+    spec = _checkpoint_spec(path)
+    source = resolve_source(recorded_data(spec), **overrides)
+    sha = checkpoint_sha256(path)
+    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache = directory / f"{sha[:16]}-{source.digest()[:16]}.safetensors"
+    bundle = _cached(cache, sha, source)
+    if bundle is not None:
+        return Representation(label, bundle, source, cache, True)
+    model: nn.Module = load_checkpoint(path)
+    if not isinstance(model, BaseCodec):
+        raise ValueError(f"{path}: not a base codec checkpoint")
+    data = source.build()
+    ids = source.sample_ids(data)
+    y_hat = encode_dataset(model, data, ids, batch_size, device)
+    directory.mkdir(parents=True, exist_ok=True)
+    metadata = {**source.metadata(), "checkpoint": path.name, "checkpoint_sha256": sha,
+                "source_digest": source.digest(), "beta": str(getattr(model, "beta", ""))}
+    save_bundle(cache, y_hat, ids, metadata)
+    return Representation(label, load_bundle(cache), source, cache, False)
+
+
+def unique_names(paths: Sequence[str | Path]) -> list[str]:
+    """Short display names for files: the stem, prefixed by parent folders where stems clash.
+
+    Raises:
+        ValueError: the same file is given twice.
+    """
+    resolved = [Path(p).resolve() for p in paths]
+    if len(set(resolved)) != len(resolved):
+        raise ValueError("the same representation file is given twice")
+    depth = 1
+    while True:
+        names = ["/".join(p.with_suffix("").parts[-depth:]) for p in resolved]
+        if len(set(names)) == len(names):
+            return names
+        depth += 1
+
+
 __all__ = [
     "FORMAT",
     "BundleError",
+    "Representation",
     "RepresentationBundle",
+    "checkpoint_sha256",
+    "default_cache_dir",
+    "encode_dataset",
     "load_bundle",
+    "load_representation",
     "save_bundle",
+    "unique_names",
     "validate_bundle",
 ]

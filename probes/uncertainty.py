@@ -40,6 +40,49 @@ class Estimate(NamedTuple):
     n_resamples: int
 
 
+def _validate(bits: np.ndarray, pixels: np.ndarray, n_resamples: int,
+              confidence: float) -> None:
+    if bits.ndim != 2 or pixels.ndim != 1 or bits.shape[1] != pixels.shape[0]:
+        raise ValueError(
+            f"per_image_bits {bits.shape} must be (S, N) with per_image_pixels (N,), "
+            f"got {pixels.shape}"
+        )
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n_resamples < 0:
+        raise ValueError(f"n_resamples must be non-negative, got {n_resamples}")
+    if bits.shape[1] < MIN_BOOTSTRAP_IMAGES and n_resamples > 0:
+        raise ValueError(
+            f"a bootstrap needs at least {MIN_BOOTSTRAP_IMAGES} test images, got {bits.shape[1]}"
+        )
+    if pixels.sum() <= 0:
+        raise ValueError("no scored pixel in the test images")
+
+
+def _draws(n_resamples: int, n_images: int, n_seeds: int, seed: int
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Resampled image indices ``(R, N)`` and seed indices ``(R, S)``, both with replacement."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, n_images, size=(n_resamples, n_images))
+    seeds = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))
+    return images, seeds
+
+
+def _per_seed_ratios(bits: np.ndarray, pixels: np.ndarray, images: np.ndarray) -> np.ndarray:
+    """``(S, R)`` ratio ``Σ bits / Σ pixels`` of every seed on every replicate's images."""
+    pixel_sums = pixels[images].sum(1)  # (R,)
+    return bits[:, images].sum(-1) / np.maximum(pixel_sums, 1e-300)
+
+
+def _estimate(point: float, per_seed: np.ndarray, seeds: np.ndarray, confidence: float,
+              n_resamples: int) -> Estimate:
+    """Average each replicate's drawn seeds of ``per_seed (S, R)``; percentile interval."""
+    replicate = np.take_along_axis(per_seed.T, seeds, axis=1).mean(1)  # (R,)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(replicate, [alpha, 1 - alpha])
+    return Estimate(point, float(low), float(high), per_seed.shape[0], n_resamples)
+
+
 def bootstrap_ratio(
     per_image_bits: np.ndarray,
     per_image_pixels: np.ndarray,
@@ -66,35 +109,76 @@ def bootstrap_ratio(
     """
     bits = np.atleast_2d(np.asarray(per_image_bits, dtype=np.float64))
     pixels = np.asarray(per_image_pixels, dtype=np.float64)
-    if bits.ndim != 2 or pixels.ndim != 1 or bits.shape[1] != pixels.shape[0]:
-        raise ValueError(
-            f"per_image_bits {bits.shape} must be (S, N) with per_image_pixels (N,), "
-            f"got {pixels.shape}"
-        )
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    if n_resamples < 0:
-        raise ValueError(f"n_resamples must be non-negative, got {n_resamples}")
+    _validate(bits, pixels, n_resamples, confidence)
     n_seeds, n_images = bits.shape
-    if n_images < MIN_BOOTSTRAP_IMAGES and n_resamples > 0:
-        raise ValueError(
-            f"a bootstrap needs at least {MIN_BOOTSTRAP_IMAGES} test images, got {n_images}"
-        )
-    if pixels.sum() <= 0:
-        raise ValueError("no scored pixel in the test images")
     mean = float((bits.sum(1) / pixels.sum()).mean())
     if n_resamples == 0:
         return Estimate(mean, mean, mean, n_seeds, 0)
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, n_images, size=(n_resamples, n_images))  # (R, N)
-    seeds = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))  # (R, S)
-    pixel_sums = pixels[images].sum(1)  # (R,)
-    # per-seed ratios of every replicate, then the replicate's drawn seeds are averaged
-    ratios = bits[:, images].sum(-1) / np.maximum(pixel_sums, 1e-300)  # (S, R)
-    replicate = np.take_along_axis(ratios.T, seeds, axis=1).mean(1)  # (R,)
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(replicate, [alpha, 1 - alpha])
-    return Estimate(mean, float(low), float(high), n_seeds, n_resamples)
+    images, seeds = _draws(n_resamples, n_images, n_seeds, seed)
+    return _estimate(mean, _per_seed_ratios(bits, pixels, images), seeds, confidence,
+                     n_resamples)
+
+
+class EntropyEstimates(NamedTuple):
+    """Bootstrapped ``H_V(Z|∅)``, ``H_V(Z|Y)``, ``I_V`` (bits per target pixel) and
+    ``I_V / H_V(Z|∅)`` (a fraction), all from the same resampled images and seeds."""
+
+    h_null: Estimate
+    h_cond: Estimate
+    iv: Estimate
+    iv_normalized: Estimate
+
+
+def bootstrap_entropies(
+    null_bits: np.ndarray,
+    cond_bits: np.ndarray,
+    pixels: np.ndarray,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> EntropyEstimates:
+    """Joint bootstrap of both V-entropies, their difference and the normalized ``I_V``.
+
+    Every replicate draws one set of images and seeds and computes all four quantities on it,
+    so the intervals are paired; ``iv`` equals :func:`bootstrap_iv` with the same ``seed``.
+    The normalized ``I_V`` of a seed is ``iv_s / h_null_s``; a replicate averages its drawn
+    seeds' ratios, as the point estimate averages all seeds'. It is only meaningful for
+    discrete targets (``h_null > 0``); for densities the caller should discard it.
+
+    Args:
+        null_bits: ``(S, N)`` (or ``(N,)``) per-image bits of the null predictor.
+        cond_bits: same shape, per-image bits of the probe fed the representation.
+        pixels: ``(N,)`` scored pixels per image.
+        n_resamples: see :func:`bootstrap_ratio`.
+        confidence: see :func:`bootstrap_ratio`.
+        seed: see :func:`bootstrap_ratio`.
+
+    Raises:
+        ValueError: as :func:`bootstrap_ratio`, or ``null_bits`` and ``cond_bits`` differ
+            in shape.
+    """
+    null = np.atleast_2d(np.asarray(null_bits, dtype=np.float64))
+    cond = np.atleast_2d(np.asarray(cond_bits, dtype=np.float64))
+    pixels = np.asarray(pixels, dtype=np.float64)
+    if null.shape != cond.shape:
+        raise ValueError(f"null {null.shape} and cond {cond.shape} bits differ in shape")
+    _validate(null, pixels, n_resamples, confidence)
+    n_seeds, n_images = null.shape
+    h_null_s, h_cond_s = null.sum(1) / pixels.sum(), cond.sum(1) / pixels.sum()  # (S,)
+    iv_s = h_null_s - h_cond_s
+    with np.errstate(divide="ignore", invalid="ignore"):
+        points = (h_null_s, h_cond_s, iv_s, iv_s / h_null_s)
+        if n_resamples == 0:
+            return EntropyEstimates(*(Estimate(float(p.mean()), float(p.mean()),
+                                               float(p.mean()), n_seeds, 0) for p in points))
+        images, seeds = _draws(n_resamples, n_images, n_seeds, seed)
+        r_null = _per_seed_ratios(null, pixels, images)  # (S, R)
+        r_cond = _per_seed_ratios(cond, pixels, images)
+        r_iv = _per_seed_ratios(null - cond, pixels, images)
+        per_seed = (r_null, r_cond, r_iv, r_iv / r_null)
+        return EntropyEstimates(*(
+            _estimate(float(point.mean()), replicates, seeds, confidence, n_resamples)
+            for point, replicates in zip(points, per_seed, strict=True)))
 
 
 def bootstrap_iv(
@@ -167,7 +251,9 @@ def capacity_check(frame: pd.DataFrame) -> pd.Series:
 
 __all__ = [
     "MIN_BOOTSTRAP_IMAGES",
+    "EntropyEstimates",
     "Estimate",
+    "bootstrap_entropies",
     "bootstrap_iv",
     "bootstrap_paired_difference",
     "bootstrap_ratio",

@@ -32,6 +32,7 @@ ABOVE_CORE = {"probes", "cli", "vinfo.experiments"}
         ("vinfo.coding", ABOVE_CORE),
         ("vinfo.train", ABOVE_CORE),
         ("probes", {"cli", "vinfo.experiments"}),
+        ("probes.report", {"cli", "vinfo.experiments"}),
         ("vinfo.experiments.rd", {"cli"}),
     ],
 )

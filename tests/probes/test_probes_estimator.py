@@ -140,3 +140,49 @@ def test_run_probes_is_paired_across_representations():
     with pytest.raises(ValueError, match="paired"):
         run_probes({"a": {"depth": splits}, "b": {"depth": other}}, ["linear"])
     assert math.isfinite(float(np.asarray(frame["h_cond_train"])[1]))
+
+
+def test_categorical_null_is_the_smoothed_class_frequency_chosen_on_validation():
+    from probes.estimator import SMOOTHING_GRID, categorical_null_logits
+    from probes.heads import CategoricalHead
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 3, (40, 1, 4, 4), generator=g)
+    labels[:, :, 0] = 0  # the top row is always class 0
+    labels[0, 0, 3, 3] = 255  # ignored
+    head = CategoricalHead(num_classes=4)
+    train, val = ProbeData(torch.zeros(30, 1, 1, 1), labels[:30]), ProbeData(
+        torch.zeros(10, 1, 1, 1), labels[30:])
+    logits = categorical_null_logits(head, train, val, positional=True)
+    assert logits.shape == (4, 4, 4)
+    probabilities = logits.exp()
+    assert torch.allclose(probabilities.sum(0), torch.ones(4, 4))
+    assert probabilities[0, 0].min() > 0.9 and (probabilities[3] < 0.05).all()
+    counts = torch.stack([(labels[:30, 0] == k).sum(0) for k in range(4)]).double()
+    alphas = [a for a in SMOOTHING_GRID
+              if torch.allclose(((counts + a) / (counts + a).sum(0)).float(), probabilities)]
+    assert len(alphas) == 1
+    global_logits = categorical_null_logits(head, train, val, positional=False)
+    assert global_logits.shape == (4, 1, 1)
+    # the closed-form null matches a gradient-trained one on held-out data
+    data = [ProbeData(torch.randn(n, 2, 4, 4, generator=g), labels[i:i + n])
+            for i, n in ((0, 24), (24, 8), (32, 8))]
+    auto = VInfoProbe("null", "segmentation", head_kwargs={"num_classes": 4}).fit(*data[:2])
+    gradient = VInfoProbe("null", "segmentation", head_kwargs={"num_classes": 4},
+                          solver="gradient", lr=0.1).fit(*data[:2])
+    assert auto.epochs_ == (0, 0)
+    assert auto.evaluate(data[2]).h_null <= gradient.evaluate(data[2]).h_null + 0.02
+
+
+def test_the_null_is_shared_between_families_and_checked():
+    train, val, test = patch_gaussian(20, 1), patch_gaussian(8, 2), patch_gaussian(8, 3)
+    first = VInfoProbe("null", "depth", solver="gradient", max_epochs=30).fit(train, val)
+    second = VInfoProbe("mlp", "depth", solver="gradient", max_epochs=30).fit(
+        train, val, null_from=first)
+    assert torch.equal(second.null_net_.prior.value, first.null_net_.prior.value)
+    assert second.epochs_[0] == first.epochs_[0]
+    assert second.evaluate(test).h_null == pytest.approx(first.evaluate(test).h_null)
+    with pytest.raises(ValueError, match="null_from must share"):
+        VInfoProbe("mlp", "depth", seed=1).fit(train, val, null_from=first)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        VInfoProbe("mlp", "depth").fit(train, val, null_from=VInfoProbe("null", "depth"))

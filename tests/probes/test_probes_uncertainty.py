@@ -1,7 +1,12 @@
 import numpy as np
 import pytest
 
-from probes.uncertainty import bootstrap_iv, bootstrap_paired_difference, bootstrap_ratio
+from probes.uncertainty import (
+    bootstrap_entropies,
+    bootstrap_iv,
+    bootstrap_paired_difference,
+    bootstrap_ratio,
+)
 
 
 def test_constant_ratio_gives_a_degenerate_interval():
@@ -52,3 +57,26 @@ def test_bad_input():
         bootstrap_ratio(np.ones(3), np.ones(3), confidence=1.5)
     with pytest.raises(ValueError, match="differ in shape"):
         bootstrap_iv(np.ones((2, 3)), np.ones((1, 3)), np.ones(3))
+
+
+def test_joint_bootstrap_pairs_all_four_quantities():
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(50, 100, size=40).astype(float)
+    difficulty = rng.normal(0, 0.5, size=40)  # shared by both entropies of an image
+    null = (2.0 + difficulty + rng.normal(0, 0.05, size=(2, 40))) * pixels
+    cond = null - (0.5 + rng.normal(0, 0.05, size=(2, 40))) * pixels
+    joint = bootstrap_entropies(null, cond, pixels, n_resamples=300, seed=5)
+    assert joint.iv == pytest.approx(bootstrap_iv(null, cond, pixels, n_resamples=300, seed=5))
+    assert joint.h_null == pytest.approx(bootstrap_ratio(null, pixels, 300, seed=5))
+    assert joint.h_cond == pytest.approx(bootstrap_ratio(cond, pixels, 300, seed=5))
+    ratios = (null.sum(1) - cond.sum(1)) / null.sum(1)
+    assert joint.iv_normalized.mean == pytest.approx(ratios.mean())
+    for estimate in joint:
+        assert estimate.ci_low <= estimate.mean <= estimate.ci_high
+    assert joint.iv_normalized.ci_low > 0.2 and joint.iv_normalized.ci_high < 0.3
+    # pairing: the I_V interval is far narrower than the entropies' own
+    assert joint.iv.ci_high - joint.iv.ci_low < (joint.h_null.ci_high - joint.h_null.ci_low) / 2
+    point = bootstrap_entropies(null, cond, pixels, n_resamples=0)
+    assert point.iv_normalized.ci_low == point.iv_normalized.mean == joint.iv_normalized.mean
+    with pytest.raises(ValueError, match="differ in shape"):
+        bootstrap_entropies(null, cond[:1], pixels)

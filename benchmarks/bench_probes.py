@@ -1,0 +1,220 @@
+"""Speed of vinfo's probes, measured in one run on cached tiny-preset representations.
+
+(a) The linear probe against scikit-learn on the same cached features: Ridge (continuous
+    depth, Gaussian residuals) and LogisticRegression (categorical segmentation, C chosen on
+    the validation split, untimed), one model per position inside the 16×16 patch, as vinfo's
+    linear family (1×1 conv + pixel shuffle) with the global null. Both must reach the same
+    test NLL within 1 %; prints the times (vinfo: null + probe + validation scoring) and the
+    speed ratio (goal: vinfo ≥ 3× faster).
+(b) A sweep of all families × three targets × 1 seed on the same representation, without
+    bootstrap controls (goal: ≤ 2 minutes on 2 cores).
+
+The representation is cached as a vinfo bundle first (timed separately). By default it is a
+hand-made 16-channel "encoder" (per 16×16 patch: mean colour, colours of the four quadrants,
+luminance spread; rounded like a quantised latent), so that the benchmark needs no trained
+codec; ``--repr CKPT`` uses a trained base checkpoint instead.
+
+    .venv/bin/python benchmarks/bench_probes.py [--repr CKPT] [--skip-linear] [--skip-sweep]
+        [--width W] [--max-epochs E] [--threads T]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+import warnings
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+from probes import FAMILIES, VInfoProbe, build_probe_inputs, load_representation, run_probes
+from probes.representations import save_bundle
+from probes.sources import DataSource
+
+LN2 = math.log(2.0)
+
+
+def handmade_bundle(path: Path, source: DataSource) -> None:
+    """``(N, 16, 4, 4)`` integer features of every 16×16 patch of the source's images."""
+    dataset = source.build()
+    ids = source.sample_ids(dataset)
+    images = torch.stack([dataset[int(i)].image for i in ids])  # (N, 3, 64, 64)
+    quadrants = F.avg_pool2d(images, 8)  # (N, 3, 8, 8)
+    features = [F.avg_pool2d(images, 16)]
+    features += [quadrants[:, :, i::2, j::2] for i in (0, 1) for j in (0, 1)]
+    luminance = images.mean(1, keepdim=True)
+    features.append(F.avg_pool2d(luminance.square(), 16) - F.avg_pool2d(luminance, 16).square())
+    y_hat = torch.round(16 * torch.cat(features, 1))  # (N, 16, 4, 4), integer like ŷ
+    save_bundle(path, y_hat, ids, source.metadata())
+
+
+def patch_rows(y: torch.Tensor, z: torch.Tensor, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """Design ``(N·P, C)`` and targets ``(N·P, Q)`` per patch position ``q`` (pixel_unshuffle)."""
+    x = y.flatten(2).transpose(1, 2).reshape(-1, y.shape[1])  # (N·P, C)
+    zq = F.pixel_unshuffle(z.double(), factor).flatten(2).transpose(1, 2)  # (N, P, Q)
+    return x.double().numpy(), zq.reshape(-1, zq.shape[-1]).numpy()
+
+
+def sklearn_depth_bits(train, test, factor: int) -> float:
+    """Test bits/pixel of one Ridge per patch position with ML residual variance."""
+    x, z = patch_rows(train.y, train.z, factor)
+    _, m = patch_rows(train.y, train.mask.double(), factor)
+    xt, zt = patch_rows(test.y, test.z, factor)
+    _, mt = patch_rows(test.y, test.mask.double(), factor)
+    bits, count = 0.0, 0.0
+    for q in range(z.shape[1]):
+        rows, rows_t = m[:, q] > 0, mt[:, q] > 0
+        model = Ridge(alpha=1e-6).fit(x[rows], z[rows, q])
+        variance = np.mean((z[rows, q] - model.predict(x[rows])) ** 2)
+        residual = zt[rows_t, q] - model.predict(xt[rows_t])
+        nats = 0.5 * residual**2 / variance + 0.5 * math.log(2 * math.pi * variance)
+        bits, count = bits + nats.sum() / LN2, count + rows_t.sum()
+    return bits / count
+
+
+def sklearn_segmentation_bits(train, test, factor: int, classes: int, c: float = 1.0,
+                               positions: range | None = None) -> float:
+    """Test bits/pixel of one multinomial LogisticRegression (L2, ``C = c``) per patch position.
+
+    Features are standardised (fitted on train), which only helps lbfgs converge; a class that a
+    position never shows in training gets probability 1e-9 there. ``positions`` restricts the
+    fit and the score to some patch positions (for choosing ``c``).
+    """
+    x, z = patch_rows(train.y, train.z, factor)
+    xt, zt = patch_rows(test.y, test.z, factor)
+    scaler = StandardScaler().fit(x)
+    x, xt = scaler.transform(x), scaler.transform(xt)
+    bits, count = 0.0, 0.0
+    for q in positions or range(z.shape[1]):
+        rows, rows_t = z[:, q] != 255, zt[:, q] != 255
+        labels = z[rows, q].astype(int)
+        probabilities = np.full((rows_t.sum(), classes), 1e-9)
+        seen = np.unique(labels)
+        if len(seen) == 1:
+            probabilities[:, seen[0]] = 1.0
+        else:
+            model = LogisticRegression(C=c, max_iter=1000).fit(x[rows], labels)
+            probabilities[:, model.classes_] = model.predict_proba(xt[rows_t])
+        probabilities /= probabilities.sum(1, keepdims=True)
+        picked = probabilities[np.arange(rows_t.sum()), zt[rows_t, q].astype(int)]
+        bits, count = bits - np.log2(picked).sum(), count + rows_t.sum()
+    return bits / count
+
+
+C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+def select_c(train, val, factor: int, classes: int) -> float:
+    """The ``C`` of :data:`C_GRID` with the lowest validation NLL on every 16th position (vinfo
+    selects its stopping epoch on the same validation split; this search is not timed)."""
+    positions = range(0, factor * factor, 16)
+    scores = {c: sklearn_segmentation_bits(train, val, factor, classes, c, positions)
+              for c in C_GRID}
+    return min(scores, key=scores.__getitem__)
+
+
+def timed(function, repeat: int = 1):
+    """``(value, seconds)``: the last value and the fastest of ``repeat`` runs."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        value = function()
+        best = min(best, time.perf_counter() - start)
+    return value, best
+
+
+def compare_linear(inputs) -> None:
+    """(a): vinfo's linear probe against scikit-learn, same features, same splits."""
+    data = inputs.data["r"]
+    factor = data["depth"].train.z.shape[-1] // data["depth"].train.y.shape[-1]
+    print(f"(a) linear probe, global null, {len(inputs.sample_ids[0])} train / "
+          f"{len(inputs.sample_ids[1])} val / {len(inputs.sample_ids[2])} test images; "
+          "test NLL in bits per target pixel")
+    print(f"{'target':13} {'vinfo':>8} {'sklearn':>8} {'vinfo NLL':>10} {'sklearn NLL':>11} "
+          f"{'NLL diff':>9} {'speed-up':>9}")
+    classes = inputs.head_kwargs["segmentation"]["num_classes"]
+    segmentation = data["segmentation"]
+    c = select_c(segmentation.train, segmentation.val, factor, classes)
+    references = {
+        "depth": (partial(sklearn_depth_bits, factor=factor), 3, "Ridge"),
+        "segmentation": (partial(sklearn_segmentation_bits, factor=factor, classes=classes, c=c),
+                         1, f"LogisticRegression C={c:g}"),
+    }
+    for target, (reference, repeat, name) in references.items():
+        splits = data[target]
+        probe = VInfoProbe("linear", target, null="global",
+                           head_kwargs=inputs.head_kwargs.get(target))
+        fitted, ours = timed(partial(probe.fit, splits.train, splits.val), repeat)
+        nll = fitted.evaluate(splits.test).h_cond
+        theirs_nll, theirs = timed(partial(reference, splits.train, splits.test), repeat)
+        print(f"{target:13} {ours:7.2f}s {theirs:7.2f}s {nll:10.4f} {theirs_nll:11.4f} "
+              f"{(nll - theirs_nll) / abs(theirs_nll):+9.2%} {theirs / ours:8.1f}x "
+              f"({fitted.solver_} vs {name})")
+
+
+def sweep(inputs, width: int | None, max_epochs: int | None) -> None:
+    """(b): every family × every target × 1 seed, with a 1000-resample bootstrap."""
+    kwargs = {key: value for key, value in (("width", width), ("max_epochs", max_epochs))
+              if value is not None}
+    families, times = FAMILIES.names(), []
+    last = [time.perf_counter()]
+
+    def tick(event) -> None:
+        now = time.perf_counter()
+        times.append((event.target, event.family, now - last[0], event.probe.epochs_))
+        last[0] = now
+
+    frame, seconds = timed(lambda: run_probes(
+        inputs.data, families, (0,), n_resamples=1000, controls=False, probe_kwargs=kwargs,
+        head_kwargs=inputs.head_kwargs, callback=tick))
+    print(f"(b) sweep {kwargs or 'library defaults'}: {len(families)} families × 3 targets × "
+          f"1 seed = {len(times)} fits in {seconds:.1f} s (goal ≤ 120 s)")
+    fits = {(t, f): (s, e) for t, f, s, e in times}
+    frame["seconds"] = [fits[(t, f)][0] for t, f in zip(frame["target"], frame["family"],
+                                                         strict=True)]
+    frame["epochs"] = [fits[(t, f)][1] for t, f in zip(frame["target"], frame["family"],
+                                                       strict=True)]
+    columns = ["target", "family", "params", "epochs", "seconds", "h_null", "h_cond", "iv"]
+    print(frame[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repr", type=Path, default=None, help="a trained base checkpoint")
+    parser.add_argument("--skip-linear", action="store_true", help="skip (a)")
+    parser.add_argument("--skip-sweep", action="store_true", help="skip (b)")
+    parser.add_argument("--width", type=int, default=None, help="(b): family width")
+    parser.add_argument("--max-epochs", type=int, default=None, help="(b): epoch budget")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch and BLAS threads of both sides (1: robust on a busy machine)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    threadpool_limits(args.threads)
+    warnings.simplefilter("ignore")
+    source = DataSource(split="val")
+    with tempfile.TemporaryDirectory() as directory:
+        path = args.repr or Path(directory) / "handmade.safetensors"
+        if args.repr is None:
+            handmade_bundle(path, source)
+        representation, seconds = timed(lambda: load_representation(path, cache_dir=directory))
+        print(f"representation {tuple(representation.bundle.y_hat.shape)} from {path.name} "
+              f"({representation.source.describe()}): {seconds:.2f} s")
+        inputs = build_probe_inputs({"r": representation.bundle},
+                                    ["depth", "segmentation", "reconstruction"],
+                                    representation.source)
+    if not args.skip_linear:
+        compare_linear(inputs)
+    if not args.skip_sweep:
+        sweep(inputs, args.width, args.max_epochs)
+
+
+if __name__ == "__main__":
+    main()

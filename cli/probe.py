@@ -1,0 +1,199 @@
+"""``vinfo probe``: predictive V-information of frozen representations, and the registries.
+
+``vinfo probe --repr A --repr B --target depth --family linear,resnet`` runs the probes (the
+group's callback is the main action: it runs when no sub-command is named), while
+``vinfo probe families`` and ``vinfo probe targets`` list the registries.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from probes import FAMILIES, TARGETS, FitEvent, Representation, probe_files
+from probes.estimator import NULLS
+
+app = typer.Typer(invoke_without_command=True, no_args_is_help=True)
+
+_TABLE_COLUMNS = {
+    "repr": "repr", "target": "target", "family": "family", "capacity_rank": "rank",
+    "params": "params", "h_null": "H(Z|∅)", "h_cond": "H(Z|Y)", "gap": "gap", "iv": "I_V",
+    "iv_ci": "CI", "iv_normalized": "I_V/H", "task_metric": "metric", "null": "null",
+    "flags": "flags",
+}
+
+
+def _names(values: list[str] | None) -> list[str] | None:
+    """Comma-separated and repeated options → one list (``None`` if not given)."""
+    if not values:
+        return None
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
+def _check_output(path: Path | None, suffixes: tuple[str, ...]) -> None:
+    """Refuse an output before any work: bad suffix or missing directory."""
+    if path is None:
+        return
+    if path.suffix.lower() not in suffixes:
+        raise ValueError(f"{path}: output must end in {', '.join(suffixes)}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path.parent}: output directory does not exist")
+
+
+def _table(frame: pd.DataFrame) -> str:
+    table = frame.assign(
+        iv_ci=[f"[{low:+.4f}, {high:+.4f}]" for low, high in
+               zip(frame["iv_ci_low"], frame["iv_ci_high"], strict=True)],
+        flags=["".join(flag for flag, on in (("S", s), ("C", c)) if on) or "-" for s, c in
+               zip(frame["shuffled_flag"], frame["capacity_flag"], strict=True)],
+        task_metric=[f"{name} {value:.3g}" for name, value in
+                     zip(frame["metric"], frame["metric_value"], strict=True)],
+    )[list(_TABLE_COLUMNS)].rename(columns=_TABLE_COLUMNS)
+    return table.to_string(index=False, float_format=lambda value: f"{value:.4f}", na_rep="-")
+
+
+@app.callback()
+def probe(
+    ctx: typer.Context,
+    representations: list[Path] = typer.Option(
+        None, "--repr", "-r", show_default=False,
+        help="A vinfo base-codec checkpoint (.safetensors + .json) or a representation bundle "
+        "(repeatable: several are probed on the same images and seeds, paired)."),
+    target: list[str] = typer.Option(
+        None, "--target", "-t", show_default=False,
+        help=f"Target(s), comma-separated or repeated: {', '.join(TARGETS.names())}."),
+    family: list[str] = typer.Option(
+        None, "--family", "-f", show_default=False,
+        help=f"Probe families, comma-separated: {', '.join(FAMILIES.names())}. "
+        "Default: linear."),
+    dataset: str = typer.Option(
+        None, "--dataset", show_default=False,
+        help="Dataset (default: the one recorded in the checkpoint, else synthetic)."),
+    data_root: Path = typer.Option(None, "--data-root", show_default=False,
+                                   help="Dataset root (COCO, Cityscapes)."),
+    split: str = typer.Option(None, "--split", show_default=False,
+                              help="Dataset split (default: recorded, else val)."),
+    preset: str = typer.Option(None, "--preset", show_default=False,
+                               help="Synthetic preset (default: recorded, else tiny)."),
+    n_images: int = typer.Option(None, "--n-images", show_default=False,
+                                 help="Use only the first N images of the split."),
+    seeds: int = typer.Option(None, "--seeds", show_default=False,
+                              help="Training seeds per probe (default 1)."),
+    bootstrap: int = typer.Option(None, "--bootstrap", show_default=False,
+                                  help="Bootstrap resamples of the CIs (default 1000)."),
+    null: str = typer.Option(None, "--null", show_default=False,
+                             help=f"Null predictor: {', '.join(NULLS)} (default positional)."),
+    width: int = typer.Option(None, "--width", show_default=False,
+                              help="Hidden width of the families (default: family default)."),
+    max_epochs: int = typer.Option(None, "--max-epochs", show_default=False,
+                                   help="Epoch budget of every fit (default 200)."),
+    cache_dir: Path = typer.Option(
+        None, "--cache-dir", show_default=False,
+        help="Representation cache (default $VINFO_CACHE_DIR or ~/.cache/vinfo)."),
+    out: Path = typer.Option(None, "--out", "-o", show_default=False,
+                             help="Write the full table (.csv or .json)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON records instead of a table."),
+    plot: Path = typer.Option(None, "--plot", show_default=False,
+                              help="Plot I_V against capacity rank (.png, .pdf, .svg)."),
+    pvi_maps: Path = typer.Option(
+        None, "--pvi-maps", show_default=False,
+        help="Directory for per-pixel PVI maps (.npy + .png) and per-image totals."),
+    pvi_images: int = typer.Option(None, "--pvi-images", show_default=False,
+                                   help="PVI maps written per probe (default 4)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+) -> None:
+    """V-information probes: H_V(Z|∅), H_V(Z|Y), I_V = H_V(Z|∅) − H_V(Z|Y), bits per pixel.
+
+    Run with --repr …, or list the registries: 'vinfo probe families', 'vinfo probe targets'.
+
+    Fit on a train split, early-stop on validation NLL, score the test images once.
+
+    CIs bootstrap the test images and the seeds (paired between representations).
+
+    Flags: S = shuffled-representation control above 0, C = below a lower-capacity family.
+
+    Example: vinfo probe --repr b0.safetensors --repr b01.safetensors --target depth
+    --family linear,resnet --seeds 3 --out probes.csv --plot iv.png
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from probes.report import FIGURE_SUFFIXES, plot_iv_by_capacity, save_figure
+    from vinfo.io import write_text_atomic
+
+    targets, families = _names(target), _names(family) or ["linear"]
+    if not representations:
+        raise ValueError("give at least one --repr (or a sub-command: families, targets)")
+    if not targets:
+        raise ValueError(f"give --target: {', '.join(TARGETS.names())}")
+    _check_output(out, (".csv", ".json"))
+    _check_output(plot, FIGURE_SUFFIXES)
+    if pvi_maps is not None and pvi_maps.exists() and not pvi_maps.is_dir():
+        raise ValueError(f"{pvi_maps}: --pvi-maps must be a directory")
+    if seeds is not None and seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {seeds}")
+    probe_kwargs = {key: value for key, value in
+                    (("null", null), ("width", width), ("max_epochs", max_epochs))
+                    if value is not None}
+    options = {key: value for key, value in
+               (("n_resamples", bootstrap), ("pvi_images", pvi_images)) if value is not None}
+    console = Console(stderr=True)
+
+    def loaded(representation: Representation) -> None:
+        if not quiet:
+            origin = "from cache" if representation.from_cache else "computed"
+            console.print(f"{representation.name}: ŷ {tuple(representation.bundle.y_hat.shape)} "
+                          f"{origin} ({representation.path})", highlight=False,
+                          soft_wrap=True)
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, disable=quiet) as progress:
+        total = len(representations) * len(targets) * len(families) * (seeds or 1)
+        task = progress.add_task("fitting probes", total=total)
+
+        def fitted(event: FitEvent) -> None:
+            progress.update(task, advance=1, description=f"{event.repr} {event.target} "
+                            f"{event.family} seed {event.seed}")
+
+        run = probe_files(
+            representations, targets, families, tuple(range(seeds or 1)), dataset=dataset,
+            root=data_root, split=split, preset=preset, n_images=n_images, cache_dir=cache_dir,
+            probe_kwargs=probe_kwargs, pvi_dir=pvi_maps, on_representation=loaded,
+            callback=fitted, **options)
+    frame = run.frame
+    if out is not None:
+        text = (frame.to_json(orient="records", indent=2) if out.suffix.lower() == ".json"
+                else frame.to_csv(index=False))
+        write_text_atomic(out, text)
+    if plot is not None:
+        save_figure(plot_iv_by_capacity(frame), plot)
+    if as_json:
+        typer.echo(frame.to_json(orient="records", indent=2))
+        return
+    typer.echo(f"data: {frame['source'].iloc[0]}; bits per target pixel; "
+               f"{frame['n_test_images'].iloc[0]} test images, {frame['n_seeds'].iloc[0]} "
+               f"seed(s), {frame['n_resamples'].iloc[0]} bootstrap resamples")
+    typer.echo(_table(frame))
+    typer.echo("H(Z|∅), H(Z|Y), I_V: bits per target pixel (depth: differential bits). "
+               "gap: test − train H(Z|Y). I_V/H: I_V / H(Z|∅) (discrete targets). metric: of the "
+               "probe's prediction (psnr dB, rmse depth unit, miou). flags: S shuffled control > "
+               "0, C capacity drop.")
+
+
+@app.command()
+def families() -> None:
+    """List the probe families, by capacity rank."""
+    for name, entry in sorted(FAMILIES.items(), key=lambda item: item[1].capacity_rank):
+        typer.echo(f"{entry.capacity_rank}  {name:<10} {entry.description}")
+
+
+@app.command()
+def targets() -> None:
+    """List the probe targets, with the dataset field and metric each reads."""
+    for name, entry in TARGETS.items():
+        mask = f" (mask {entry.mask_field})" if entry.mask_field else ""
+        typer.echo(f"{name:<15} field {entry.field}{mask}, metric {entry.metric}: "
+                   f"{entry.description}")

@@ -1,0 +1,143 @@
+"""From files to a V-information table: what ``vinfo probe`` runs.
+
+:func:`probe_files` loads (or computes and caches) every representation, checks that they
+index the same images, builds one shared train/val/test partition with the targets read from
+the dataset, and runs :func:`probes.estimator.run_probes` over families × targets × seeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import pandas as pd
+
+from probes.estimator import FitEvent, run_probes
+from probes.families import get_family
+from probes.heads import get_target
+from probes.representations import Representation, load_representation, unique_names
+from probes.sources import DEFAULT_FRACTIONS, ProbeInputs, build_probe_inputs
+from probes.uncertainty import MIN_BOOTSTRAP_IMAGES
+
+
+class ProbeRun(NamedTuple):
+    """Result of :func:`probe_files`.
+
+    Attributes:
+        frame: the tidy table of :func:`probes.estimator.run_probes`, plus ``source`` (the data
+            probed) and ``repr_path`` (the file given).
+        representations: the loaded representations, in the order given.
+        inputs: the shared splits (their ``sample_ids`` name the test images).
+    """
+
+    frame: pd.DataFrame
+    representations: list[Representation]
+    inputs: ProbeInputs
+
+
+def probe_files(
+    paths: Sequence[str | Path],
+    targets: Sequence[str],
+    families: Sequence[str] = ("linear",),
+    seeds: Sequence[int] = (0,),
+    *,
+    dataset: str | None = None,
+    split: str | None = None,
+    preset: str | None = None,
+    root: str | Path | None = None,
+    n_images: int | None = None,
+    cache_dir: str | Path | None = None,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    controls: bool = True,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    split_seed: int = 0,
+    probe_kwargs: Mapping[str, object] | None = None,
+    pvi_dir: str | Path | None = None,
+    pvi_images: int = 4,
+    on_representation: Callable[[Representation], None] | None = None,
+    callback: Callable[[FitEvent], None] | None = None,
+) -> ProbeRun:
+    """Probe representation files (checkpoints or bundles) on the same images and seeds.
+
+    Args:
+        paths: base-codec checkpoints and/or representation bundles.
+        targets: target names (:data:`probes.heads.TARGETS`).
+        families: family names (:data:`probes.families.FAMILIES`).
+        seeds: training seeds.
+        dataset: data source overrides, see :func:`probes.sources.resolve_source`.
+        split: see ``dataset``.
+        preset: see ``dataset``.
+        root: see ``dataset``.
+        n_images: see ``dataset``.
+        cache_dir: representation cache (default :func:`probes.representations.default_cache_dir`).
+        n_resamples: bootstrap replicates.
+        confidence: CI coverage.
+        controls: run the shuffled-representation control.
+        fractions: probe train / val / test fractions.
+        split_seed: seed of the shared partition.
+        probe_kwargs: extra :class:`probes.estimator.VInfoProbe` arguments.
+        pvi_dir: if given, write pointwise V-information maps of the test images for every
+            non-null fit of the first seed into ``pvi_dir/<repr>/<target>/<family>/``
+            (:class:`probes.report.PVIWriter`).
+        pvi_images: maps written per probe (the hardest test images).
+        on_representation: called after each representation is loaded or computed.
+        callback: called after every probe fit (see :func:`probes.estimator.run_probes`).
+
+    Returns:
+        :class:`ProbeRun`.
+
+    Raises:
+        ValueError: unknown names (before any work), representations on different data, and
+            everything :func:`probes.sources.build_probe_inputs` and
+            :func:`probes.representations.load_representation` refuse.
+    """
+    if not paths:
+        raise ValueError("no representation given (--repr)")
+    if not seeds:
+        raise ValueError("at least one seed is needed")
+    if not families or not targets:
+        raise ValueError("at least one family and one target are needed")
+    for family in families:
+        get_family(family)
+    for target in targets:
+        get_target(target)
+    names = unique_names(paths)
+    representations = []
+    for path, name in zip(paths, names, strict=True):
+        representation = load_representation(
+            path, name=name, dataset=dataset, split=split, preset=preset, root=root,
+            n_images=n_images, cache_dir=cache_dir)
+        representations.append(representation)
+        if on_representation is not None:
+            on_representation(representation)
+    sources = {r.source for r in representations}
+    if len(sources) > 1:
+        described = "; ".join(f"{r.name}: {r.source.describe()}" for r in representations)
+        raise ValueError(f"representations index different data ({described}); pass "
+                         "--dataset/--split/--preset/--n-images to probe them on the same images")
+    source = representations[0].source
+    inputs = build_probe_inputs({r.name: r.bundle for r in representations}, targets, source,
+                                fractions=fractions, split_seed=split_seed,
+                                min_test=MIN_BOOTSTRAP_IMAGES if n_resamples > 0 else 1)
+    callbacks = [] if callback is None else [callback]
+    if pvi_dir is not None:
+        from probes.report import PVIWriter  # selects matplotlib's Agg backend: import late
+
+        callbacks.insert(0, PVIWriter(pvi_dir, inputs.sample_ids[2], pvi_images, seeds[0]))
+
+    def report(event: FitEvent) -> None:
+        for function in callbacks:
+            function(event)
+
+    frame = run_probes(inputs.data, families, seeds, n_resamples=n_resamples,
+                       confidence=confidence, controls=controls, probe_kwargs=probe_kwargs,
+                       head_kwargs=inputs.head_kwargs, callback=report)
+    paths_by_name = {name: str(path) for name, path in zip(names, paths, strict=True)}
+    frame.insert(1, "repr_path", frame["repr"].map(paths_by_name))
+    frame["source"] = source.describe()
+    return ProbeRun(frame, representations, inputs)
+
+
+__all__ = ["ProbeRun", "probe_files"]

@@ -1,0 +1,334 @@
+"""Where probe data comes from: the dataset split behind a representation, its targets, and
+the train/val/test partition shared by every representation.
+
+A :class:`DataSource` names a dataset split (``synthetic`` preset ``tiny``, split ``val``, or a
+COCO/Cityscapes root). Representations are computed on its first ``n_images`` samples and
+identified by *sample id* = dataset index. :func:`build_probe_inputs` reads the targets of those
+samples from the dataset (:attr:`probes.heads.Target.field`: reconstruction = the image, depth
+with its validity mask, segmentation) and partitions the ids into probe train/val/test with one
+seeded permutation, so every representation is probed on the same images with the same seeds
+and the comparisons between them are paired.
+
+Synthetic scenes have no predefined splits and an unlimited supply of i.i.d. images: split
+``s`` is the whole preset drawn with seed ``preset.seed + SYNTHETIC_SPLIT_SEEDS[s]``. ``train``
+(offset 0) is exactly the dataset experiments train codecs on (they carve their own
+train/val/test index ranges out of it); ``val`` (the default) and ``test`` are fresh image sets
+the codec never saw, as large as the preset.
+
+Memory: :func:`build_probe_inputs` holds every target of the chosen samples once, as float32
+(``N × C_t × H × W``; int64 for segmentation, plus a bool mask for depth), shared by all
+representations, plus each representation's ``ŷ`` (``N × C × h × w`` float32). For the tiny
+preset (256 images of 64×64) that is about 13 MB; cap larger datasets with ``n_images``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from probes.estimator import ProbeData, Splits
+from probes.heads import IGNORE_INDEX, get_target
+from probes.uncertainty import MIN_BOOTSTRAP_IMAGES
+from vinfo.data import DATASETS, PRESETS, SyntheticConfig, build_dataset
+
+if TYPE_CHECKING:  # representations imports this module
+    from probes.representations import RepresentationBundle
+
+DEFAULT_DATASET = "synthetic"
+DEFAULT_PRESET = "tiny"
+DEFAULT_SPLIT = "val"
+SYNTHETIC_SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
+"""Seed offsets of the synthetic splits: ``train`` is the codecs' training dataset, ``val``
+and ``test`` are disjoint fresh image sets."""
+DEFAULT_FRACTIONS = (0.6, 0.2, 0.2)
+"""Probe train / val / test fractions of the chosen images."""
+DATA_KEYS = ("dataset", "preset", "split", "root", "n_images")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A dataset split and how many of its images to use.
+
+    Attributes:
+        dataset: name in :data:`vinfo.data.DATASETS`.
+        split: dataset split (``train``/``val``/``test``; COCO: ``val2017``...).
+        preset: synthetic preset (:data:`vinfo.data.PRESETS`); ``None`` for other datasets.
+        root: dataset root directory (COCO, Cityscapes); ``None`` for synthetic.
+        n_images: use dataset indices ``0 .. n_images - 1``; ``None``: all.
+    """
+
+    dataset: str = DEFAULT_DATASET
+    split: str = DEFAULT_SPLIT
+    preset: str | None = DEFAULT_PRESET
+    root: str | None = None
+    n_images: int | None = None
+
+    def __post_init__(self) -> None:
+        DATASETS.get(self.dataset)  # unknown names list the valid ones
+        if self.n_images is not None and self.n_images < 1:
+            raise ValueError(f"n_images must be positive, got {self.n_images}")
+        if self.dataset == "synthetic":
+            if self.preset not in PRESETS:
+                raise ValueError(f"unknown synthetic preset {self.preset!r}; valid: "
+                                 f"{', '.join(PRESETS)}")
+            if self.split not in SYNTHETIC_SPLIT_SEEDS:
+                raise ValueError(f"unknown synthetic split {self.split!r}; valid: "
+                                 f"{', '.join(SYNTHETIC_SPLIT_SEEDS)}")
+        elif self.root is None:
+            raise ValueError(f"dataset {self.dataset!r} needs a data root (--data-root)")
+
+    def build(self) -> Dataset:
+        """The dataset split (all of it; :meth:`sample_ids` applies ``n_images``)."""
+        if self.dataset == "synthetic":
+            base = PRESETS[self.preset]  # type: ignore[index]
+            config = SyntheticConfig.preset(
+                self.preset, seed=base.seed + SYNTHETIC_SPLIT_SEEDS[self.split])  # type: ignore[arg-type]
+            return build_dataset("synthetic", config=config)
+        return build_dataset(self.dataset, root=self.root, split=self.split)
+
+    def sample_ids(self, dataset: Dataset) -> Tensor:
+        """``(N,)`` int64 dataset indices used: the first ``n_images`` (or all)."""
+        size = len(dataset)  # type: ignore[arg-type]
+        if size == 0:
+            raise ValueError(f"{self.describe()}: the dataset split is empty")
+        return torch.arange(size if self.n_images is None else min(self.n_images, size))
+
+    def metadata(self) -> dict[str, str]:
+        """String entries for a bundle header (``""`` for ``None``)."""
+        return {key: "" if value is None else str(value) for key, value in asdict(self).items()}
+
+    def digest(self) -> str:
+        """Hex digest that identifies this source in cache file names."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+
+    def describe(self) -> str:
+        """One line: ``synthetic/tiny/val (first 24 images)``."""
+        where = self.preset if self.dataset == "synthetic" else self.root
+        count = "all images" if self.n_images is None else f"first {self.n_images} images"
+        return f"{self.dataset}/{where}/{self.split} ({count})"
+
+
+def recorded_data(entries: Mapping[str, object]) -> dict[str, object]:
+    """The data fields recorded in a checkpoint spec or a bundle header.
+
+    Reads a nested ``"data"`` mapping if there is one, else top-level keys; ``root`` may also be
+    spelled ``data_root``. Empty strings mean absent (bundle headers store ``None`` as ``""``).
+    """
+    nested = entries.get("data")
+    source = nested if isinstance(nested, Mapping) else entries
+    found: dict[str, object] = {}
+    for key in DATA_KEYS:
+        value = source.get(key, source.get("data_root") if key == "root" else None)
+        if value not in (None, ""):
+            found[key] = int(value) if key == "n_images" else value  # type: ignore[call-overload]
+    return found
+
+
+def resolve_source(recorded: Mapping[str, object] | None = None, *, dataset: str | None = None,
+                   split: str | None = None, preset: str | None = None,
+                   root: str | Path | None = None, n_images: int | None = None) -> DataSource:
+    """The :class:`DataSource` of a representation: explicit arguments win, then what the
+    checkpoint or bundle recorded (only if it names the same dataset), then the defaults
+    (``synthetic``, preset ``tiny``, split ``val``, all images).
+
+    Raises:
+        ValueError: unknown dataset, preset or split; a non-synthetic dataset without root.
+    """
+    recorded = dict(recorded or {})
+    name = dataset or str(recorded.get("dataset") or DEFAULT_DATASET)
+    if recorded.get("dataset", DEFAULT_DATASET) != name:
+        recorded = {}
+    recorded_preset = recorded.get("preset")
+    if recorded_preset not in PRESETS:  # a codec preset name ("paper") says nothing here
+        recorded_preset = None
+    synthetic = name == "synthetic"
+    return DataSource(
+        dataset=name,
+        split=split or str(recorded.get("split") or DEFAULT_SPLIT),
+        preset=(preset or recorded_preset or DEFAULT_PRESET) if synthetic else None,
+        root=None if synthetic else (str(Path(root).resolve()) if root is not None
+                                     else recorded.get("root")),  # type: ignore[arg-type]
+        n_images=n_images if n_images is not None else recorded.get("n_images"),  # type: ignore[arg-type]
+    )
+
+
+def split_positions(n: int, fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0,
+                    min_test: int = MIN_BOOTSTRAP_IMAGES) -> tuple[Tensor, Tensor, Tensor]:
+    """Deterministic partition of ``0 .. n-1`` into probe train / val / test positions.
+
+    Args:
+        n: number of images.
+        fractions: train, val, test fractions (normalised to sum 1).
+        seed: seed of the permutation.
+        min_test: fewest test images accepted (2 for a bootstrap).
+
+    Returns:
+        Three sorted int64 tensors of positions.
+
+    Raises:
+        ValueError: bad fractions, or too few images for one train, one val and ``min_test``
+            test images.
+    """
+    if len(fractions) != 3 or min(fractions) <= 0:
+        raise ValueError(f"fractions must be three positive numbers, got {tuple(fractions)}")
+    total = float(sum(fractions))
+    n_test = int(round(n * fractions[2] / total))
+    n_val = int(round(n * fractions[1] / total))
+    n_train = n - n_val - n_test
+    if n_train < 1 or n_val < 1 or n_test < max(min_test, 1):
+        raise ValueError(f"too few images: {n} give {n_train} train, {n_val} val and {n_test} "
+                         f"test images; need at least 1, 1 and {max(min_test, 1)} (a bootstrap "
+                         "needs several test images: use more images)")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    train, val, test = order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]
+    return train.sort().values, val.sort().values, test.sort().values
+
+
+def read_targets(dataset: Dataset, ids: Tensor, target: str) -> tuple[Tensor, Tensor | None]:
+    """Targets of samples ``ids`` read from ``dataset``.
+
+    Args:
+        dataset: yields :class:`vinfo.data.Sample`.
+        ids: ``(N,)`` dataset indices.
+        target: name in :data:`probes.heads.TARGETS`.
+
+    Returns:
+        ``z (N, C_t, H, W)`` (float32, or int64 class ids) and the validity mask
+        ``(N, 1, H, W)`` bool, or ``None`` for targets without one.
+
+    Raises:
+        ValueError: a sample lacks the target, or images differ in size.
+    """
+    spec = get_target(target)
+    values, masks = [], []
+    for index in ids.tolist():
+        sample = dataset[index]
+        value = getattr(sample, spec.field)
+        if value is None:
+            raise ValueError(f"sample {index} of the dataset has no {target} target")
+        values.append(value.unsqueeze(0) if value.ndim == 2 else value)
+        if spec.mask_field is not None:
+            masks.append(getattr(sample, spec.mask_field).bool())
+    shapes = {tuple(v.shape) for v in values}
+    if len(shapes) > 1:
+        raise ValueError(f"{target} targets differ in size ({sorted(shapes)[:3]}); probes need "
+                         "one image size")
+    z = torch.stack(values)
+    z = z.long() if not z.is_floating_point() else z.float()
+    return z, (torch.stack(masks) if masks else None)
+
+
+class ProbeInputs(NamedTuple):
+    """Everything :func:`probes.estimator.run_probes` needs, built from one data source.
+
+    Attributes:
+        data: ``data[repr][target]`` = :class:`Splits`; targets are shared tensors.
+        head_kwargs: per-target head arguments (``num_classes`` for segmentation).
+        sample_ids: the dataset indices of the probe train, val and test images.
+        source: the data source.
+    """
+
+    data: dict[str, dict[str, Splits]]
+    head_kwargs: dict[str, dict[str, object]]
+    sample_ids: tuple[Tensor, Tensor, Tensor]
+    source: DataSource
+
+
+def _num_classes(dataset: Dataset, z: Tensor) -> int:
+    labels = z[z != IGNORE_INDEX]
+    observed = int(labels.max()) + 1 if labels.numel() else 2
+    declared = len(getattr(dataset, "classes", ()) or ())
+    return max(observed, declared, 2)
+
+
+def build_probe_inputs(representations: Mapping[str, RepresentationBundle],
+                       targets: Sequence[str], source: DataSource, *,
+                       fractions: Sequence[float] = DEFAULT_FRACTIONS, split_seed: int = 0,
+                       min_test: int = MIN_BOOTSTRAP_IMAGES) -> ProbeInputs:
+    """Pair representations with targets and split them identically.
+
+    Args:
+        representations: name → bundle; every bundle must hold the same sample ids (those of
+            ``source``; ids beyond ``source.n_images`` are dropped first).
+        targets: target names.
+        source: the data the ids index.
+        fractions: probe train / val / test fractions.
+        split_seed: seed of the partition (the same for every representation and target).
+        min_test: fewest test images accepted.
+
+    Returns:
+        :class:`ProbeInputs`.
+
+    Raises:
+        ValueError: no representation, unknown target, a target the dataset lacks, different
+            sample ids between representations, a representation whose size does not divide
+            the target's, or too few images.
+    """
+    if not representations:
+        raise ValueError("no representation to probe")
+    if not targets:
+        raise ValueError("no target to probe")
+    have = DATASETS.get(source.dataset).tasks
+    for target in targets:
+        get_target(target)
+        if target not in have:
+            raise ValueError(f"dataset {source.dataset!r} has no {target} targets; it has: "
+                             f"{', '.join(t for t in have if t != 'detection')}")
+    ids_of = {}
+    for name, bundle in representations.items():
+        ids = bundle.sample_ids
+        if source.n_images is not None:
+            ids = ids[ids < source.n_images]
+        ids_of[name] = ids.sort().values
+    first_name, ids = next(iter(ids_of.items()))
+    for name, other in ids_of.items():
+        if not torch.equal(other, ids):
+            raise ValueError(f"representations {first_name!r} and {name!r} cover different "
+                             f"images ({len(ids)} vs {len(other)} sample ids): comparisons "
+                             "must be paired")
+    if ids.numel() == 0:
+        raise ValueError(f"no representation rows for {source.describe()}")
+    positions = split_positions(len(ids), fractions, split_seed, min_test)
+    dataset = source.build()
+    if int(ids.max()) >= len(dataset):  # type: ignore[arg-type]
+        raise ValueError(f"sample id {int(ids.max())} is beyond the {len(dataset)} images of "  # type: ignore[arg-type]
+                         f"{source.describe()}")
+    ys = {name: bundle.select(ids) for name, bundle in representations.items()}
+    data: dict[str, dict[str, Splits]] = {name: {} for name in representations}
+    head_kwargs: dict[str, dict[str, object]] = {}
+    for target in targets:
+        z, mask = read_targets(dataset, ids, target)
+        if not z.is_floating_point():
+            head_kwargs[target] = {"num_classes": _num_classes(dataset, z)}
+        for name, y in ys.items():
+            (h, w), (height, width) = y.shape[-2:], z.shape[-2:]
+            if height % h or width % w or height // h != width // w:
+                raise ValueError(f"representation {name!r} is {h}x{w} but the {target} targets "
+                                 f"are {height}x{width}: not one integer multiple")
+        split_z = [(z[p], None if mask is None else mask[p]) for p in positions]
+        for name, y in ys.items():
+            data[name][target] = Splits(*(ProbeData(y[p], zp, mp)
+                                          for p, (zp, mp) in zip(positions, split_z, strict=True)))
+    sample_ids = tuple(ids[p] for p in positions)
+    return ProbeInputs(data, head_kwargs, sample_ids, source)  # type: ignore[arg-type]
+
+
+__all__ = [
+    "DEFAULT_FRACTIONS",
+    "SYNTHETIC_SPLIT_SEEDS",
+    "DataSource",
+    "ProbeInputs",
+    "build_probe_inputs",
+    "read_targets",
+    "recorded_data",
+    "resolve_source",
+    "split_positions",
+]

@@ -1,0 +1,146 @@
+"""`vinfo probe` in-process: a tiny codec checkpoint end to end, the cache, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+from cli.main import app
+from probes import FAMILIES, TARGETS
+from probes.representations import save_bundle
+from vinfo.models import BaseCodec, codec_preset, save_checkpoint
+
+runner = CliRunner()
+FAST = ["--n-images", "12", "--max-epochs", "2", "--bootstrap", "50"]
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A random-weight tiny base checkpoint, a bundle of the same images, a cache directory."""
+    root = tmp_path_factory.mktemp("probe")
+    torch.manual_seed(0)
+    checkpoint = root / "beta0.1.safetensors"
+    save_checkpoint(BaseCodec(codec_preset("tiny"), "depth", beta=0.1), checkpoint)
+    bundle = root / "noise.safetensors"
+    save_bundle(bundle, torch.randn(12, 4, 4, 4), torch.arange(12))
+    return {"checkpoint": checkpoint, "bundle": bundle, "cache": root / "cache"}
+
+
+def test_checkpoint_end_to_end_with_two_families(files, tmp_path):
+    out, plot, maps = tmp_path / "probes.csv", tmp_path / "iv.png", tmp_path / "pvi"
+    result = run("probe", "--repr", files["checkpoint"], "--repr", files["bundle"],
+                 "--target", "segmentation", "--family", "linear,null", *FAST,
+                 "--cache-dir", files["cache"], "--out", out, "--plot", plot,
+                 "--pvi-maps", maps, "--pvi-images", "1")
+    assert result.exit_code == 0, result.output
+    assert "beta0.1: ŷ (12, 16, 4, 4) computed" in result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("data: synthetic/tiny/val (first 12 images)")
+    assert "H(Z|∅)" in lines[1] and "I_V" in lines[1] and "CI" in lines[1]
+    assert sum(line.split()[:3] == ["beta0.1", "segmentation", "linear"] for line in lines) == 1
+    frame = pd.read_csv(out, keep_default_na=False, na_values=[""])  # family "null"
+    assert len(frame) == 4 and set(frame["family"]) == {"null", "linear"}
+    assert frame.groupby("repr")["capacity_rank"].apply(list).tolist() == [[0, 1], [0, 1]]
+    for name in ("h_null", "h_cond", "iv", "iv_normalized"):
+        assert (frame[f"{name}_ci_low"] <= frame[name] + 1e-9).all()
+    assert (frame["null"] == "positional").all() and (frame["n_test_images"] == 2).all()
+    # paired: both representations see the same test targets, hence the same null entropy
+    nulls = frame[frame["family"] == "null"].set_index("repr")["h_null"]
+    assert nulls["beta0.1"] == pytest.approx(nulls["noise"])
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    assert (maps / "beta0.1" / "segmentation" / "linear" / "totals.csv").is_file()
+    assert len(list((maps / "noise" / "segmentation" / "linear").glob("*.npy"))) == 1
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_second_run_reads_the_cached_representation(files):
+    args = ("probe", "--repr", files["checkpoint"], "--target", "depth", "--family", "linear",
+            *FAST, "--cache-dir", files["cache"], "--json")
+    first = run(*args)
+    assert first.exit_code == 0, first.output
+    (cache,) = [p for p in files["cache"].iterdir() if p.name.endswith(".safetensors")]
+    mtime = cache.stat().st_mtime_ns
+    second = run(*args)
+    assert second.exit_code == 0, second.output
+    assert "from cache" in second.stderr and cache.stat().st_mtime_ns == mtime
+    records = json.loads(second.stdout)
+    assert records == json.loads(first.stdout)  # deterministic given seeds and splits
+    assert records[0]["target"] == "depth" and records[0]["iv_normalized"] is None
+
+
+def test_quiet_prints_nothing_on_stderr_and_out_may_be_json(files, tmp_path):
+    result = run("probe", "--repr", files["bundle"], "-t", "depth", "-f", "null", *FAST,
+                 "--quiet", "--out", tmp_path / "probes.json")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    (record,) = json.loads((tmp_path / "probes.json").read_text())
+    assert record["family"] == "null" and record["iv"] == 0.0
+
+
+def test_registries_are_listed():
+    families = run("probe", "families")
+    assert families.exit_code == 0
+    ranks = [int(line.split()[0]) for line in families.stdout.splitlines()]
+    assert ranks == sorted(ranks) and len(ranks) == len(FAMILIES)
+    targets = run("probe", "targets")
+    assert [line.split()[0] for line in targets.stdout.splitlines()] == TARGETS.names()
+
+
+def _pickle(d):
+    torch.save({"w": torch.ones(1)}, d / "model.pt")
+    return d / "model.pt"
+
+
+def _foreign(d):
+    save_file({"w": torch.ones(1)}, str(d / "foreign.safetensors"))
+    return d / "foreign.safetensors"
+
+
+def _bad_shape(d):
+    save_bundle(d / "odd.safetensors", torch.randn(12, 4, 5, 5), torch.arange(12))
+    return d / "odd.safetensors"
+
+
+BAD_INPUTS = {
+    "unknown family": (lambda f, d: ["-f", "linear,giant"], "unknown probe family 'giant'"),
+    "unknown target": (lambda f, d: ["-t", "edges"], "valid: reconstruction, depth"),
+    "target the dataset lacks": (
+        lambda f, d: ["--dataset", "coco", "--data-root", d], "has no depth targets"),
+    "pickle": (lambda f, d: ["--repr", _pickle(d)], "pickle"),
+    "not a vinfo file": (lambda f, d: ["--repr", _foreign(d)], "neither a vinfo checkpoint"),
+    "shape mismatch": (lambda f, d: ["--repr", _bad_shape(d)], "not one integer multiple"),
+    "too few test images": (lambda f, d: ["--n-images", "4"], "too few images"),
+    "missing output directory": (lambda f, d: ["--out", d / "no" / "p.csv"], "does not exist"),
+    "plot format": (lambda f, d: ["--plot", d / "iv.gif"], "must end in .png"),
+    "no repr": (lambda f, d: ["--repr-less"], "give at least one --repr"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_gives_one_line_and_exit_code_2(case, files, tmp_path):
+    make_args, message = BAD_INPUTS[case]
+    extra = make_args(files, tmp_path)
+    args = ["probe", "-t", "depth", "-f", "linear", "--max-epochs", "1", "--bootstrap", "20",
+            "--cache-dir", files["cache"], "--quiet"]
+    if extra != ["--repr-less"]:
+        args += (["--repr", files["bundle"]] if "--repr" not in extra else []) + extra
+    out = tmp_path / "p.csv"
+    args += [] if "--out" in extra else ["--out", out]
+    before = set(tmp_path.rglob("*"))
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert message in lines[0]
+    assert result.stdout == ""
+    assert set(tmp_path.rglob("*")) == before, "left files behind"

@@ -1,0 +1,125 @@
+"""run_probes' CIs, per-target head arguments and callbacks; figures and PVI files; probe_files."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from probes.estimator import ProbeData, Splits, VInfoProbe, run_probes
+from probes.pipeline import probe_files
+from probes.pvi import pvi_maps
+from probes.report import plot_iv_by_capacity, save_figure, write_pvi_maps
+from probes.representations import save_bundle
+
+
+def labelled(n, seed, classes=3):
+    """y (n, 2, 4, 4); labels (n, 1, 8, 8) = the class whose latent channel sign matches."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randn(n, 2, 4, 4, generator=g)
+    labels = ((y[:, :1] > 0).long() + (y[:, 1:] > 1).long()).clamp_max(classes - 1)
+    return ProbeData(y, torch.nn.functional.interpolate(labels.float(), scale_factor=2).long())
+
+
+def depth(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randn(n, 2, 4, 4, generator=g)
+    z = torch.nn.functional.interpolate(y[:, :1], scale_factor=2)
+    return ProbeData(y, z + 0.3 * torch.randn(z.shape, generator=g))
+
+
+KWARGS = {"max_epochs": 15, "patience": 3, "lr": 3e-2}
+
+
+def test_rows_carry_a_ci_for_every_quantity():
+    data = {"a": {"segmentation": Splits(labelled(24, 0), labelled(8, 1), labelled(12, 2)),
+                  "depth": Splits(depth(24, 0), depth(8, 1), depth(12, 2))}}
+    events = []
+    frame = run_probes(data, ["linear", "null"], seeds=[0, 1], n_resamples=100,
+                       controls=False, probe_kwargs=KWARGS, callback=events.append)
+    assert [(e.target, e.family, e.seed) for e in events][:4] == [
+        ("segmentation", "null", 0), ("segmentation", "null", 1),
+        ("segmentation", "linear", 0), ("segmentation", "linear", 1)]
+    assert all(isinstance(e.probe, VInfoProbe) and hasattr(e.probe, "net_") for e in events)
+    for name in ("h_null", "h_cond", "iv", "iv_normalized"):
+        discrete = frame[frame["target"] == "segmentation"]
+        assert (discrete[f"{name}_ci_low"] <= discrete[name] + 1e-12).all()
+        assert (discrete[name] <= discrete[f"{name}_ci_high"] + 1e-12).all()
+    linear = frame.set_index(["target", "family"]).loc[("segmentation", "linear")]
+    assert linear["iv_ci_low"] > 0.1 and linear["h_cond_ci_high"] < linear["h_null_ci_low"]
+    assert frame[frame["target"] == "depth"]["iv_normalized_ci_low"].isna().all()
+
+
+def test_head_arguments_are_per_target():
+    train, val = labelled(24, 0, classes=2), labelled(8, 1, classes=2)
+    test = labelled(12, 2, classes=3)  # a class the training split never shows
+    data = {"a": {"segmentation": Splits(train, val, test)}}
+    with pytest.raises(ValueError, match="outside"):
+        run_probes(data, ["null"], n_resamples=0, controls=False, probe_kwargs=KWARGS)
+    frame = run_probes(data, ["null"], n_resamples=0, controls=False, probe_kwargs=KWARGS,
+                       head_kwargs={"segmentation": {"num_classes": 3}, "depth": {"kind": "x"}})
+    assert np.isfinite(frame["h_null"]).all()
+
+
+def test_too_few_test_images_fail_before_any_fit():
+    data = {"a": {"depth": Splits(depth(8, 0), depth(4, 1), depth(1, 2))}}
+    events = []
+    with pytest.raises(ValueError, match="too few test images for a bootstrap"):
+        run_probes(data, ["linear"], callback=events.append)
+    assert events == []
+    assert len(run_probes(data, ["linear"], n_resamples=0, controls=False)) == 1
+
+
+def test_plot_and_pvi_files(tmp_path):
+    frame = pd.DataFrame({
+        "repr": ["a", "a", "b", "b"], "target": "depth", "family": ["null", "linear"] * 2,
+        "capacity_rank": [0, 1] * 2, "iv": [0, 0.5, 0, 0.3], "iv_ci_low": [0, 0.4, 0, 0.2],
+        "iv_ci_high": [0, 0.6, 0, 0.4], "null": "positional"})
+    path = save_figure(plot_iv_by_capacity(frame), tmp_path / "iv.png")
+    assert path.read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="non-empty"):
+        plot_iv_by_capacity(frame.iloc[:0])
+    with pytest.raises(ValueError, match="figures are written as"):
+        save_figure(plot_iv_by_capacity(frame), tmp_path / "iv.gif")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["iv.png"]
+
+    probe = VInfoProbe("linear", "depth", **KWARGS).fit(depth(16, 0), depth(6, 1))
+    test = depth(5, 2)
+    mask = torch.ones(5, 1, 8, 8, dtype=torch.bool)
+    mask[:, :, :2] = False
+    maps = pvi_maps(probe, ProbeData(test.y, test.z, mask))
+    written = write_pvi_maps(maps, torch.tensor([10, 11, 12, 13, 14]), tmp_path / "pvi", 2)
+    assert len(written) == 5
+    totals = pd.read_csv(tmp_path / "pvi" / "totals.csv")
+    assert totals["rank"].tolist() == [1, 2, 3, 4, 5]
+    assert totals["pvi_bits"].is_monotonic_increasing and (totals["pixels"] == 48).all()
+    hardest = int(totals["sample_id"].iloc[0])
+    array = np.load(tmp_path / "pvi" / f"sample_{hardest}.npy")
+    assert array.shape == (8, 8) and np.isnan(array[:2]).all()
+    assert np.nansum(array) == pytest.approx(totals["pvi_bits"].iloc[0], rel=1e-4)
+    assert (tmp_path / "pvi" / f"sample_{hardest}.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_probe_files_pairs_bundles_on_the_same_images(tmp_path):
+    from probes.sources import DataSource
+
+    dataset, ids = DataSource(n_images=10).build(), torch.arange(10)
+    valid = torch.stack([dataset[i].depth_valid for i in range(10)])  # (10, 1, 64, 64)
+    depth = torch.stack([dataset[i].depth for i in range(10)]).where(valid, 0.0)
+    # a latent that knows the depth: its 16×16 patch means, and the valid fraction
+    pooled = torch.cat([torch.nn.functional.avg_pool2d(depth, 16),
+                        torch.nn.functional.avg_pool2d(valid.float(), 16)], 1)  # (10, 2, 4, 4)
+    save_bundle(tmp_path / "pooled.safetensors", pooled, ids, {"n_images": "10"})
+    save_bundle(tmp_path / "noise.safetensors", torch.randn(10, 2, 4, 4), ids.flip(0),
+                {"n_images": "10"})
+    run = probe_files([tmp_path / "pooled.safetensors", tmp_path / "noise.safetensors"],
+                      ["depth"], ["linear"], n_resamples=50, controls=False,
+                      probe_kwargs={"null": "global"}, pvi_dir=tmp_path / "pvi", pvi_images=1)
+    frame = run.frame.set_index("repr")
+    assert frame.loc["pooled", "iv_ci_low"] > 0.5 and frame.loc["noise", "iv"] < 0.05
+    assert frame["source"].iloc[0] == "synthetic/tiny/val (first 10 images)"
+    assert [len(i) for i in run.inputs.sample_ids] == [6, 2, 2]
+    assert (tmp_path / "pvi" / "pooled" / "depth" / "linear" / "totals.csv").is_file()
+    save_bundle(tmp_path / "other.safetensors", pooled, ids, {"split": "test"})
+    with pytest.raises(ValueError, match="index different data"):
+        probe_files([tmp_path / "pooled.safetensors", tmp_path / "other.safetensors"],
+                    ["depth"], ["linear"], n_images=10)
