@@ -1,5 +1,6 @@
 # Two entry points, each self-contained on a fresh clone (needs only Python 3.11 and make):
-#   make demo   install into .venv and run the main job on the built-in example data
+#   make demo   install into .venv and run the main job (vinfo reproduce --preset tiny) on the
+#               built-in synthetic data; results in results/tiny/
 #   make test   install into .venv, lint, and run the whole test suite (slow tests included)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/vinfo bdrate examples/anchor.csv examples/test.csv
+	$(BIN)/vinfo reproduce --preset tiny --out results/tiny
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
