@@ -42,3 +42,6 @@ def eval_command(
     if result.bpp_actual is not None:
         typer.echo(f"  {'bpp (actual)':<16}{result.bpp_actual:.6g}  on {result.coded_images} "
                    f"images, overhead {100 * result.rate_overhead:+.1f} %")
+        if result.payload_overhead is not None:
+            typer.echo(f"  {'rate audit':<16}payload {100 * result.payload_overhead:+.2f} % "
+                       f"over the estimate; headers {result.bpp_header:.6g} bpp")

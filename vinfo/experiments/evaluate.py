@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from vinfo.coding import compress, compress_enhancement
+from vinfo.coding import HEADER_BYTES, compress, compress_enhancement
 from vinfo.data.sample import Sample, collate
 from vinfo.data.transforms import downscale, upsample_prediction
 from vinfo.experiments.splits import dataset_splits
@@ -234,6 +234,8 @@ class Evaluation:
             ``coded_images`` images; ``None`` when no bitstream was written.
         bpp_estimated_coded: estimated total rate of those same images.
         coded_images: images coded into real bitstreams.
+        bpp_header: the part of ``bpp_actual`` spent on fixed stream headers (framing, not
+            entropy-coded payload); on small images it is several percent of the stream.
     """
 
     task: str
@@ -244,6 +246,7 @@ class Evaluation:
     bpp_actual: float | None
     bpp_estimated_coded: float | None
     coded_images: int
+    bpp_header: float | None = None
 
     @property
     def bpp(self) -> float:
@@ -257,12 +260,20 @@ class Evaluation:
             return None
         return self.bpp_actual / self.bpp_estimated_coded - 1.0
 
+    @property
+    def payload_overhead(self) -> float | None:
+        """``(actual − header) / estimated − 1``: the entropy coder's own overhead."""
+        if self.bpp_actual is None or self.bpp_header is None or not self.bpp_estimated_coded:
+            return None
+        return (self.bpp_actual - self.bpp_header) / self.bpp_estimated_coded - 1.0
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready record, with ``bpp`` and ``rate_overhead``."""
         return {
             **dataclasses.asdict(self),
             "bpp": self.bpp,
             "rate_overhead": self.rate_overhead,
+            "payload_overhead": self.payload_overhead,
         }
 
     @classmethod
@@ -271,14 +282,16 @@ class Evaluation:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def _stream_bits(model: nn.Module, x: Tensor) -> int:
-    """Bits of the real bitstreams of one image ``(1, 3, H, W)``: base, plus enhancement."""
+def _stream_bits(model: nn.Module, x: Tensor) -> tuple[int, int]:
+    """``(total bits, header bits)`` of the real bitstreams of one image ``(1, 3, H, W)``:
+    the base stream, plus the enhancement stream where the strategy codes one."""
     if isinstance(model, EnhancementCodec):
-        bits = 8 * len(compress(model.base, x))
+        streams = [compress(model.base, x)]
         if model.strategy.codes_latent:
-            bits += 8 * len(compress_enhancement(model, x))
-        return bits
-    return 8 * len(compress(model, x))
+            streams.append(compress_enhancement(model, x))
+    else:
+        streams = [compress(model, x)]
+    return 8 * sum(len(s) for s in streams), 8 * HEADER_BYTES * len(streams)
 
 
 def _rates_bits(model: nn.Module, out: Any, model_pixels: int) -> tuple[Tensor, Tensor]:
@@ -327,7 +340,7 @@ def evaluate(
     scores = evaluator.scores(model.config)
     model = model.eval()
     base_sum = enhancement_sum = 0.0
-    actual_bits = coded_estimate = 0.0
+    actual_bits = header_bits = coded_estimate = 0.0
     seen = coded = 0
     limit = math.inf if bitstream_images is None else bitstream_images
     for images, samples in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
@@ -344,7 +357,9 @@ def evaluate(
         for i in range(len(images)):
             if coded >= limit:
                 break
-            actual_bits += _stream_bits(model, images[i : i + 1]) / original_pixels
+            stream_bits, stream_header_bits = _stream_bits(model, images[i : i + 1])
+            actual_bits += stream_bits / original_pixels
+            header_bits += stream_header_bits / original_pixels
             coded_estimate += float(base_bits[i] + enhancement_bits[i]) / original_pixels
             coded += 1
         seen += len(images)
@@ -359,6 +374,7 @@ def evaluate(
         bpp_actual=actual_bits / coded if coded else None,
         bpp_estimated_coded=coded_estimate / coded if coded else None,
         coded_images=coded,
+        bpp_header=header_bits / coded if coded else None,
     )
 
 

@@ -148,6 +148,10 @@ def test_evaluation_reports_metrics_and_both_rates(task, splits):
     assert result.coded_images == 2 and result.bpp_actual > 0
     header_bpp = 8 * 17 / (32 * 32)
     assert result.bpp_actual > header_bpp
+    assert result.bpp_header == pytest.approx(header_bpp)  # one 17-byte header per image
+    assert result.payload_overhead == pytest.approx(
+        (result.bpp_actual - header_bpp) / result.bpp_estimated_coded - 1
+    )
     assert result.rate_overhead == pytest.approx(
         result.bpp_actual / result.bpp_estimated_coded - 1
     )
