@@ -98,6 +98,22 @@ def _loss_mode(codec: nn.Module) -> Iterator[None]:
         head.eval()
 
 
+def _forward(
+    objective: object, model: nn.Module, batch: tuple[Tensor, Sequence[Sample]], kind: type
+) -> tuple[Any, Tensor, Any, Any]:
+    """``(codec, images, target, output)`` of one batch, checking the codec's type."""
+    images, samples = batch
+    codec = unwrap(model)
+    if not isinstance(codec, kind):
+        raise TypeError(
+            f"{type(objective).__name__} trains a {kind.__name__}, got {type(codec).__name__}"
+        )
+    target = task_target(codec.task.name, images, samples)
+    with _loss_mode(codec):
+        out = model(images, target)  # through the DDP wrapper, so gradients are synced
+    return codec, images, target, out
+
+
 def _check_lmbda(lmbda: float) -> None:
     if not lmbda > 0:
         raise ValueError(f"lmbda must be positive, got {lmbda}")
@@ -117,13 +133,7 @@ class BaseObjective:
         _check_lmbda(self.lmbda)
 
     def __call__(self, model: nn.Module, batch: tuple[Tensor, Sequence[Sample]]) -> StepOutput:
-        images, samples = batch
-        codec = unwrap(model)
-        if not isinstance(codec, BaseCodec):
-            raise TypeError(f"BaseObjective needs a BaseCodec, got {type(codec).__name__}")
-        target = task_target(codec.task.name, images, samples)
-        with _loss_mode(codec):
-            out = model(images, target)  # through the DDP wrapper, so gradients are synced
+        codec, images, target, out = _forward(self, model, batch, BaseCodec)
         terms = codec.loss(out, images, target, self.lmbda)
         metrics = {
             "distortion": terms.distortion.item(),
@@ -147,15 +157,7 @@ class EnhancementObjective:
         _check_lmbda(self.lmbda)
 
     def __call__(self, model: nn.Module, batch: tuple[Tensor, Sequence[Sample]]) -> StepOutput:
-        images, samples = batch
-        codec = unwrap(model)
-        if not isinstance(codec, EnhancementCodec):
-            raise TypeError(
-                f"EnhancementObjective needs an EnhancementCodec, got {type(codec).__name__}"
-            )
-        target = task_target(codec.task.name, images, samples)
-        with _loss_mode(codec):
-            out = model(images, target)
+        codec, images, target, out = _forward(self, model, batch, EnhancementCodec)
         terms = codec.loss(out, target, self.lmbda)
         base_bpp = out.base_bpp.mean().item()
         metrics = {
