@@ -52,7 +52,7 @@ from vinfo.models.config import CodecConfig, codec_preset
 from vinfo.models.enhancement import STRATEGIES, EnhancementCodec
 from vinfo.models.tasks import get_task
 from vinfo.train import TrainConfig, Trainer, seed_everything
-from vinfo.train.distributed import init_from_env, is_distributed, is_main_process
+from vinfo.train.distributed import is_distributed, is_main_process, process_group_from_env
 
 CHECKPOINT = "model.safetensors"
 EXPERIMENT = "experiment.json"
@@ -420,10 +420,10 @@ def train_curve(
         **experiment_transforms(augment=augment, downscale=downscale),
     )
     train = train or TrainConfig()
-    init_from_env()  # under torchrun: join the process group (DDP); otherwise nothing
-    return lambda_sweep(
-        out, template, lmbdas, config, splits, train, warm, resume=resume, progress=progress
-    )
+    with process_group_from_env():  # under torchrun: DDP across the ranks; otherwise nothing
+        return lambda_sweep(
+            out, template, lmbdas, config, splits, train, warm, resume=resume, progress=progress
+        )
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[FinishedRun]:

@@ -11,6 +11,8 @@ process (up to float summation order), which a test checks with 2 gloo processes
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import torch
@@ -53,6 +55,35 @@ def init_from_env(backend: str | None = None, timeout_s: float = 600.0) -> bool:
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     return is_distributed()
+
+
+@contextmanager
+def process_group_from_env(backend: str | None = None) -> Iterator[bool]:
+    """Join torchrun's process group for the duration of a block, then leave it cleanly.
+
+    All ranks meet at a barrier before ``destroy_process_group``: a rank that tears down its
+    gloo connections while a peer still uses them makes the peer abort ("terminate called
+    without an active exception"). A group that was already active is left untouched.
+
+    Yields:
+        Whether a process group with more than one process is active inside the block.
+    """
+    owned = not (dist.is_available() and dist.is_initialized())
+    active = init_from_env(backend)
+    try:
+        yield active
+    finally:
+        if owned and active:
+            leave_process_group()
+
+
+def leave_process_group() -> None:
+    """Barrier, then destroy the default process group (no-op without one)."""
+    if dist.is_available() and dist.is_initialized():
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:

@@ -21,6 +21,7 @@ from vinfo.train import (
     move_to_device,
     seed_everything,
 )
+from vinfo.train.distributed import leave_process_group
 
 
 def regression_data(n: int, seed: int) -> TensorDataset:
@@ -179,7 +180,7 @@ def _ddp_worker(rank: int, world: int, init_file: str, run_dir: str) -> None:
         trainer.fit()
         Path(run_dir, f"seen_by_rank{rank}").write_text(str(sum(seen)))
     finally:
-        dist.destroy_process_group()
+        leave_process_group()
 
 
 def deterministic_objective(model, batch) -> StepOutput:
@@ -207,8 +208,6 @@ def test_two_gloo_processes_match_single_process_on_the_same_global_batch(tmp_pa
         tmp_path / "single",
     )
     single.fit()
-    # each process trained on half of every global batch: 3 epochs x 64 samples / 2
-    assert [(tmp_path / "ddp" / f"seen_by_rank{r}").read_text() for r in (0, 1)] == ["96", "96"]
     # each process trained on half of every global batch: 3 epochs x 64 samples / 2
     assert [(tmp_path / "ddp" / f"seen_by_rank{r}").read_text() for r in (0, 1)] == ["96", "96"]
     ddp_weights = load_file(tmp_path / "ddp" / "best.safetensors")
