@@ -125,6 +125,7 @@ class SyntheticConfig:
 
 
 PRESETS: dict[str, SyntheticConfig] = {
+    "micro": SyntheticConfig(height=32, width=32, num_images=64),
     "tiny": SyntheticConfig(height=64, width=64, num_images=256),
     "small": SyntheticConfig(height=128, width=128, num_images=4096),
 }

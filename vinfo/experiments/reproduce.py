@@ -206,7 +206,7 @@ REPRODUCE_PRESETS.add(
         ),
         first=_train(3e-3, 4, 4, 8),
         warm=_train(3e-3, 2, 2, 8),
-        synthetic=SyntheticConfig.preset("tiny", height=32, width=32, num_images=64),
+        synthetic=SyntheticConfig.preset("micro"),
         threads=1,
     ),
 )
