@@ -28,6 +28,7 @@ from vinfo.data.sample import (
     TASKS,
     Sample,
     collate,
+    same_size_batches,
 )
 from vinfo.data.synthetic import (
     PRESETS,
@@ -79,6 +80,7 @@ __all__ = [
     "SyntheticScenes",
     "build_dataset",
     "collate",
+    "same_size_batches",
     "decode_disparity",
     "disparity_to_depth",
     "downscale",

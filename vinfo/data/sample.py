@@ -7,6 +7,7 @@ trainer can check a dataset against a task before the first epoch.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -100,6 +101,35 @@ class Sample:
             target["masks"] = self.masks.to(torch.uint8)
         return target
 
+    def pad_to(self, height: int, width: int) -> Sample:
+        """A copy padded at the bottom and right to ``(height, width)``.
+
+        The padding is what no loss or metric counts as a target: image 0, depth 0 and invalid,
+        segmentation :data:`IGNORE_INDEX`, instance masks ``False``. Boxes keep their
+        coordinates (the origin does not move), as in torchvision's detection batching.
+
+        Raises:
+            ValueError: ``(height, width)`` is smaller than the sample.
+        """
+        h, w = self.size
+        if height < h or width < w:
+            raise ValueError(f"cannot pad a {h}x{w} sample to the smaller {height}x{width}")
+        if (height, width) == (h, w):
+            return self
+        pad = (0, width - w, 0, height - h)
+
+        def padded(t: Tensor | None, value: float | bool | int) -> Tensor | None:
+            return None if t is None else torch.nn.functional.pad(t, pad, value=value)
+
+        return self.replace(
+            image=padded(self.image, 0.0),
+            depth=padded(self.depth, 0.0),
+            depth_valid=padded(self.depth_valid, False),
+            segmentation=padded(self.segmentation, IGNORE_INDEX),
+            masks=padded(self.masks, False),
+            meta={**self.meta, "unpadded_size": (h, w)},
+        )
+
     def replace(self, **changes: Any) -> Sample:
         """A copy with some fields replaced (``dataclasses.replace``; re-validates)."""
         return replace(self, **changes)
@@ -109,6 +139,34 @@ def collate(samples: list[Sample]) -> tuple[Tensor, list[Sample]]:
     """``DataLoader`` ``collate_fn``: stack images to ``(B, 3, H, W)``, keep samples as a list.
 
     Detection targets have a different ``N`` per image, so they stay per sample, as in
-    torchvision's detection references.
+    torchvision's detection references. Images of different sizes (COCO) are padded at the
+    bottom and right to the largest height and width of the batch with :meth:`Sample.pad_to`
+    (as torchvision's detection batching does): depth, segmentation and detection losses ignore
+    the padding, reconstruction and the rate see a zero border. The returned samples are the
+    padded ones, so images and targets stay aligned. Evaluation never pads: it batches images
+    of one size only (:func:`same_size_batches`).
     """
-    return torch.stack([s.image for s in samples]), list(samples)
+    height = max(s.size[0] for s in samples)
+    width = max(s.size[1] for s in samples)
+    samples = [s.pad_to(height, width) for s in samples]
+    return torch.stack([s.image for s in samples]), samples
+
+
+def same_size_batches(
+    samples: Iterable[Sample], batch_size: int
+) -> Iterator[tuple[Tensor, list[Sample]]]:
+    """Collated batches of at most ``batch_size`` consecutive samples of one image size.
+
+    A change of size starts a new batch, so nothing is padded or resized: what evaluation at
+    the original resolution needs on datasets of mixed sizes (COCO).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    batch: list[Sample] = []
+    for sample in samples:
+        if batch and (len(batch) == batch_size or sample.size != batch[0].size):
+            yield collate(batch)
+            batch = []
+        batch.append(sample)
+    if batch:
+        yield collate(batch)

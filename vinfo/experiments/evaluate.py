@@ -18,8 +18,9 @@ errors (``rmse`` in the depth unit, ``abs_rel``, …, ``delta1``…); segmentati
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,7 +30,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from vinfo.coding import HEADER_BYTES, compress, compress_enhancement
-from vinfo.data.sample import Sample, collate
+from vinfo.data.sample import Sample, same_size_batches
 from vinfo.data.transforms import downscale, upsample_prediction
 from vinfo.experiments.splits import dataset_splits
 from vinfo.metrics import (
@@ -307,6 +308,12 @@ def _task_name(model: nn.Module) -> str:
     return model.task.name
 
 
+def _batches(dataset: Dataset, batch_size: int) -> Iterator[tuple[Tensor, list[Sample]]]:
+    """Batches of one image size each, never padded: scores at the original resolution."""
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=list)
+    return same_size_batches(itertools.chain.from_iterable(loader), batch_size)
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -343,7 +350,7 @@ def evaluate(
     actual_bits = header_bits = coded_estimate = 0.0
     seen = coded = 0
     limit = math.inf if bitstream_images is None else bitstream_images
-    for images, samples in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
+    for images, samples in _batches(dataset, batch_size):
         size = tuple(images.shape[-2:])
         original_pixels = size[0] * size[1]
         if downscale_factor > 1:
@@ -421,7 +428,7 @@ def trivial_metrics(
     evaluator = TASK_EVALUATORS.get(task)
     predict = evaluator.trivial(fit_on, config)
     scores = evaluator.scores(config)
-    for _, samples in DataLoader(dataset, batch_size=32, collate_fn=collate):
+    for _, samples in _batches(dataset, 32):
         scores.update(predict(samples), samples)
     return scores.compute()
 
