@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from cli.options import SYNTHETIC_PRESET_HELP
 from vinfo.data import EXPORT_FORMATS, export_synthetic, inspect_dataset
 
 app = typer.Typer(help="Datasets: export synthetic scenes as COCO/Cityscapes trees, inspect one.",
@@ -19,7 +20,7 @@ def export(
                                help=f"Layout: {', '.join(EXPORT_FORMATS.names())}."),
     out: Path = typer.Option(..., "--out", "-o", help="Output dataset root."),
     n: int | None = typer.Option(None, "--n", help="Number of images (default: the preset's)."),
-    preset: str = typer.Option("tiny", "--preset", help="Synthetic preset: tiny or small."),
+    preset: str = typer.Option("tiny", "--preset", help=SYNTHETIC_PRESET_HELP),
 ) -> None:
     """Write the synthetic dataset to OUT in a real on-disk layout."""
     if dataset != "synthetic":

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from cli.options import SYNTHETIC_PRESET_HELP
 from vinfo.data import DATASETS
 from vinfo.experiments.evaluate import evaluate_checkpoint
 
@@ -18,12 +19,12 @@ def eval_command(
     dataset: str = typer.Option("synthetic", "--dataset", help=f"One of {_DATASETS}."),
     split: str = typer.Option("test", "--split", help="val or test."),
     data_root: Path = typer.Option(None, "--data-root", help="Root of a real dataset."),
-    synthetic: str = typer.Option("tiny", "--synthetic", help="Synthetic preset: tiny or small."),
+    synthetic: str = typer.Option("tiny", "--synthetic", help=SYNTHETIC_PRESET_HELP),
     downscale: int = typer.Option(1, "--downscale", help="The codec sees inputs shrunk by this "
                                   "factor; predictions are upsampled back before scoring."),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per forward pass."),
     bitstream_images: int = typer.Option(None, "--bitstream-images", help="Images coded into real "
-                                         "bitstreams [default: all].", show_default=False),
+                                         "bitstreams \\[default: all].", show_default=False),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON record."),
 ) -> None:
     """Evaluate CHECKPOINT: its task metric at the original resolution, the estimated bpp

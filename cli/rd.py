@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from cli.options import SYNTHETIC_PRESET_HELP
 from vinfo.data import DATASETS
 from vinfo.experiments.sweep import write_rd
 
@@ -21,11 +22,11 @@ def rd(
     dataset: str = typer.Option("synthetic", "--dataset", help=f"One of {_DATASETS}."),
     split: str = typer.Option("test", "--split", help="val or test."),
     data_root: Path = typer.Option(None, "--data-root", help="Root of a real dataset."),
-    synthetic: str = typer.Option("tiny", "--synthetic", help="Synthetic preset: tiny or small."),
+    synthetic: str = typer.Option("tiny", "--synthetic", help=SYNTHETIC_PRESET_HELP),
     downscale: int = typer.Option(1, "--downscale", help="The codecs see inputs shrunk by this "
                                   "factor."),
     bitstream_images: int = typer.Option(None, "--bitstream-images", help="Images coded into real "
-                                         "bitstreams per model [default: all].",
+                                         "bitstreams per model \\[default: all].",
                                          show_default=False),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import typer
 
+from cli.options import SYNTHETIC_PRESET_HELP
 from vinfo.data import DATASETS
 from vinfo.experiments.sweep import train_curve
 from vinfo.models import CODEC_PRESETS, STRATEGIES, TASKS
 from vinfo.train import TrainConfig
+from vinfo.train.distributed import is_main_process
 
 app = typer.Typer(
     help="Train codecs: a base curve (eq. 3) or an enhancement curve (eq. 4), highest lambda "
@@ -22,7 +24,7 @@ _LMBDA = typer.Option(..., "--lmbda", help="Lambda value (repeat for a curve).")
 _OUT = typer.Option(..., "--out", "-o", help="Curve directory (one sub-directory per lambda).")
 _DATASET = typer.Option("synthetic", "--dataset", help=f"One of {', '.join(DATASETS.names())}.")
 _ROOT = typer.Option(None, "--data-root", help="Root of a real dataset (coco, cityscapes).")
-_SYNTHETIC = typer.Option("tiny", "--synthetic", help="Synthetic preset: tiny or small.")
+_SYNTHETIC = typer.Option("tiny", "--synthetic", help=SYNTHETIC_PRESET_HELP)
 _CODEC = typer.Option("tiny", "--codec", help=f"Codec preset: {', '.join(CODEC_PRESETS.names())}.")
 _DOWNSCALE = typer.Option(1, "--downscale", help="Shrink inputs by this factor (Cityscapes: 2).")
 _AUGMENT = typer.Option(True, "--augment/--no-augment", help="Random flips and colour jitter.")
@@ -30,18 +32,18 @@ _RESUME = typer.Option(True, "--resume/--no-resume", help="Continue interrupted 
 _QUIET = typer.Option(False, "--quiet", "-q", help="No progress output.")
 # Optimisation options default to None and are dropped, so TrainConfig's defaults (the
 # paper's: Adam 1e-4, patience 10, up to 1000 epochs) stay the one source of truth.
-_LR = typer.Option(None, "--lr", help="Adam learning rate [default: 1e-4].", show_default=False)
-_EPOCHS = typer.Option(None, "--max-epochs", help="Epochs of the first model [default: 1000].",
+_LR = typer.Option(None, "--lr", help="Adam learning rate \\[default: 1e-4].", show_default=False)
+_EPOCHS = typer.Option(None, "--max-epochs", help="Epochs of the first model \\[default: 1000].",
                        show_default=False)
-_WARM = typer.Option(None, "--warm-epochs", help="Epochs of warm-started models [default: as "
+_WARM = typer.Option(None, "--warm-epochs", help="Epochs of warm-started models \\[default: as "
                      "--max-epochs].", show_default=False)
 _STEPS = typer.Option(None, "--max-steps", help="Optimizer steps per model.", show_default=False)
 _PATIENCE = typer.Option(None, "--patience", help="Early-stopping patience in epochs "
-                         "[default: 10].", show_default=False)
-_BATCH = typer.Option(None, "--batch-size", help="Global batch size [default: 8].",
+                         "\\[default: 10].", show_default=False)
+_BATCH = typer.Option(None, "--batch-size", help="Global batch size \\[default: 8].",
                       show_default=False)
-_SEED = typer.Option(None, "--seed", help="Seed [default: 0].", show_default=False)
-_DEVICE = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:1 [default: auto].",
+_SEED = typer.Option(None, "--seed", help="Seed \\[default: 0].", show_default=False)
+_DEVICE = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:1 \\[default: auto].",
                        show_default=False)
 
 
@@ -87,7 +89,7 @@ def base(
                        warm=warm, downscale=downscale, augment=augment, resume=resume,
                        progress=_echo(quiet))
     for run in runs:
-        typer.echo(f"lambda={run.spec.lmbda:g}: {run.checkpoint}")
+        _report(f"lambda={run.spec.lmbda:g}: {run.checkpoint}")
 
 
 @app.command()
@@ -130,8 +132,14 @@ def enhancement(
                        downscale=downscale, augment=augment, resume=resume,
                        progress=_echo(quiet))
     for run in runs:
-        typer.echo(f"lambda={run.spec.lmbda:g}: {run.checkpoint}")
+        _report(f"lambda={run.spec.lmbda:g}: {run.checkpoint}")
+
+
+def _report(message: str) -> None:
+    """Print on rank 0 only: under torchrun every process runs this command."""
+    if is_main_process():
+        typer.echo(message)
 
 
 def _echo(quiet: bool):
-    return (lambda message: None) if quiet else typer.echo
+    return (lambda message: None) if quiet else _report

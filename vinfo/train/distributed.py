@@ -5,7 +5,11 @@ reads the variables torchrun sets and joins the process group (NCCL on GPU, gloo
 :class:`~vinfo.train.Trainer` then wraps the model in ``DistributedDataParallel``, splits each
 global batch across the ranks with a ``DistributedSampler`` and lets rank 0 alone write files.
 With ``batch_size`` read as the *global* batch, N processes reach the same weights as one
-process (up to float summation order), which a test checks with 2 gloo processes.
+process (up to float summation order), which tests check with 2 gloo processes (the trainer
+alone, and ``vinfo train`` under ``torchrun``). BatchNorm layers (the task heads) become
+``SyncBatchNorm`` on GPUs; PyTorch has no CPU ``SyncBatchNorm``, so on the CPU each process
+normalises with the statistics of its share of the batch, and only models without BatchNorm
+match one process exactly.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ def is_distributed() -> bool:
 
 
 def rank() -> int:
-    return dist.get_rank() if is_distributed() else 0
+    """This process's rank: the group's, else torchrun's ``RANK`` variable, else 0."""
+    return dist.get_rank() if is_distributed() else int(os.environ.get("RANK", "0"))
 
 
 def world_size() -> int:

@@ -277,6 +277,8 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.model.to(self.device)
         if is_distributed() and self.train_model is self.model:
+            if self.device.type == "cuda":  # one set of batch statistics, as on one process
+                nn.SyncBatchNorm.convert_sync_batchnorm(self.model)  # in place, same parameters
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = DistributedDataParallel(self.model, device_ids=device_ids)
         if resume:
@@ -319,6 +321,8 @@ class Trainer:
                     completed=epoch,
                     description=f"epoch {epoch} val loss {val_metrics['loss']:.4g}",
                 )
+        if is_distributed():  # every rank may read what rank 0 wrote (load_best, resume)
+            torch.distributed.barrier()
         if best_epoch == 0:
             raise RuntimeError("no epoch was completed")
         return TrainResult(
