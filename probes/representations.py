@@ -273,7 +273,9 @@ def load_representation(
 
     The data source is ``dataset``/``split``/``preset``/``root``/``n_images`` where given,
     else what the checkpoint spec (or bundle header) records, else synthetic ``tiny`` ``val``
-    (:func:`probes.sources.resolve_source`).
+    (:func:`probes.sources.resolve_source`). A checkpoint whose spec records synthetic
+    ``train`` data (as :func:`vinfo.experiments.sweep.train_run` writes it) is probed on fresh
+    images of its preset, split ``val``, not on the images it was trained on unless asked.
 
     Args:
         path: a representation bundle or a ``.safetensors`` base-codec checkpoint.
@@ -307,7 +309,12 @@ def load_representation(
         raise ValueError(f"{path}: neither a vinfo checkpoint nor a representation bundle "
                          f"(safetensors format {header.get('format')!r})")
     spec = _checkpoint_spec(path)
-    source = resolve_source(recorded_data(spec), **overrides)
+    recorded = recorded_data(spec)
+    if recorded.get("dataset") == "synthetic" and recorded.get("split") == "train":
+        # the split the codec was trained on; synthetic data has an unlimited supply, so
+        # probes read fresh images of the same preset (the default split, val)
+        del recorded["split"]
+    source = resolve_source(recorded, **overrides)
     sha = checkpoint_sha256(path)
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache = directory / f"{sha[:16]}-{source.digest()[:16]}.safetensors"

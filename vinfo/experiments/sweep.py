@@ -11,7 +11,7 @@ a shorter fine-tuning budget. Each model has its own run directory::
         best.safetensors    the Trainer's best epoch (weights only)
         last_state.pt       the Trainer's resumable state
         model.safetensors   the finished checkpoint (save_checkpoint: weights + model.json)
-        model.json
+        model.json          its spec, plus the "data" it was trained on (data_record)
         eval_<split>.json   cached evaluation (see collect_rd)
 
 Reruns are cheap and safe: a run with ``model.safetensors`` is skipped, a run with only
@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from vinfo.data.sample import collate
+from vinfo.data.synthetic import PRESETS, SyntheticConfig
 from vinfo.experiments.evaluate import Evaluation, evaluate
 from vinfo.experiments.objectives import objective_for
 from vinfo.experiments.rd import RDPoint, rd_frame, write_compressai_json, write_rd_csv
@@ -203,6 +204,49 @@ def _parameters(model: nn.Module, train_only: str | None) -> Iterable[nn.Paramet
     return module.parameters()
 
 
+def synthetic_preset_name(config: SyntheticConfig | str) -> str | None:
+    """The :data:`vinfo.data.synthetic.PRESETS` name of ``config`` (``None``: a custom one)."""
+    if isinstance(config, str):
+        return config
+    return next((name for name, preset in PRESETS.items() if preset == config), None)
+
+
+def data_record(
+    dataset: str,
+    *,
+    synthetic: SyntheticConfig | str = "tiny",
+    root: str | Path | None = None,
+    split: str = "train",
+) -> dict[str, Any]:
+    """The ``"data"`` entry a checkpoint spec records: what its model was trained on.
+
+    ``probes.sources.recorded_data`` reads it, so ``vinfo probe --repr run/model.safetensors``
+    probes images of the same dataset (for synthetic data: the same preset, fresh images).
+
+    Args:
+        dataset: a name in :data:`vinfo.experiments.splits.EXPERIMENT_DATA`.
+        synthetic: the synthetic preset name or config (synthetic data only).
+        root: root of a real dataset (stored resolved).
+        split: the dataset split the training images come from.
+
+    Returns:
+        ``{"dataset", "preset", "split", "root"}``; ``preset`` is ``None`` for real data and
+        custom synthetic configs, ``root`` is ``None`` for synthetic data.
+    """
+    synthetic_data = dataset == "synthetic"
+    return {
+        "dataset": dataset,
+        "preset": synthetic_preset_name(synthetic) if synthetic_data else None,
+        "split": "train" if synthetic_data else split,
+        "root": None if synthetic_data or root is None else str(Path(root).resolve()),
+    }
+
+
+def train_split_name(splits: Splits) -> str:
+    """The split name of the training images' dataset (``train``, ``train2017``…)."""
+    return str(getattr(getattr(splits.train, "dataset", splits.train), "split", "train"))
+
+
 _PATH_FIELDS = ("base", "init")
 """RunSpec fields holding checkpoint paths; stored relative to the run directory, so a tree of
 runs (e.g. ``results/tiny``) can be moved or copied and still be resumed."""
@@ -244,6 +288,7 @@ def train_run(
     run_dir: str | Path,
     *,
     resume: bool = True,
+    data: Mapping[str, Any] | None = None,
 ) -> FinishedRun:
     """Train one model (or skip / resume it) and write its run directory.
 
@@ -255,6 +300,8 @@ def train_run(
         run_dir: the model's directory.
         resume: continue an interrupted run in ``run_dir`` (same result as an uninterrupted
             one); ``False`` refuses to touch it.
+        data: what ``splits`` holds (:func:`data_record`), stored as ``"data"`` in the
+            checkpoint spec ``model.json``; ``None`` records nothing.
 
     Raises:
         ValueError: ``run_dir`` holds a run of another spec or config, or an interrupted run
@@ -296,7 +343,8 @@ def train_run(
     trainer.fit(resume=interrupted)
     trainer.load_best()
     if is_main_process():
-        save_checkpoint(model.cpu(), finished.checkpoint)
+        extra = None if data is None else {"data": dict(data)}
+        save_checkpoint(model.cpu(), finished.checkpoint, extra)
     if is_distributed():  # the next model of the sweep warm-starts from this checkpoint
         torch.distributed.barrier()
     return finished
@@ -317,6 +365,7 @@ def lambda_sweep(
     *,
     resume: bool = True,
     progress: Progress = _silent,
+    data: Mapping[str, Any] | None = None,
 ) -> list[FinishedRun]:
     """Train one RD curve: ``template`` at every λ, highest λ first, the rest warm-started.
 
@@ -331,6 +380,7 @@ def lambda_sweep(
         warm: training of the warm-started models (default: ``first``).
         resume: continue interrupted runs (see :func:`train_run`).
         progress: called with one line per model.
+        data: the data record of every checkpoint (see :func:`train_run`).
 
     Returns:
         The finished runs, highest λ first.
@@ -346,7 +396,8 @@ def lambda_sweep(
         spec = dataclasses.replace(template, lmbda=float(lmbda), init=init)
         progress(f"train {spec.task} {spec.curve} lambda={lmbda:g}")
         train = first if index == 0 else (warm or first)
-        runs.append(train_run(spec, config, splits, train, root / _run_name(lmbda), resume=resume))
+        run_dir = root / _run_name(lmbda)
+        runs.append(train_run(spec, config, splits, train, run_dir, resume=resume, data=data))
     return runs
 
 
@@ -420,9 +471,19 @@ def train_curve(
         **experiment_transforms(augment=augment, downscale=downscale),
     )
     train = train or TrainConfig()
+    data = data_record(dataset, synthetic=synthetic, root=data_root, split=train_split_name(splits))
     with process_group_from_env():  # under torchrun: DDP across the ranks; otherwise nothing
         return lambda_sweep(
-            out, template, lmbdas, config, splits, train, warm, resume=resume, progress=progress
+            out,
+            template,
+            lmbdas,
+            config,
+            splits,
+            train,
+            warm,
+            resume=resume,
+            progress=progress,
+            data=data,
         )
 
 
@@ -599,11 +660,14 @@ __all__ = [
     "build_model",
     "collect_rd",
     "curve_label",
+    "data_record",
     "evaluate_run",
     "find_runs",
     "lambda_sweep",
     "rd_point",
     "read_spec",
+    "synthetic_preset_name",
+    "train_split_name",
     "write_rd",
     "train_curve",
     "train_run",

@@ -14,7 +14,7 @@ data and depend on no weight (vinfo's coder builds its own, :mod:`vinfo.coding.t
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,16 +116,29 @@ def _is_derived(key: str) -> bool:
     return key.rsplit(".", 1)[-1] in DERIVED_BUFFERS
 
 
-def save_checkpoint(model: nn.Module, path: str | Path) -> Path:
+def save_checkpoint(
+    model: nn.Module, path: str | Path, extra: Mapping[str, Any] | None = None
+) -> Path:
     """Write ``path`` (safetensors ``state_dict``) and its JSON spec; return the JSON path.
 
+    Args:
+        model: a model of a registered kind.
+        path: the ``.safetensors`` file; the spec goes next to it (:func:`config_path`).
+        extra: JSON-ready entries added to the spec and ignored when loading, e.g. the
+            ``"data"`` the model was trained on (read by ``probes.sources.recorded_data``).
+
     Raises:
-        ValueError: ``path`` does not end in ``.safetensors``.
+        ValueError: ``path`` does not end in ``.safetensors``, or ``extra`` would replace a
+            spec entry.
     """
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"{path}: checkpoint files must end in .safetensors")
     spec = model_spec(model)
+    clash = sorted(set(extra or {}) & set(spec))
+    if clash:
+        raise ValueError(f"extra checkpoint entries would replace the spec's {clash}")
+    spec.update(extra or {})
     tensors = {
         key: value.detach().contiguous().cpu()
         for key, value in model.state_dict().items()
