@@ -44,6 +44,28 @@ def _check_output(path: Path | None, suffixes: tuple[str, ...]) -> None:
         raise FileNotFoundError(f"{path.parent}: output directory does not exist")
 
 
+_PAIRED_COLUMNS = {
+    "target": "target", "family": "family", "capacity_rank": "rank", "repr": "repr",
+    "repr_iv": "I_V", "anchor_iv": "I_V anchor", "delta_iv": "ΔI_V", "delta_ci": "CI",
+}
+
+
+def _paired_table(paired: pd.DataFrame) -> str:
+    table = paired.assign(
+        delta_ci=[f"[{low:+.4f}, {high:+.4f}]" for low, high in
+                  zip(paired["delta_iv_ci_low"], paired["delta_iv_ci_high"], strict=True)],
+    )[list(_PAIRED_COLUMNS)].rename(columns=_PAIRED_COLUMNS)
+    return table.to_string(index=False, float_format=lambda value: f"{value:+.4f}", na_rep="-")
+
+
+def _write_frame(frame: pd.DataFrame, path: Path) -> None:
+    from vinfo.io import write_text_atomic
+
+    text = (frame.to_json(orient="records", indent=2) if path.suffix.lower() == ".json"
+            else frame.to_csv(index=False))
+    write_text_atomic(path, text)
+
+
 def _table(frame: pd.DataFrame) -> str:
     table = frame.assign(
         iv_ci=[f"[{low:+.4f}, {high:+.4f}]" for low, high in
@@ -96,6 +118,13 @@ def probe(
         help="Representation cache (default $VINFO_CACHE_DIR or ~/.cache/vinfo)."),
     out: Path = typer.Option(None, "--out", "-o", show_default=False,
                              help="Write the full table (.csv or .json)."),
+    anchor: str = typer.Option(
+        None, "--anchor", show_default=False,
+        help="Representation the others are compared with (name or --repr path; default: "
+        "the first)."),
+    paired_out: Path = typer.Option(
+        None, "--paired-out", show_default=False,
+        help="Write the paired ΔI_V table against the anchor (.csv or .json)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON records instead of a table."),
     plot: Path = typer.Option(None, "--plot", show_default=False,
                               help="Plot I_V against capacity rank (.png, .pdf, .svg)."),
@@ -116,13 +145,14 @@ def probe(
 
     Flags: S = shuffled-representation control above 0, C = below a lower-capacity family.
 
+    With several --repr: ΔI_V = I_V(repr) − I_V(anchor) with a paired CI (same images, seeds).
+
     Example: vinfo probe --repr b0.safetensors --repr b01.safetensors --target depth
     --family linear,resnet --seeds 3 --out probes.csv --plot iv.png
     """
     if ctx.invoked_subcommand is not None:
         return
     from probes.report import FIGURE_SUFFIXES, plot_iv_by_capacity, save_figure
-    from vinfo.io import write_text_atomic
 
     targets, families = _names(target), _names(family) or ["linear"]
     if not representations:
@@ -130,6 +160,7 @@ def probe(
     if not targets:
         raise ValueError(f"give --target: {', '.join(TARGETS.names())}")
     _check_output(out, (".csv", ".json"))
+    _check_output(paired_out, (".csv", ".json"))
     _check_output(plot, FIGURE_SUFFIXES)
     if pvi_maps is not None and pvi_maps.exists() and not pvi_maps.is_dir():
         raise ValueError(f"{pvi_maps}: --pvi-maps must be a directory")
@@ -162,12 +193,12 @@ def probe(
             representations, targets, families, tuple(range(seeds or 1)), dataset=dataset,
             root=data_root, split=split, preset=preset, n_images=n_images, cache_dir=cache_dir,
             probe_kwargs=probe_kwargs, pvi_dir=pvi_maps, on_representation=loaded,
-            callback=fitted, **options)
-    frame = run.frame
+            callback=fitted, anchor=anchor, **options)
+    frame, paired = run.frame, run.paired
     if out is not None:
-        text = (frame.to_json(orient="records", indent=2) if out.suffix.lower() == ".json"
-                else frame.to_csv(index=False))
-        write_text_atomic(out, text)
+        _write_frame(frame, out)
+    if paired_out is not None:
+        _write_frame(paired, paired_out)
     if plot is not None:
         save_figure(plot_iv_by_capacity(frame), plot)
     if as_json:
@@ -181,6 +212,12 @@ def probe(
                "gap: test − train H(Z|Y). I_V/H: I_V / H(Z|∅) (discrete targets). metric: of the "
                "probe's prediction (psnr dB, rmse depth unit, miou). flags: S shuffled control > "
                "0, C capacity drop.")
+    if len(run.representations) > 1:
+        typer.echo("")
+        typer.echo(f"paired ΔI_V vs {paired['anchor'].iloc[0]}")
+        typer.echo(_paired_table(paired))
+        typer.echo("ΔI_V = I_V(repr) − I_V(anchor), bits per target pixel; CI: paired bootstrap "
+                   "over the same test images and seeds.")
 
 
 @app.command()

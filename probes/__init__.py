@@ -3,6 +3,7 @@
 One small module per concept: :mod:`probes.heads` (per-pixel likelihoods, target registry),
 :mod:`probes.families` (graded-capacity family registry), :mod:`probes.estimator`
 (:class:`VInfoProbe`, :func:`run_probes`), :mod:`probes.uncertainty` (paired bootstrap),
+:mod:`probes.paired` (``ΔI_V`` between representations with paired CIs),
 :mod:`probes.representations` (safetensors bundles of ``ŷ``, computed from checkpoints and
 cached), :mod:`probes.sources` (data sources, targets, shared splits), :mod:`probes.pipeline`
 (files → table, what ``vinfo probe`` runs) and :mod:`probes.pvi` (pointwise maps).
@@ -12,6 +13,8 @@ bits.
 """
 
 from probes.estimator import (
+    BitsKey,
+    BitsRecord,
     FitEvent,
     PerImageBits,
     ProbeData,
@@ -33,6 +36,7 @@ from probes.heads import (
     Target,
     get_target,
 )
+from probes.paired import PAIRED_COLUMNS, load_bits, paired_differences, save_bits
 from probes.pipeline import ProbeRun, probe_files
 from probes.pvi import PVIMaps, pvi_maps
 from probes.representations import (
@@ -66,7 +70,10 @@ from probes.uncertainty import (
 
 __all__ = [
     "FAMILIES",
+    "PAIRED_COLUMNS",
     "TARGETS",
+    "BitsKey",
+    "BitsRecord",
     "BundleError",
     "CategoricalHead",
     "ContinuousHead",
@@ -101,13 +108,16 @@ __all__ = [
     "get_family",
     "get_target",
     "linear_gaussian_closed_form",
+    "load_bits",
     "load_bundle",
     "load_representation",
+    "paired_differences",
     "probe_files",
     "pvi_maps",
     "read_targets",
     "resolve_source",
     "run_probes",
+    "save_bits",
     "save_bundle",
     "shuffle_representation",
     "shuffled_control",

@@ -77,6 +77,67 @@ class PerImageBits(NamedTuple):
     pixels: np.ndarray
 
 
+class BitsKey(NamedTuple):
+    """Which fit a :class:`PerImageBits` belongs to."""
+
+    repr: str
+    target: str
+    family: str
+    seed: int
+
+
+class BitsRecord:
+    """Per-image test bits of every fit of :func:`run_probes` (``run_probes(record=...)``).
+
+    The table of :func:`run_probes` keeps only ratios over all test images; comparing two
+    representations with a paired interval needs the bits of each test image, per seed
+    (:func:`probes.paired.paired_differences`). Entries are :class:`PerImageBits` keyed by
+    :class:`BitsKey`, in insertion order. For a study of ``R`` reprs, ``T`` targets, ``F``
+    families, ``S`` seeds and ``N`` test images it holds ``3·R·T·F·S·N`` float64.
+    """
+
+    def __init__(self) -> None:
+        self.entries: dict[BitsKey, PerImageBits] = {}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def add(self, repr: str, target: str, family: str, seed: int, bits: PerImageBits) -> None:
+        """Record one fit's test bits (a repeated key replaces the old entry)."""
+        self.entries[BitsKey(repr, target, family, int(seed))] = PerImageBits(
+            *(np.asarray(values, dtype=np.float64) for values in bits))
+
+    def reprs(self) -> list[str]:
+        """Representation names, in first-recorded order."""
+        return list(dict.fromkeys(key.repr for key in self.entries))
+
+    def seeds(self, repr: str, target: str, family: str) -> list[int]:
+        """Seeds recorded for one (repr, target, family), in recorded order."""
+        return [key.seed for key in self.entries
+                if (key.repr, key.target, key.family) == (repr, target, family)]
+
+    def iv_bits(self, repr: str, target: str, family: str,
+                seeds: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``(S, N)`` per-image ``null - cond`` bits of ``seeds`` (in that order) and the
+        ``(N,)`` scored pixels.
+
+        Raises:
+            LookupError: a (repr, target, family, seed) was not recorded.
+        """
+        rows, pixels = [], None
+        for seed in seeds:
+            key = BitsKey(repr, target, family, int(seed))
+            if key not in self.entries:
+                raise LookupError(f"no test bits recorded for {repr!r} {target} {family} "
+                                  f"seed {seed}")
+            bits = self.entries[key]
+            rows.append(bits.null - bits.cond)
+            pixels = bits.pixels if pixels is None else pixels
+        if pixels is None:
+            raise LookupError("no seed given")
+        return np.stack(rows), pixels
+
+
 class ProbeScores(NamedTuple):
     """Scores of a fitted probe on one split (bits per target pixel unless named otherwise).
 
@@ -491,8 +552,8 @@ class VInfoProbe:
             null_from: a probe fitted on the same targets (``z``, ``mask``) with the same
                 target, null, seed and head arguments, whose null predictor is reused instead
                 of trained again. The null never sees ``y``, so it does not depend on the
-                family or on the representation; :func:`run_probes` shares it across families
-                and with the shuffled control.
+                family or on the representation; :func:`run_probes` shares it across families,
+                representations with the same targets, and the shuffled control.
 
         Returns:
             ``self``, with ``head_``, ``null_net_``, ``net_``, ``n_parameters_``, ``solver_``,
@@ -531,13 +592,21 @@ class VInfoProbe:
             self._load_closed_form(self.net_, train, self.family)
             self.epochs_ = (0, 0)
             # as early stopping does for the gradient path, keep the fit only if it beats the
-            # null on validation data; otherwise the probe is its null (I_V = 0, not below)
+            # null on validation data; otherwise start the probe at its null (I_V = 0, not
+            # below) and, with solver "auto", train it: the closed form's weights are ordinary
+            # least squares, which per-pixel variances can make worse than no weights at all
+            # (a few near-deterministic pixels dominate the likelihood), while a trained linear
+            # probe weighs the pixels by their precision.
             if (_mean_bits(self.net_, self.head_, val, False, self.batch_size)
                     >= _mean_bits(self.null_net_, self.head_, val, True, self.batch_size)):
                 self.net_.prior.load_state_dict(self.null_net_.prior.state_dict())
                 with torch.no_grad():
                     for parameter in self.net_.body.parameters():
                         parameter.zero_()
+                if self.solver == "auto" and self.family != "null":
+                    self.solver_ = "gradient"
+                    self.net_.standardize(train.y)
+                    self.epochs_ = (0, self._train(self.net_, train, val, False))
         else:
             self.solver_ = "gradient"
             self.net_.standardize(train.y)
@@ -688,6 +757,7 @@ def run_probes(
     probe_kwargs: Mapping[str, object] | None = None,
     head_kwargs: Mapping[str, Mapping[str, object]] | None = None,
     callback: Callable[[FitEvent], None] | None = None,
+    record: BitsRecord | None = None,
 ) -> pd.DataFrame:
     """Probe representations × targets × families × seeds with paired splits and seeds.
 
@@ -704,6 +774,8 @@ def run_probes(
         head_kwargs: per-target head arguments, ``{"segmentation": {"num_classes": 7}}``,
             merged over ``probe_kwargs["head_kwargs"]`` for that target only.
         callback: called with a :class:`FitEvent` after every fit (not the controls').
+        record: if given, receives the per-image test bits of every (repr, target, family,
+            seed) fit, for paired differences (:func:`probes.paired.paired_differences`).
 
     Returns:
         Tidy DataFrame, one row per (repr, target, family): ``capacity_rank``, ``params``,
@@ -719,6 +791,8 @@ def run_probes(
     """
     if not seeds:
         raise ValueError("at least one seed is needed")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {list(seeds)}")
     ranked = sorted(families, key=lambda name: get_family(name).capacity_rank)
     _check_paired(data)
     for targets in data.values():
@@ -729,6 +803,9 @@ def run_probes(
                 raise ValueError(f"too few test images for a bootstrap: {target} has {n_test}, "
                                  f"need at least {MIN_BOOTSTRAP_IMAGES} (use more images)")
     rows = []
+    # the null never sees y: one null per target and seed serves every family and every
+    # representation whose training and validation targets are the same
+    shared_nulls: dict[str, tuple[Splits, dict[int, VInfoProbe]]] = {}
     for repr_name, targets in data.items():
         for target, splits in targets.items():
             splits = Splits(*(as_probe_data(split) for split in splits))
@@ -736,7 +813,12 @@ def run_probes(
             if head_kwargs and target in head_kwargs:
                 shared = kwargs.get("head_kwargs") or {}
                 kwargs["head_kwargs"] = {**shared, **head_kwargs[target]}  # type: ignore[dict-item]
-            nulls: dict[int, VInfoProbe] = {}  # one null per seed, shared by the families
+            reference = shared_nulls.get(target)
+            if reference is not None and _same_targets(reference[0], splits):
+                nulls = reference[1]
+            else:
+                nulls = {}
+                shared_nulls[target] = (splits, nulls)
             for family in ranked:
                 fits = []
                 for seed in seeds:
@@ -748,6 +830,9 @@ def run_probes(
                         callback(FitEvent(repr_name, target, family, seed, fit, splits))
                 scores = [fit.evaluate(splits.test) for fit in fits]
                 bits = [fit.per_image_bits(splits.test) for fit in fits]
+                if record is not None:
+                    for seed, seed_bits in zip(seeds, bits, strict=True):
+                        record.add(repr_name, target, family, seed, seed_bits)
                 estimates = bootstrap_entropies(np.stack([b.null for b in bits]),
                                                 np.stack([b.cond for b in bits]),
                                                 bits[0].pixels, n_resamples, confidence)
@@ -779,6 +864,18 @@ def run_probes(
     return frame
 
 
+def _same_targets(a: Splits, b: Splits) -> bool:
+    """Whether two splits hold the same training and validation targets and masks."""
+    for one, other in ((a.train, b.train), (a.val, b.val)):
+        if one.z.shape != other.z.shape or not torch.equal(one.z, other.z):
+            return False
+        if (one.mask is None) != (other.mask is None):
+            return False
+        if one.mask is not None and not torch.equal(one.mask, other.mask):  # type: ignore[arg-type]
+            return False
+    return True
+
+
 def _check_paired(data: Mapping[str, Mapping[str, Splits]]) -> None:
     reference: dict[str, Tensor] = {}
     for repr_name, targets in data.items():
@@ -793,6 +890,8 @@ def _check_paired(data: Mapping[str, Mapping[str, Splits]]) -> None:
 
 __all__ = [
     "NULLS",
+    "BitsKey",
+    "BitsRecord",
     "SMOOTHING_GRID",
     "FitEvent",
     "SHUFFLE_TOLERANCE",

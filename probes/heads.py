@@ -205,15 +205,17 @@ class DiscretizedHead(_LocationScaleHead):
         centred = (level / (LEVELS - 1) - mean) * torch.exp(-log_scale)
         half = 0.5 / (LEVELS - 1) * torch.exp(-log_scale)
         upper, lower = centred + half, centred - half
+        # each tail term once: they dominate the cost of reconstruction probes
+        cdf_upper, sf_lower = log_cdf(upper), log_sf(lower)
         # inner bins: log(CDF(upper) - CDF(lower)), computed on the side away from the mode
-        left = _log_diff_exp(log_cdf(upper), log_cdf(lower))
-        right = _log_diff_exp(log_sf(lower), log_sf(upper))
+        left = _log_diff_exp(cdf_upper, log_cdf(lower))
+        right = _log_diff_exp(sf_lower, log_sf(upper))
         inner = torch.where(centred < 0, left, right)
         # when the bin is far narrower than the scale, the difference underflows: use pdf·width
         narrow = log_pdf(centred) + torch.log(2 * half)
         inner = torch.where(torch.isfinite(inner) & (inner > -30), inner, narrow)
-        out = torch.where(level <= 0, log_cdf(upper), inner)
-        out = torch.where(level >= LEVELS - 1, log_sf(lower), out)
+        out = torch.where(level <= 0, cdf_upper, inner)
+        out = torch.where(level >= LEVELS - 1, sf_lower, out)
         return out.clamp_max(0.0)
 
     def nll_bits(self, params: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:

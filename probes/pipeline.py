@@ -2,7 +2,8 @@
 
 :func:`probe_files` loads (or computes and caches) every representation, checks that they
 index the same images, builds one shared train/val/test partition with the targets read from
-the dataset, and runs :func:`probes.estimator.run_probes` over families × targets × seeds.
+the dataset, runs :func:`probes.estimator.run_probes` over families × targets × seeds and
+compares every representation with an anchor (:func:`probes.paired.paired_differences`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from probes.estimator import FitEvent, run_probes
+from probes.estimator import BitsRecord, FitEvent, run_probes
 from probes.families import get_family
 from probes.heads import get_target
+from probes.paired import paired_differences
 from probes.representations import Representation, load_representation, unique_names
 from probes.sources import DEFAULT_FRACTIONS, ProbeInputs, build_probe_inputs
 from probes.uncertainty import MIN_BOOTSTRAP_IMAGES
@@ -29,11 +31,17 @@ class ProbeRun(NamedTuple):
             probed) and ``repr_path`` (the file given).
         representations: the loaded representations, in the order given.
         inputs: the shared splits (their ``sample_ids`` name the test images).
+        paired: ``ΔI_V`` of every other representation against the anchor, per target ×
+            family, with paired CIs (:func:`probes.paired.paired_differences`); empty (same
+            columns) with one representation.
+        bits: the per-image test bits of every fit (for other comparisons).
     """
 
     frame: pd.DataFrame
     representations: list[Representation]
     inputs: ProbeInputs
+    paired: pd.DataFrame
+    bits: BitsRecord
 
 
 def probe_files(
@@ -42,6 +50,8 @@ def probe_files(
     families: Sequence[str] = ("linear",),
     seeds: Sequence[int] = (0,),
     *,
+    names: Sequence[str] | None = None,
+    anchor: str | Path | None = None,
     dataset: str | None = None,
     split: str | None = None,
     preset: str | None = None,
@@ -66,6 +76,9 @@ def probe_files(
         targets: target names (:data:`probes.heads.TARGETS`).
         families: family names (:data:`probes.families.FAMILIES`).
         seeds: training seeds.
+        names: display names of the representations (default: file stems, made unique).
+        anchor: the representation the others are compared with in ``paired``, by display
+            name or by the path given (default: the first).
         dataset: data source overrides, see :func:`probes.sources.resolve_source`.
         split: see ``dataset``.
         preset: see ``dataset``.
@@ -89,6 +102,7 @@ def probe_files(
         :class:`ProbeRun`.
 
     Raises:
+        LookupError: an anchor that names no given representation (before any work).
         ValueError: unknown names (before any work), representations on different data, and
             everything :func:`probes.sources.build_probe_inputs` and
             :func:`probes.representations.load_representation` refuse.
@@ -103,7 +117,13 @@ def probe_files(
         get_family(family)
     for target in targets:
         get_target(target)
-    names = unique_names(paths)
+    if names is None:
+        names = unique_names(paths)
+    else:
+        names = [str(name) for name in names]
+        if len(names) != len(paths) or len(set(names)) != len(names):
+            raise ValueError(f"need {len(paths)} distinct names, got {names}")
+    anchor_name = _anchor(anchor, paths, names)
     representations = []
     for path, name in zip(paths, names, strict=True):
         representation = load_representation(
@@ -131,13 +151,31 @@ def probe_files(
         for function in callbacks:
             function(event)
 
+    bits = BitsRecord()
     frame = run_probes(inputs.data, families, seeds, n_resamples=n_resamples,
                        confidence=confidence, controls=controls, probe_kwargs=probe_kwargs,
-                       head_kwargs=inputs.head_kwargs, callback=report)
+                       head_kwargs=inputs.head_kwargs, callback=report, record=bits)
     paths_by_name = {name: str(path) for name, path in zip(names, paths, strict=True)}
     frame.insert(1, "repr_path", frame["repr"].map(paths_by_name))
     frame["source"] = source.describe()
-    return ProbeRun(frame, representations, inputs)
+    paired = paired_differences(bits, anchor_name, n_resamples=n_resamples,
+                                confidence=confidence)
+    return ProbeRun(frame, representations, inputs, paired, bits)
+
+
+def _anchor(anchor: str | Path | None, paths: Sequence[str | Path],
+            names: Sequence[str]) -> str:
+    """The display name of ``anchor`` (a name or one of ``paths``; default the first)."""
+    if anchor is None:
+        return names[0]
+    if str(anchor) in names:
+        return str(anchor)
+    resolved = Path(anchor).resolve()
+    for path, name in zip(paths, names, strict=True):
+        if Path(path).resolve() == resolved:
+            return name
+    raise LookupError(f"anchor {str(anchor)!r} is none of the representations: "
+                      f"{', '.join(names)}")
 
 
 __all__ = ["ProbeRun", "probe_files"]

@@ -62,6 +62,35 @@ def test_checkpoint_end_to_end_with_two_families(files, tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))
 
 
+def test_two_reprs_print_and_write_the_paired_differences(files, tmp_path):
+    out, paired_out = tmp_path / "probes.csv", tmp_path / "paired.csv"
+    result = run("probe", "--repr", files["checkpoint"], "--repr", files["bundle"],
+                 "--target", "depth", "--family", "linear", *FAST, "--cache-dir",
+                 files["cache"], "--quiet", "--out", out, "--paired-out", paired_out)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    header = lines.index("paired ΔI_V vs beta0.1")
+    assert "ΔI_V" in lines[header + 1] and "CI" in lines[header + 1]
+    assert lines[header + 2].split()[:4] == ["depth", "linear", "1", "noise"]
+    frame = pd.read_csv(out).set_index("repr")
+    (row,) = pd.read_csv(paired_out).to_dict("records")
+    assert (row["repr"], row["anchor"], row["n_resamples"]) == ("noise", "beta0.1", 50)
+    assert row["delta_iv"] == pytest.approx(frame.loc["noise", "iv"] - frame.loc["beta0.1", "iv"],
+                                            abs=1e-9)
+    assert row["delta_iv_ci_low"] <= row["delta_iv"] <= row["delta_iv_ci_high"]
+    # the other anchor, by name, as JSON: the opposite difference
+    flipped = run("probe", "--repr", files["checkpoint"], "--repr", files["bundle"],
+                  "--target", "depth", "--family", "linear", *FAST, "--cache-dir",
+                  files["cache"], "--quiet", "--anchor", "noise", "--paired-out",
+                  tmp_path / "paired.json")
+    assert flipped.exit_code == 0, flipped.output
+    assert "paired ΔI_V vs noise" in flipped.stdout
+    (record,) = json.loads((tmp_path / "paired.json").read_text())
+    assert record["repr"] == "beta0.1" and record["delta_iv"] == pytest.approx(-row["delta_iv"])
+    single = run("probe", "--repr", files["bundle"], "-t", "depth", *FAST, "--quiet")
+    assert single.exit_code == 0 and "paired" not in single.stdout
+
+
 def test_second_run_reads_the_cached_representation(files):
     args = ("probe", "--repr", files["checkpoint"], "--target", "depth", "--family", "linear",
             *FAST, "--cache-dir", files["cache"], "--json")
@@ -120,6 +149,8 @@ BAD_INPUTS = {
     "shape mismatch": (lambda f, d: ["--repr", _bad_shape(d)], "not one integer multiple"),
     "too few test images": (lambda f, d: ["--n-images", "4"], "too few images"),
     "missing output directory": (lambda f, d: ["--out", d / "no" / "p.csv"], "does not exist"),
+    "paired output format": (lambda f, d: ["--paired-out", d / "p.txt"], "must end in .csv"),
+    "unknown anchor": (lambda f, d: ["--anchor", "elsewhere"], "anchor 'elsewhere' is none"),
     "plot format": (lambda f, d: ["--plot", d / "iv.gif"], "must end in .png"),
     "no repr": (lambda f, d: ["--repr-less"], "give at least one --repr"),
 }

@@ -186,3 +186,24 @@ def test_the_null_is_shared_between_families_and_checked():
         VInfoProbe("mlp", "depth", seed=1).fit(train, val, null_from=first)
     with pytest.raises(RuntimeError, match="not fitted"):
         VInfoProbe("mlp", "depth").fit(train, val, null_from=VInfoProbe("null", "depth"))
+
+
+def heteroscedastic(n, seed):
+    """One latent channel, 1x2 positions, s = 1: pixel 0 is y + noise 0.01, pixel 1 is
+    -y + noise 1. Least squares shares one weight between the two pixels and finds about 0
+    (worse than the null on pixel 1); weighing pixels by their precision, the weight is about 1
+    and pixel 0 alone carries about log2(1 / 0.01) = 6.6 bits."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randn(n, 1, 1, 2, generator=g)
+    noise = torch.randn(n, 1, 1, 2, generator=g) * torch.tensor([0.01, 1.0])
+    return ProbeData(y, y * torch.tensor([1.0, -1.0]) + noise, None)
+
+
+def test_auto_trains_the_linear_probe_where_least_squares_loses_to_the_null():
+    train, val, test = heteroscedastic(256, 1), heteroscedastic(128, 2), heteroscedastic(256, 3)
+    closed = VInfoProbe("linear", "depth", solver="closed_form").fit(train, val)
+    auto = VInfoProbe("linear", "depth", solver="auto", lr=0.05, max_epochs=100).fit(train, val)
+    assert closed.score(test) == 0.0  # the least-squares fit was refused: the probe is its null
+    assert auto.solver_ == "gradient" and auto.epochs_[1] > 0
+    # mean over 2 pixels of (6.6 bits gained on pixel 0 - 0.66 bits lost on pixel 1) ~ 2.9
+    assert auto.score(test) > 2.0

@@ -119,6 +119,24 @@ def test_probe_files_pairs_bundles_on_the_same_images(tmp_path):
     assert frame["source"].iloc[0] == "synthetic/tiny/val (first 10 images)"
     assert [len(i) for i in run.inputs.sample_ids] == [6, 2, 2]
     assert (tmp_path / "pvi" / "pooled" / "depth" / "linear" / "totals.csv").is_file()
+    # paired ΔI_V against the first representation: the difference of the two rows' I_V
+    (row,) = run.paired.to_dict("records")
+    assert (row["repr"], row["anchor"], row["target"], row["family"]) == (
+        "noise", "pooled", "depth", "linear")
+    assert row["delta_iv"] == pytest.approx(frame.loc["noise", "iv"] - frame.loc["pooled", "iv"],
+                                            abs=1e-12)
+    assert row["delta_iv_ci_low"] <= row["delta_iv"] <= row["delta_iv_ci_high"] < 0
+    flipped = probe_files([tmp_path / "pooled.safetensors", tmp_path / "noise.safetensors"],
+                          ["depth"], ["linear"], n_resamples=50, controls=False,
+                          probe_kwargs={"null": "global"},
+                          anchor=tmp_path / "noise.safetensors").paired
+    assert flipped["repr"].tolist() == ["pooled"]
+    assert flipped["delta_iv"].iloc[0] == pytest.approx(-row["delta_iv"], abs=1e-12)
+    single = probe_files([tmp_path / "pooled.safetensors"], ["depth"], ["linear"],
+                         n_resamples=50, controls=False)
+    assert single.paired.empty and "delta_iv_ci_low" in single.paired.columns
+    with pytest.raises(LookupError, match="anchor 'other'"):
+        probe_files([tmp_path / "pooled.safetensors"], ["depth"], ["linear"], anchor="other")
     save_bundle(tmp_path / "other.safetensors", pooled, ids, {"split": "test"})
     with pytest.raises(ValueError, match="index different data"):
         probe_files([tmp_path / "pooled.safetensors", tmp_path / "other.safetensors"],
