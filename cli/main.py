@@ -9,6 +9,7 @@ from cli import data as data_command
 from cli import eval as eval_command
 from cli import probe as probe_command
 from cli import rd as rd_command
+from cli import report as report_command
 from cli import reproduce as reproduce_command
 from cli import train as train_command
 from cli.errors import ErrorHandlingGroup
@@ -46,6 +47,7 @@ app.add_typer(train_command.app, name="train")
 app.command(name="eval")(eval_command.eval_command)
 app.command(name="rd")(rd_command.rd)
 app.command(name="reproduce")(reproduce_command.reproduce_command)
+app.command(name="report")(report_command.report_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

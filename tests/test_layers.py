@@ -34,6 +34,9 @@ ABOVE_CORE = {"probes", "cli", "vinfo.experiments"}
         ("probes", {"cli", "vinfo.experiments"}),
         ("probes.report", {"cli", "vinfo.experiments"}),
         ("vinfo.experiments.rd", {"cli"}),
+        ("vinfo.experiments.analysis", {"cli"}),
+        ("vinfo.experiments.report", {"cli"}),
+        ("vinfo.experiments.reproduce", {"cli"}),
     ],
 )
 def test_module_imports_without_higher_layers(module, blocked):

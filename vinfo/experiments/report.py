@@ -1,0 +1,608 @@
+"""``vinfo report``: one self-contained Markdown + HTML report of a ``vinfo reproduce`` run.
+
+:func:`write_report` reads a results directory (:func:`vinfo.experiments.analysis.load_results`),
+writes the figures it generates and copies of the files it shows into the report directory,
+and renders one document twice: ``report.md`` and ``report.html`` (same content; the HTML
+references only files in its own directory, relatively, and embeds no external resource).
+
+The document is a list of blocks (:class:`Heading`, :class:`Paragraph`, :class:`Table`, …)
+rendered by :func:`render_markdown` and :func:`render_html`, so the two files cannot drift.
+Sections whose inputs are missing (no probe tables yet, an interrupted run) are replaced by a
+one-line note. The closing "reading" paragraph is generated from the numbers and says only
+what they show (e.g. which ``ΔI_V`` intervals exclude 0).
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.metadata
+import json
+import math
+import platform
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vinfo.experiments.analysis import (
+    Results,
+    co_adaptation_table,
+    conditional_coding_gain,
+    iv_across_beta,
+    load_results,
+    paired_summary,
+    plot_co_adaptation,
+    plot_iv_across_beta,
+    plot_paired_delta,
+    save_figure,
+)
+from vinfo.io import atomic_path, write_text_atomic
+
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+SOFTWARE = ("torch", "torchvision", "compressai", "numpy", "vinfo-toolkit")
+
+
+# the document model ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+
+
+@dataclass(frozen=True)
+class Note:
+    """A one-line remark (a skipped section, a caveat), rendered in italics."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Bullets:
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Links:
+    """A list of ``(text, relative path)`` links to files in the report directory."""
+
+    items: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of already formatted cells; ``numeric`` columns are right-aligned."""
+
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    numeric: tuple[bool, ...]
+
+
+@dataclass(frozen=True)
+class Image:
+    """A figure: ``path`` relative to the report directory."""
+
+    path: str
+    alt: str
+    caption: str
+
+
+@dataclass(frozen=True)
+class Code:
+    text: str
+    language: str = ""
+
+
+Block = Heading | Paragraph | Note | Bullets | Links | Table | Image | Code
+
+
+_MD_SPECIAL = "\\`*_[]<>|#"
+
+
+def _md(text: str) -> str:
+    """Escape Markdown syntax in plain text (``I_V`` must not start emphasis)."""
+    return "".join(f"\\{c}" if c in _MD_SPECIAL else c for c in text)
+
+
+def render_markdown(blocks: Sequence[Block]) -> str:
+    """The blocks as Markdown (CommonMark with GitHub tables)."""
+    parts = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            parts.append(f"{'#' * block.level} {_md(block.text)}")
+        elif isinstance(block, Paragraph):
+            parts.append(_md(block.text))
+        elif isinstance(block, Note):
+            parts.append(f"*{_md(block.text)}*")
+        elif isinstance(block, Bullets):
+            parts.append("\n".join(f"- {_md(item)}" for item in block.items))
+        elif isinstance(block, Links):
+            parts.append("\n".join(f"- [{_md(text)}]({path})" for text, path in block.items))
+        elif isinstance(block, Table):
+            lines = ["| " + " | ".join(_md(h) for h in block.header) + " |",
+                     "|" + "|".join("---:" if n else "---" for n in block.numeric) + "|"]
+            lines += ["| " + " | ".join(_md(cell) for cell in row) + " |" for row in block.rows]
+            parts.append("\n".join(lines))
+        elif isinstance(block, Image):
+            parts.append(f"![{_md(block.alt)}]({block.path})\n\n*{_md(block.caption)}*")
+        elif isinstance(block, Code):
+            fence = "````" if "```" in block.text else "```"
+            parts.append(f"{fence}{block.language}\n{block.text.rstrip()}\n{fence}")
+        else:  # pragma: no cover - the Block union is closed
+            raise TypeError(f"unknown block {block!r}")
+    return "\n\n".join(parts) + "\n"
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto;
+       padding: 0 1rem; line-height: 1.45; color: #222; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; vertical-align: top; }
+th { background: #f2f2f2; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 1rem 0; } img { max-width: 100%; }
+figcaption, .note { color: #555; font-style: italic; }
+pre { background: #f6f6f6; padding: 0.75rem; overflow-x: auto; font-size: 0.85rem; }
+"""
+
+
+def render_html(blocks: Sequence[Block], title: str) -> str:
+    """The blocks as one HTML5 page (inline CSS; images and links relative)."""
+    e = html.escape
+    body = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            body.append(f"<h{block.level}>{e(block.text)}</h{block.level}>")
+        elif isinstance(block, Paragraph):
+            body.append(f"<p>{e(block.text)}</p>")
+        elif isinstance(block, Note):
+            body.append(f'<p class="note">{e(block.text)}</p>')
+        elif isinstance(block, Bullets):
+            items = "".join(f"<li>{e(item)}</li>" for item in block.items)
+            body.append(f"<ul>{items}</ul>")
+        elif isinstance(block, Links):
+            items = "".join(f'<li><a href="{e(path)}">{e(text)}</a></li>'
+                            for text, path in block.items)
+            body.append(f"<ul>{items}</ul>")
+        elif isinstance(block, Table):
+            head = "".join(f"<th>{e(h)}</th>" for h in block.header)
+            rows = "".join(
+                "<tr>" + "".join(f'<td class="num">{e(c)}</td>' if n else f"<td>{e(c)}</td>"
+                                 for c, n in zip(row, block.numeric, strict=True)) + "</tr>"
+                for row in block.rows)
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        elif isinstance(block, Image):
+            body.append(f'<figure><img src="{e(block.path)}" alt="{e(block.alt)}">'
+                        f"<figcaption>{e(block.caption)}</figcaption></figure>")
+        elif isinstance(block, Code):
+            body.append(f"<pre><code>{e(block.text.rstrip())}</code></pre>")
+        else:  # pragma: no cover - the Block union is closed
+            raise TypeError(f"unknown block {block!r}")
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+            + "\n".join(body) + "\n</body>\n</html>\n")
+
+
+# formatting helpers ---------------------------------------------------------------------------
+
+
+def _num(value: Any, digits: int = 4, signed: bool = False) -> str:
+    if isinstance(value, (bool, np.bool_, str)):
+        return str(value)
+    if value is None or pd.isna(value):
+        return "n/a"
+    return f"{value:+.{digits}g}" if signed else f"{value:.{digits}g}"
+
+
+def _ci(low: float, high: float, digits: int = 3) -> str:
+    if math.isnan(low) or math.isnan(high):
+        return "n/a"
+    return f"[{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+def _table(frame: pd.DataFrame, columns: dict[str, str], numeric: Iterable[str] = ()) -> Table:
+    """A :class:`Table` of ``frame``'s ``columns`` (name → header); cells already strings or
+    numbers (formatted with :func:`_num`)."""
+    numeric = set(numeric)
+    rows = tuple(tuple(_num(row[c]) if not isinstance(row[c], str) else row[c]
+                       for c in columns) for _, row in frame.iterrows())
+    return Table(tuple(columns.values()), rows, tuple(c in numeric for c in columns))
+
+
+def software_versions() -> dict[str, str]:
+    """Python and the installed versions of the packages results depend on."""
+    versions = {"python": platform.python_version()}
+    for name in SOFTWARE:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _copy(source: Path, out: Path) -> str:
+    """Copy ``source`` into ``out`` atomically; returns the relative name."""
+    with atomic_path(out / source.name) as temporary:
+        shutil.copyfile(source, temporary)
+    return source.name
+
+
+def _write_csv(frame: pd.DataFrame, out: Path, name: str) -> str:
+    write_text_atomic(out / name, frame.to_csv(index=False))
+    return name
+
+
+def _save(figure: Any, out: Path, stem: str) -> str:
+    (path,) = save_figure(figure, out / stem, ("png",))
+    return path.name
+
+
+# sections -------------------------------------------------------------------------------------
+
+
+def _run_section(results: Results) -> list[Block]:
+    config = results.config
+    blocks: list[Block] = [Heading("What was run"), Paragraph(f"Preset: {results.description}.")]
+    items = []
+    synthetic = config.get("synthetic") or {}
+    if config.get("dataset") == "synthetic" and synthetic:
+        items.append(f"data: synthetic {synthetic.get('height')}x{synthetic.get('width')} "
+                     f"scenes, {synthetic.get('num_images')} images (seed "
+                     f"{synthetic.get('seed')})")
+    elif config.get("dataset"):
+        items.append(f"data: {config['dataset']}")
+    codec = config.get("codec") or {}
+    if codec:
+        items.append(f"codec: N={codec.get('N')}, M={codec.get('M')}")
+    betas = ", ".join(f"{b:g}" for b in results.betas)
+    lmbdas = ", ".join(f"{float(v):g}" for v in config.get("base_lmbdas", ()))
+    items.append(f"base task {config.get('base_task')}: beta in ({betas}), lambda_b in "
+                 f"({lmbdas})")
+    for secondary in config.get("secondary", ()):
+        values = ", ".join(f"{float(v):g}" for v in secondary.get("lmbdas", ()))
+        items.append(f"secondary task {secondary.get('task')}: "
+                     f"{', '.join(secondary.get('strategies', ()))}; lambda_e in ({values})")
+    for key, entry in results.pair.items():
+        items.append(f"similar-rate base pair, {key}: lambda_b = {float(entry['lmbda']):g}, "
+                     f"{float(entry['bpp']):.4g} bpp")
+    blocks.append(Bullets(tuple(items)))
+    if not results.finished:
+        blocks.append(Note("The run had not finished (no summary.md): tables may be partial."))
+    return blocks
+
+
+def _rd_section(results: Results, out: Path) -> tuple[list[Block], pd.DataFrame | None]:
+    blocks: list[Block] = [Heading("Rate-distortion")]
+    if results.bd is None:
+        blocks.append(Note("No bd_table.csv: the BD table is skipped."))
+    else:
+        bd = results.bd
+        columns = {c: c for c in ("figure", "task") if c in bd.columns}
+        columns |= {"anchor": "anchor", "test": "test", "metric": "metric",
+                    "bd_rate_percent": "BD-rate [%]", "bd_metric": "BD-metric", "note": "note"}
+        frame = bd.assign(bd_rate_percent=[_num(v, 5, True) for v in bd["bd_rate_percent"]],
+                          bd_metric=[_num(v, 4, True) for v in bd["bd_metric"]],
+                          note=bd["note"].fillna("").astype(str))
+        blocks += [
+            Heading("BD table (anchor = baseline, test = proposed)", 3),
+            _table(frame, columns, ("bd_rate_percent", "bd_metric")),
+            Paragraph("BD-rate < 0: the test curve needs fewer bits for the same quality. "
+                      "BD-metric > 0: the test curve is better at equal rate. n/a: undefined, "
+                      "the note says why."),
+            Links((("bd_table.csv", _copy(results.root / "bd_table.csv", out)),)),
+        ]
+    figures = [name for name in ("fig2.png", "fig3.png") if name in results.figures]
+    captions = {"fig2.png": "Fig. 2 layout: base task and reconstruction (direct, scalable).",
+                "fig3.png": "Fig. 3 layout: segmentation on the base (scalable, standalone)."}
+    if figures:
+        blocks.append(Heading("RD curves", 3))
+        for name in figures:
+            blocks.append(Image(_copy(results.figures[name], out), name, captions[name]))
+    else:
+        blocks.append(Note("No RD figures (fig2.png, fig3.png) in the results directory."))
+    gain = conditional_coding_gain(results.rd) if results.rd else None
+    blocks.append(Heading("Conditional-coding gain (scalable vs standalone)", 3))
+    if gain is None or gain.empty:
+        blocks.append(Note("No task has both a scalable and a standalone curve: skipped."))
+    else:
+        frame = gain.assign(bd_rate_percent=[_num(v, 5, True) for v in gain["bd_rate_percent"]],
+                            bd_metric=[_num(v, 4, True) for v in gain["bd_metric"]],
+                            note=gain["note"].fillna("").astype(str))
+        blocks += [
+            Paragraph("BD-rate of each scalable curve against the standalone curve (same "
+                      "transforms, enhancement latent coded with the base zeroed out): the rate "
+                      "saved by conditioning on the base at equal quality. Negative = "
+                      f"conditioning saves bits. Rate axis: {gain['rate_column'].iloc[0]}."),
+            _table(frame, {"task": "task", "beta": "beta", "lmbda_base": "base lambda",
+                           "metric": "metric", "bd_rate_percent": "BD-rate [%]",
+                           "bd_metric": "BD-metric", "note": "note"},
+                   ("beta", "lmbda_base", "bd_rate_percent", "bd_metric")),
+            Links((("conditional_coding_gain.csv",
+                    _write_csv(gain, out, "conditional_coding_gain.csv")),)),
+        ]
+    if results.trivial is not None:
+        blocks += [Heading("Trivial predictor check (test split)", 3),
+                   _table(results.trivial, {c: c for c in results.trivial.columns},
+                          ("trivial", "best_model", "worst_model"))]
+    return blocks, gain
+
+
+def _probe_section(results: Results, out: Path) -> tuple[list[Block], pd.DataFrame | None]:
+    blocks: list[Block] = [Heading("V-information probes")]
+    probes = results.probes
+    if probes is None:
+        blocks.append(Note("No probes.csv in the results directory: the probe sections are "
+                           "skipped (run the probe step of vinfo reproduce, or vinfo probe)."))
+        return blocks, None
+    first = probes.iloc[0]
+    facts = [f"{int(first[c])} {label}" for c, label in
+             (("n_test_images", "test images"), ("n_seeds", "seed(s)"),
+              ("n_resamples", "bootstrap resamples")) if c in probes.columns]
+    source = f" Data: {first['source']}." if "source" in probes.columns else ""
+    blocks.append(Paragraph(
+        "I_V = H_V(Z|∅) − H_V(Z|Y) in bits per target pixel (Xu et al., ICLR 2020): how much "
+        "a probe family can read about the target Z from the base latent Y. CIs bootstrap the "
+        f"test images and seeds ({', '.join(facts) or 'settings not recorded'}).{source}"))
+    pair = results.pair_lmbdas
+    try:
+        table = iv_across_beta(probes, pair or None)
+        where = "each beta at the lambda of the similar-rate pair" if pair else "every lambda"
+    except ValueError:
+        table = iv_across_beta(probes)
+        where = "every lambda (the probe table has no row at the pair's lambdas)"
+    frame = table.assign(
+        ci=[_ci(lo, hi) for lo, hi in zip(table["iv_ci_low"], table["iv_ci_high"], strict=True)],
+        iv=[f"{v:+.4f}" for v in table["iv"]],
+        flags=_flags(table))
+    columns = {"target": "target", "family": "family", "beta": "beta", "lmbda": "lambda",
+               "iv": "I_V [bits/px]", "ci": "CI"}
+    if "h_null" in frame.columns:
+        columns["h_null"] = "H_V(Z|∅) [bits/px]"
+    columns["flags"] = "flags"
+    blocks += [
+        Heading("I_V across beta", 3),
+        Paragraph(f"Rows: {where}. Flags: S = the shuffled-representation control is above "
+                  "0, C = below a lower-capacity family (the fit is suspect)."),
+        _table(frame, columns, ("beta", "lmbda", "iv", "h_null")),
+        Links((("iv_across_beta.csv", _write_csv(table, out, "iv_across_beta.csv")),
+               ("probes.csv", _copy(results.root / "probes.csv", out)))),
+        Image(_save(plot_iv_across_beta(table), out, "iv_across_beta"), "I_V across beta",
+              f"I_V against probe capacity with CI bands, {where}."),
+    ]
+    if "fig_iv_capacity.png" in results.figures:
+        blocks.append(Image(_copy(results.figures["fig_iv_capacity.png"], out),
+                            "I_V by capacity, every representation",
+                            "I_V against capacity for every probed representation (from the "
+                            "probe step)."))
+    paired = None
+    blocks.append(Heading("Paired difference ΔI_V = I_V(β=0.1) − I_V(β=0) at the same λ", 3))
+    if results.paired is None:
+        blocks.append(Note("No probes_paired.csv: the paired differences are skipped."))
+    else:
+        paired = paired_summary(results.paired)
+        shown = paired[paired["family"] != "null"]
+        frame = shown.assign(
+            delta_iv=[f"{v:+.4f}" for v in shown["delta_iv"]],
+            ci=[_ci(lo, hi, 4) for lo, hi in zip(shown["delta_iv_ci_low"],
+                                                  shown["delta_iv_ci_high"], strict=True)])
+        blocks += [
+            Paragraph("The same test images and seeds for both representations, so the CI is "
+                      "paired (the difficulty of an image cancels). Only a CI that excludes 0 "
+                      "is read as a difference. The null family is left out: its ΔI_V is 0 by "
+                      "definition."),
+            _table(frame, {"target": "target", "family": "family", "lmbda": "lambda",
+                           "delta_iv": "ΔI_V [bits/px]", "ci": "CI", "verdict": "CI vs 0"},
+                   ("lmbda", "delta_iv")),
+            Links((("probes_paired.csv", _copy(results.root / "probes_paired.csv", out)),)),
+        ]
+        try:
+            blocks.append(Image(_save(plot_paired_delta(results.paired), out, "paired_delta"),
+                                "paired delta I_V", "ΔI_V with its paired CI per probe family "
+                                "and lambda; the line marks no difference."))
+        except ValueError as error:
+            blocks.append(Note(f"No paired figure: {error}."))
+    return blocks, paired
+
+
+def _flags(table: pd.DataFrame) -> list[str]:
+    flags = []
+    for _, row in table.iterrows():
+        text = ("S" if bool(row.get("shuffled_flag", False)) else "") + (
+            "C" if bool(row.get("capacity_flag", False)) else "")
+        flags.append(text or "-")
+    return flags
+
+
+def _co_adaptation_section(results: Results, out: Path,
+                           gain: pd.DataFrame | None) -> tuple[list[Block], pd.DataFrame | None]:
+    blocks: list[Block] = [Heading("Co-adaptation")]
+    if results.probes is None:
+        blocks.append(Note("No probes.csv: the co-adaptation figure is skipped."))
+        return blocks, None
+    try:
+        table = co_adaptation_table(results.probes, results.rd, gain, pair=results.pair_lmbdas)
+        image = _save(plot_co_adaptation(table, gain), out, "co_adaptation")
+    except ValueError as error:
+        blocks.append(Note(f"The co-adaptation figure is skipped: {error}."))
+        return blocks, None
+    family = ", ".join(dict.fromkeys(table["family"]))
+    blocks += [
+        Paragraph(f"One point per base representation (beta, lambda): I_V under the simplest "
+                  f"probe family ({family}) on the x axis, with its CI, against the quality of "
+                  "the direct model trained on that base on the y axis; colour = beta, marker "
+                  "= lambda, circled = the similar-rate pair. The last panel is the "
+                  "conditional-coding gain of the pair. A trend across points would say that "
+                  "what a simple probe reads from the base goes with what the secondary task "
+                  "gets from it; overlapping CIs on x mean the points are not ordered."),
+        Image(image, "co-adaptation", "I_V (simplest family) against direct-model quality, "
+              "per base representation."),
+        Links((("co_adaptation.csv", _write_csv(table, out, "co_adaptation.csv")),)),
+    ]
+    return blocks, table
+
+
+def _reading(results: Results, gain: pd.DataFrame | None,
+             paired: pd.DataFrame | None) -> list[Block]:
+    """Sentences generated from the numbers; nothing the tables do not show."""
+    items = []
+    if results.bd is not None:
+        defined = results.bd[results.bd["bd_rate_percent"].notna()]
+        for row in defined.itertuples():
+            direction = "more" if row.bd_rate_percent > 0 else "fewer"
+            items.append(f"{row.figure}: '{row.test}' needs {abs(row.bd_rate_percent):.1f} % "
+                         f"{direction} bits than '{row.anchor}' at equal {row.metric} "
+                         f"(BD-rate {row.bd_rate_percent:+.1f} %).")
+        undefined = len(results.bd) - len(defined)
+        if undefined:
+            items.append(f"{undefined} of {len(results.bd)} BD values are undefined (too few "
+                         "points or curves that do not overlap; see the notes).")
+    if gain is not None and not gain.empty:
+        defined = gain[gain["bd_rate_percent"].notna()]
+        for row in defined.itertuples():
+            verb = "saves" if row.bd_rate_percent < 0 else "costs"
+            items.append(f"Conditioning on the beta={row.beta:g} base {verb} "
+                         f"{abs(row.bd_rate_percent):.1f} % of the {row.task} rate against "
+                         "standalone coding.")
+        if len(defined) < len(gain):
+            items.append(f"The conditional-coding gain is undefined for {len(gain) - len(defined)}"
+                         f" of {len(gain)} task x beta combinations.")
+    if results.trivial is not None and "all_models_beat_trivial" in results.trivial:
+        weak = results.trivial[~results.trivial["all_models_beat_trivial"].astype(bool)]
+        for row in weak.itertuples():
+            items.append(f"On {row.task}, not every model beats the trivial predictor "
+                         f"({row.metric} {row.trivial:.4g}): differences between models there "
+                         "can be training noise.")
+    if paired is not None:
+        informative = paired[paired["family"] != "null"]
+        counts = informative["verdict"].value_counts()
+        n = len(informative)
+        if n:
+            zero = counts.get("exactly 0", 0)
+            items.append(f"ΔI_V (beta=0.1 minus beta=0, same lambda): of {n} comparisons "
+                         f"(null family excluded), {counts.get('above 0', 0)} have a CI above "
+                         f"0, {counts.get('below 0', 0)} below 0 and "
+                         f"{counts.get('contains 0', 0)} contain 0"
+                         + (f"; {zero} are exactly 0 (both representations at the same I_V, "
+                            "e.g. neither probe beat its null)." if zero else "."))
+            resolved = informative[informative["verdict"].isin(["above 0", "below 0"])]
+            for row in resolved.itertuples():
+                interval = _ci(row.delta_iv_ci_low, row.delta_iv_ci_high, 4)
+                negative = [f"I_V({name}) = {value:+.4f}" for name, value in
+                            ((row.repr, getattr(row, "repr_iv", math.nan)),
+                             (row.anchor, getattr(row, "anchor_iv", math.nan)))
+                            if value < 0]
+                caveat = (f" Note {' and '.join(negative)} < 0: that probe scored below its null "
+                          "on the test images, so the difference reflects a probe that did not "
+                          "generalise rather than information in the representation."
+                          if negative else "")
+                items.append(f"{row.target}/{row.family} at lambda={row.lmbda:g}: ΔI_V "
+                             f"{row.delta_iv:+.4f} {interval} bits/px (CI {row.verdict})."
+                             + caveat)
+            m = n - zero
+            if "confidence" in informative.columns:
+                level, assumed = float(informative["confidence"].iloc[0]), ""
+            else:
+                level, assumed = 0.95, " (assumed: the table does not record it)"
+            if m:
+                items.append(f"Caveat: at {level:.0%} coverage{assumed}, about "
+                             f"{(1 - level) * m:.1f} of {m} intervals would exclude 0 by chance "
+                             "alone if there were no difference.")
+    elif results.probes is None:
+        items.append("No probe tables: nothing can be said about V-information here.")
+    blocks: list[Block] = [Heading("Reading")]
+    if items:
+        blocks.append(Bullets(tuple(items)))
+    else:
+        blocks.append(Note("Nothing to read: the results directory has no tables yet."))
+    blocks.append(Paragraph(f"These statements hold for this run only ({results.description})."))
+    return blocks
+
+
+def _config_section(results: Results) -> list[Block]:
+    blocks: list[Block] = [Heading("Configuration"), Paragraph("reproduce.json (the preset):"),
+                           Code(json.dumps(results.config, indent=2), "json")]
+    if results.pair:
+        blocks += [Paragraph("pair.json (the similar-rate base pair):"),
+                   Code(json.dumps(results.pair, indent=2), "json")]
+    versions = software_versions()
+    blocks += [Heading("Software"),
+               Table(("package", "version"), tuple(versions.items()), (False, False))]
+    return blocks
+
+
+# entry point ----------------------------------------------------------------------------------
+
+
+def build_report(results: Results, out: Path) -> list[Block]:
+    """Write the report's figures and file copies into ``out`` (which must exist) and return
+    its blocks."""
+    blocks: list[Block] = [
+        Heading(f"vinfo report: {results.root.resolve().name}", 1),
+        Paragraph(f"Results directory: {results.root.resolve()}. Generated by vinfo report."),
+    ]
+    blocks += _run_section(results)
+    rd_blocks, gain = _rd_section(results, out)
+    probe_blocks, paired = _probe_section(results, out)
+    co_blocks, _ = _co_adaptation_section(results, out, gain)
+    return [*blocks, *rd_blocks, *probe_blocks, *co_blocks, *_reading(results, gain, paired),
+            *_config_section(results)]
+
+
+def write_report(results: str | Path | Results, out: str | Path | None = None) -> Path:
+    """Write ``report.md`` and ``report.html`` (and their figures and tables) for a results
+    directory of ``vinfo reproduce``.
+
+    Args:
+        results: the results directory (or its :func:`load_results`).
+        out: the report directory (created); default ``<results>/report``.
+
+    Returns:
+        The path of ``report.md``. Both documents are written last, each atomically, so they
+        exist only for a complete report.
+
+    Raises:
+        FileNotFoundError: ``results`` does not exist.
+        ValueError: ``results`` is not a reproduce results directory (no ``reproduce.json``),
+            holds malformed files, or ``out`` is a file or the results directory itself.
+    """
+    loaded = results if isinstance(results, Results) else load_results(results)
+    out = Path(out) if out is not None else loaded.root / "report"
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a directory")
+    if out.resolve() == loaded.root.resolve():
+        raise ValueError(f"{out}: the report directory must differ from the results directory")
+    out.mkdir(parents=True, exist_ok=True)
+    blocks = build_report(loaded, out)
+    title = f"vinfo report: {loaded.root.resolve().name}"
+    write_text_atomic(out / REPORT_HTML, render_html(blocks, title))
+    write_text_atomic(out / REPORT_MD, render_markdown(blocks))
+    return out / REPORT_MD
+
+
+__all__ = [
+    "Block",
+    "Bullets",
+    "Code",
+    "Heading",
+    "Image",
+    "Links",
+    "Note",
+    "Paragraph",
+    "Table",
+    "build_report",
+    "render_html",
+    "render_markdown",
+    "software_versions",
+    "write_report",
+]
