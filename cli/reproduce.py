@@ -13,15 +13,16 @@ _PRESETS = "; ".join(f"{name}: {preset.description}" for name, preset in REPRODU
 
 def reproduce_command(
     preset: str = typer.Option("tiny", "--preset", help=f"Preset. {_PRESETS}."),
-    out: Path = typer.Option(None, "--out", "-o", help="Output directory [default: "
+    out: Path = typer.Option(None, "--out", "-o", help="Output directory \\[default: "
                              "results/<preset>/].", show_default=False),
     data_root: Path = typer.Option(None, "--data-root", help="Dataset root (paper preset)."),
     plan: bool = typer.Option(False, "--plan", help="Print the plan and stop (no training)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final summary."),
 ) -> None:
     """Train and evaluate the base curves (beta = 0 and 0.1), pick the similar-rate pair, train
-    the secondary tasks (direct, scalable, standalone) and write RD CSVs, the BD table and the
-    Fig. 2/3 plots. Rerunning skips finished models and resumes interrupted ones."""
+    the secondary tasks (direct, scalable, standalone), probe the base representations
+    (V-information), and write RD CSVs, the BD table, the Fig. 2/3 plots and a report
+    (Markdown + HTML). Rerunning skips finished models and resumes interrupted ones."""
     settings = get_preset(preset)
     out = out or Path("results") / preset
     if not quiet or plan:
@@ -32,3 +33,4 @@ def reproduce_command(
                        progress=None if quiet else typer.echo)
     typer.echo((out / "bd_table.md").read_text(encoding="utf-8"))
     typer.echo(f"wall time {result.seconds:.0f} s; results in {result.out}")
+    typer.echo(f"report: {result.report} (and {result.report.with_suffix('.html').name})")

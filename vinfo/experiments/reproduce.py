@@ -15,7 +15,12 @@ The pipeline, for one preset (:data:`REPRODUCE_PRESETS`):
 4. RD tables (``rd_<task>.csv``, read by ``vinfo bdrate``), a BD table laid out like the
    paper's comparisons (``bd_table.csv`` / ``.md``), figures mirroring Fig. 2 and Fig. 3
    (``fig2.png/pdf``, ``fig3.png/pdf``), the trivial-predictor check (``trivial.csv``) and a
-   ``summary.md`` with the wall time.
+   ``summary.md`` with the wall time;
+5. if the preset has a :class:`ProbeStudy`: V-information probes of every base model (both β,
+   every λ) on the same images (``probes.csv``), ``ΔI_V`` of β = proposed minus β = baseline
+   at the same λ with paired CIs (``probes_paired.csv``) and ``I_V`` against probe capacity
+   for the similar-rate pair (``fig_iv_capacity.png``);
+6. the report of :mod:`vinfo.experiments.report` (``report/report.md`` and ``report.html``).
 
 Everything lands under ``out``; rerunning skips finished models and resumes interrupted ones.
 """
@@ -34,6 +39,17 @@ import pandas as pd
 import torch
 
 from bdrate.directions import metric_direction
+from probes import (
+    BitsRecord,
+    FitEvent,
+    checkpoint_sha256,
+    get_family,
+    get_target,
+    load_bits,
+    paired_differences,
+    probe_files,
+    save_bits,
+)
 from vinfo.data.synthetic import SyntheticConfig
 from vinfo.experiments.evaluate import TASK_EVALUATORS, trivial_metrics
 from vinfo.experiments.plots import Panel, plot_rd_panels, save_figure
@@ -44,6 +60,7 @@ from vinfo.experiments.rd import (
     pick_similar_rate_pair,
     write_rd_csv,
 )
+from vinfo.experiments.report import write_report
 from vinfo.experiments.splits import Splits, dataset_splits, experiment_transforms
 from vinfo.experiments.sweep import (
     BASE_STRATEGY,
@@ -52,8 +69,11 @@ from vinfo.experiments.sweep import (
     RunSpec,
     collect_rd,
     curve_label,
+    data_record,
     lambda_sweep,
+    synthetic_preset_name,
     train_run,
+    train_split_name,
 )
 from vinfo.io import write_json_atomic, write_text_atomic
 from vinfo.models.config import CodecConfig, codec_preset
@@ -86,6 +106,64 @@ class Secondary:
 
 
 @dataclass(frozen=True)
+class ProbeStudy:
+    """V-information probes of the base models (issue #8): does β > 0 make ``ŷ`` more
+    informative about the tasks, for probes of growing capacity?
+
+    Every base model is probed on the same images: for synthetic data fresh images of the
+    preset's scenes (split ``val``, never seen by the codecs), for real data the source its
+    checkpoint records (:func:`probes.representations.load_representation`).
+
+    Attributes:
+        families: probe families (:data:`probes.families.FAMILIES`).
+        targets: probe targets (:data:`probes.heads.TARGETS`).
+        seeds: probe training seeds.
+        n_resamples: bootstrap replicates of every CI.
+        max_epochs: epoch budget of every gradient fit (early stopping on validation NLL).
+        width: hidden width of the families (``None``: each family's default).
+        n_images: probe only the first ``n_images`` images (``None``: all).
+        controls: also fit every family on shuffled representations (the leakage check of
+            :func:`probes.estimator.shuffled_control`; about 1.5x the fitting time).
+    """
+
+    families: tuple[str, ...] = ("linear", "conv")
+    targets: tuple[str, ...] = ("reconstruction", "depth", "segmentation")
+    seeds: tuple[int, ...] = (0,)
+    n_resamples: int = 1000
+    max_epochs: int = 200
+    width: int | None = None
+    n_images: int | None = None
+    controls: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.families or not self.targets or not self.seeds:
+            raise ValueError("a probe study needs at least one family, target and seed")
+        for family in self.families:
+            get_family(family)
+        for target in self.targets:
+            get_target(target)
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"probe seeds must be distinct, got {self.seeds}")
+        if self.n_resamples < 0 or self.max_epochs < 1:
+            raise ValueError("n_resamples must be >= 0 and max_epochs >= 1")
+        for name in ("width", "n_images"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be positive or None, got {value}")
+
+    def probe_kwargs(self) -> dict[str, Any]:
+        """The :class:`probes.estimator.VInfoProbe` arguments of the study."""
+        kwargs: dict[str, Any] = {"max_epochs": self.max_epochs}
+        if self.width is not None:
+            kwargs["width"] = self.width
+        return kwargs
+
+    def num_fits(self, n_representations: int) -> int:
+        """Probe fits of a study of ``n_representations`` (shuffled controls not counted)."""
+        return n_representations * len(self.targets) * len(self.families) * len(self.seeds)
+
+
+@dataclass(frozen=True)
 class ReproducePreset:
     """Everything one reproduction run needs; saved as ``reproduce.json`` beside the results.
 
@@ -112,6 +190,7 @@ class ReproducePreset:
             CPU presets use 1: their tiny convolutions gain nothing from a second thread, and
             on a shared machine two spinning threads per process slow training down up to
             tenfold.
+        probes: the V-information probes of the base models (``None``: no probe step).
     """
 
     description: str
@@ -133,6 +212,7 @@ class ReproducePreset:
     bitstream_images: int | None = None
     bd_method: str = "akima"
     threads: int | None = None
+    probes: ProbeStudy | None = None
 
     def __post_init__(self) -> None:
         if len(self.betas) != 2 or self.betas[0] == self.betas[1]:
@@ -177,8 +257,8 @@ REPRODUCE_PRESETS.add(
     "tiny",
     ReproducePreset(
         description=(
-            "synthetic 64x64 scenes, tiny codec, depth base, 4 lambdas per curve "
-            "(about 15 min on 2 CPU cores)"
+            "synthetic 64x64 scenes, tiny codec, depth base, 4 lambdas per curve, probes "
+            "(about 17 min on 2 CPU cores)"
         ),
         codec=codec_preset("tiny").replace(segmentation_classes=7),
         base_task="depth",
@@ -190,6 +270,14 @@ REPRODUCE_PRESETS.add(
         warm=_train(1e-3, 12, 5, 16),
         synthetic=SyntheticConfig.preset("tiny"),
         threads=1,
+        # 8 base models x 3 targets x 2 families on the 256 fresh tiny val images (probe
+        # train/val/test 154/51/51, latent 16x4x4), measured on this 2-core machine shared
+        # with other jobs: 2 min 21 s (tiny-codec checkpoints fed the tiny images), 2 min 30 s
+        # with informative latents whose fits all run ~20 epochs. Reconstruction fits are
+        # ~85 % of it; adding mlp or the shuffled controls would pass the 4 min budget.
+        probes=ProbeStudy(
+            families=("linear", "conv"), max_epochs=20, width=32, controls=False
+        ),
     ),
 )
 REPRODUCE_PRESETS.add(
@@ -208,6 +296,11 @@ REPRODUCE_PRESETS.add(
         warm=_train(3e-3, 2, 2, 8),
         synthetic=SyntheticConfig.preset("micro"),
         threads=1,
+        # 8 base models x 3 targets x 2 families on the 64 fresh micro val images (probe
+        # train/val/test 38/13/13, latent 16x2x2): measured 9 s (16 s with the controls)
+        probes=ProbeStudy(
+            families=("linear", "conv"), n_resamples=200, max_epochs=10, width=16, controls=False
+        ),
     ),
 )
 REPRODUCE_PRESETS.add(
@@ -234,6 +327,14 @@ REPRODUCE_PRESETS.add(
         downscale=2,
         eval_batch_size=4,
         bitstream_images=50,
+        # the full capacity ladder; targets are held in memory at full resolution
+        # (probes.sources), hence a few hundred images
+        probes=ProbeStudy(
+            families=("linear", "mlp", "conv", "resnet", "synthesis"),
+            seeds=(0, 1, 2),
+            n_resamples=1000,
+            n_images=300,
+        ),
     ),
 )
 
@@ -268,6 +369,14 @@ def describe_plan(preset: ReproducePreset, out: str | Path) -> str:
     lines.append(
         f"4. RD CSVs, BD table, Fig. 2/3 plots; {preset.num_models()} models in total"
     )
+    if preset.probes is not None:
+        study = preset.probes
+        count = len(preset.betas) * len(preset.base_lmbdas)
+        lines.append(
+            f"5. probes of the {count} base models: {', '.join(study.targets)} x "
+            f"{', '.join(study.families)}, {len(study.seeds)} seed(s); "
+            f"{study.num_fits(count)} fits"
+        )
     return "\n".join(lines)
 
 
@@ -280,7 +389,8 @@ class ReproduceResult:
         files: every result file (CSV, Markdown, JSON, figures).
         bd_table: the BD table.
         trivial: the trivial-predictor check, one row per task.
-        seconds: wall time of this call.
+        seconds: wall time of this call (up to the summary; the report follows it).
+        report: the Markdown report (``report/report.md``; ``report.html`` beside it).
     """
 
     out: Path
@@ -288,6 +398,7 @@ class ReproduceResult:
     bd_table: pd.DataFrame
     trivial: pd.DataFrame
     seconds: float
+    report: Path
 
 
 def _splits(preset: ReproducePreset, data_root: str | Path | None) -> Splits:
@@ -465,6 +576,10 @@ def _reproduce(
 
     # 1. base curves
     base_runs: dict[float, list[FinishedRun]] = {}
+    # what the base checkpoints record in model.json, so `vinfo probe` finds their data
+    data = data_record(
+        preset.dataset, synthetic=preset.synthetic, root=data_root, split=train_split_name(splits)
+    )
     for beta in preset.betas:
         base_runs[beta] = lambda_sweep(
             runs_dir / "base" / f"beta={beta:g}",
@@ -475,6 +590,7 @@ def _reproduce(
             preset.first,
             preset.warm,
             progress=step,
+            data=data,
         )
     frames = {
         preset.base_task: collect_rd(
@@ -525,11 +641,22 @@ def _reproduce(
     trivial = _trivial_check(preset, frames, splits)
     write_text_atomic(out / "trivial.csv", trivial.to_csv(index=False))
     files.append(out / "trivial.csv")
+
+    # 5. V-information probes of the base models
+    probe_pair: pd.DataFrame | None = None
+    if preset.probes is not None:
+        probe_files_written, probe_pair = _probe_base_models(
+            preset, preset.probes, base_runs, chosen, out, data_root, step
+        )
+        files += probe_files_written
     seconds = time.perf_counter() - started
-    write_text_atomic(out / "summary.md", _summary(preset, pair, table, trivial, seconds))
+    summary = _summary(preset, pair, table, trivial, seconds, probe_pair)
+    write_text_atomic(out / "summary.md", summary)
     files += [out / "summary.md", out / "pair.json", out / "reproduce.json"]
-    step(f"done in {_clock(seconds)}: {out}")
-    return ReproduceResult(out, tuple(files), table, trivial, seconds)
+    report = write_report(out, out / "report")
+    files += [report, report.with_suffix(".html")]
+    step(f"done in {_clock(seconds)}: {out}; report: {report}")
+    return ReproduceResult(out, tuple(files), table, trivial, seconds, report)
 
 
 def _secondary_runs(
@@ -598,6 +725,121 @@ def _secondary_runs(
                 )
             )
     return runs
+
+
+PROBE_CACHE = "probe_cache"
+"""Directory under ``out`` of the probe step's representation cache and resume record."""
+
+
+def _repr_name(beta: float, lmbda: float) -> str:
+    """The name of a base model in the probe tables: ``beta=0.1/lmbda=0.01``."""
+    return f"beta={beta:g}/lmbda={lmbda:g}"
+
+
+def _probe_source(
+    preset: ReproducePreset, study: ProbeStudy, data_root: str | Path | None
+) -> dict[str, Any]:
+    """Data source arguments of :func:`probes.probe_files`: synthetic data is probed on fresh
+    images of the preset's scenes (split ``val``), real data on what the checkpoints record."""
+    if preset.dataset == "synthetic":
+        name = synthetic_preset_name(preset.synthetic)
+        if name is None:
+            raise ValueError(
+                "the probe step reads synthetic images by preset name; this preset's synthetic "
+                "config matches none of vinfo.data.synthetic.PRESETS"
+            )
+        return {"dataset": "synthetic", "preset": name, "split": "val", "n_images": study.n_images}
+    root = None if data_root is None else str(Path(data_root).resolve())
+    return {"dataset": preset.dataset, "root": root, "n_images": study.n_images}
+
+
+def _probe_base_models(
+    preset: ReproducePreset,
+    study: ProbeStudy,
+    base_runs: dict[float, list[FinishedRun]],
+    chosen: dict[float, FinishedRun],
+    out: Path,
+    data_root: str | Path | None,
+    step: Progress,
+) -> tuple[list[Path], pd.DataFrame]:
+    """Probe every base model on the same images; write ``probes.csv``,
+    ``probes_paired.csv`` and ``fig_iv_capacity.png``.
+
+    The fits are skipped on a rerun when ``probe_cache/probes.json`` records the same study,
+    data and checkpoint hashes: the table and the per-image bits (``probe_cache/bits.npz``)
+    are read back, and only the bootstraps and the figure are redone.
+
+    Returns:
+        The files written and the paired ``ΔI_V`` of the similar-rate pair (proposed minus
+        baseline, each at its own λ), one row per target × family.
+    """
+    from probes.report import plot_iv_by_capacity
+    from probes.report import save_figure as save_probe_figure
+
+    baseline, proposed = preset.betas
+    runs = [(beta, run) for beta in preset.betas for run in base_runs[beta]]
+    names = [_repr_name(beta, run.spec.lmbda) for beta, run in runs]
+    source = _probe_source(preset, study, data_root)
+    cache = out / PROBE_CACHE
+    record_file, bits_file = cache / "probes.json", cache / "bits.npz"
+    table_file = out / "probes.csv"
+    wanted = json.loads(json.dumps({
+        "study": dataclasses.asdict(study),
+        "source": source,
+        "checkpoints": {name: checkpoint_sha256(run.checkpoint) for name, (_, run)
+                        in zip(names, runs, strict=True)},
+    }))
+    stored = json.loads(record_file.read_text(encoding="utf-8")) if record_file.is_file() else None
+    if stored == wanted and bits_file.is_file() and table_file.is_file():
+        step(f"probes: {table_file.name} is up to date (the fits are skipped)")
+        # "null" is a family name, not a missing value
+        frame = pd.read_csv(table_file, keep_default_na=False, na_values=[""])
+        bits = load_bits(bits_file)
+    else:
+        total, done = study.num_fits(len(runs)), 0
+
+        def fitted(event: FitEvent) -> None:
+            nonlocal done
+            done += 1
+            step(f"probe [{done}/{total}] {event.repr} {event.target} {event.family} "
+                 f"seed {event.seed}")
+
+        run = probe_files(
+            [r.checkpoint for _, r in runs], study.targets, study.families, study.seeds,
+            names=names, cache_dir=cache, n_resamples=study.n_resamples,
+            controls=study.controls, probe_kwargs=study.probe_kwargs(), callback=fitted,
+            **source,
+        )
+        frame, bits = run.frame, run.bits
+        where = {name: (beta, r.spec.lmbda) for name, (beta, r) in zip(names, runs, strict=True)}
+        frame.insert(2, "beta", frame["repr"].map(lambda name: float(where[name][0])))
+        frame.insert(3, "lmbda", frame["repr"].map(lambda name: float(where[name][1])))
+        write_text_atomic(table_file, frame.to_csv(index=False))
+        save_bits(bits, bits_file)
+        write_json_atomic(record_file, wanted)  # last: marks the fits as complete
+    paired = _paired_same_lambda(preset, bits, study)
+    write_text_atomic(out / "probes_paired.csv", paired.to_csv(index=False))
+    pair_names = [_repr_name(beta, chosen[beta].spec.lmbda) for beta in (baseline, proposed)]
+    pair_delta = paired_differences(
+        bits, pairs=[(pair_names[1], pair_names[0])], n_resamples=study.n_resamples
+    )
+    # all 2 x len(λ) models in one panel are unreadable: the similar-rate pair only
+    figure = plot_iv_by_capacity(frame[frame["repr"].isin(pair_names)])
+    figure_file = save_probe_figure(figure, out / "fig_iv_capacity.png")
+    return [table_file, out / "probes_paired.csv", figure_file], pair_delta
+
+
+def _paired_same_lambda(
+    preset: ReproducePreset, bits: BitsRecord, study: ProbeStudy
+) -> pd.DataFrame:
+    """``ΔI_V`` of β = proposed minus β = baseline at every λ, with a ``lmbda`` column."""
+    baseline, proposed = preset.betas
+    lmbdas = sorted(preset.base_lmbdas, reverse=True)
+    pairs = [(_repr_name(proposed, lmbda), _repr_name(baseline, lmbda)) for lmbda in lmbdas]
+    paired = paired_differences(bits, pairs=pairs, n_resamples=study.n_resamples)
+    lmbda_of = {name: lmbda for (name, _), lmbda in zip(pairs, lmbdas, strict=True)}
+    paired.insert(5, "lmbda", paired["repr"].map(lmbda_of).astype(float))
+    return paired
 
 
 def _figures(preset: ReproducePreset, frames: dict[str, pd.DataFrame], out: Path) -> list[Path]:
@@ -673,6 +915,7 @@ def _summary(
     table: pd.DataFrame,
     trivial: pd.DataFrame,
     seconds: float,
+    probe_pair: pd.DataFrame | None = None,
 ) -> str:
     lines = [
         "# vinfo reproduce",
@@ -692,6 +935,27 @@ def _summary(
         _markdown(trivial),
         "",
     ]
+    if probe_pair is not None and not probe_pair.empty:
+        first = probe_pair.iloc[0]
+        cells = probe_pair.assign(
+            ci=[f"[{low:+.4f}, {high:+.4f}]" for low, high in
+                zip(probe_pair["delta_iv_ci_low"], probe_pair["delta_iv_ci_high"], strict=True)],
+            **{name: probe_pair[name].map(lambda value: f"{value:+.4f}")
+               for name in ("delta_iv", "repr_iv", "anchor_iv")},
+        )[["target", "family", "delta_iv", "ci", "repr_iv", "anchor_iv"]]
+        cells.columns = ["target", "family", "ΔI_V", "CI", f"I_V {first['repr']}",
+                         f"I_V {first['anchor']}"]
+        lines += [
+            "## V-information probes of the similar-rate pair",
+            "",
+            f"ΔI_V = I_V({first['repr']}) − I_V({first['anchor']}), bits per target pixel, "
+            f"paired bootstrap CI over {int(first['n_test_images'])} test images and "
+            f"{int(first['n_seeds'])} seed(s); every base model in probes.csv, β against β at "
+            "the same λ in probes_paired.csv.",
+            "",
+            _markdown(cells),
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -84,10 +84,8 @@ def test_pareto_front_drops_dominated_points_and_rescues_the_bd_table():
 
 
 @pytest.mark.slow
-def test_micro_reproduce_end_to_end(tmp_path):
-    out = tmp_path / "micro"
-    lines: list[str] = []
-    result = reproduce("micro", out, progress=lines.append)
+def test_micro_reproduce_end_to_end(micro_run):
+    out, result, lines = micro_run
     expected = {
         "rd_depth.csv",
         "rd_reconstruction.csv",
@@ -102,9 +100,15 @@ def test_micro_reproduce_end_to_end(tmp_path):
         "summary.md",
         "pair.json",
         "reproduce.json",
+        "probes.csv",
+        "probes_paired.csv",
+        "fig_iv_capacity.png",
     }
     assert expected <= {p.name for p in out.iterdir()}
-    assert {p.name for p in result.files} == expected
+    report = {"report/report.md", "report/report.html"}
+    assert {p.relative_to(out).as_posix() for p in result.files} == expected | report
+    assert result.report == out / "report" / "report.md"
+    assert str(result.report) in lines[-1]  # the last progress line says where the report is
     assert all(p.stat().st_size > 0 for p in result.files)
     assert any(line.endswith("train depth base beta=0 lambda=1") for line in lines)
 
