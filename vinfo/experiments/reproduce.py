@@ -304,6 +304,32 @@ REPRODUCE_PRESETS.add(
     ),
 )
 REPRODUCE_PRESETS.add(
+    "small",
+    ReproducePreset(
+        description=(
+            "the paper's COCO experiment (Fig. 2a, c, e) on synthetic 128x128 scenes: detection "
+            "base (Faster R-CNN), reconstruction secondary, small codec (hours on 2 CPU cores; "
+            "meant for a GPU)"
+        ),
+        codec=codec_preset("small").replace(segmentation_classes=7),
+        base_task="detection",
+        betas=(0.0, 0.1),
+        base_lmbdas=(1.0, 0.3, 0.1, 0.03),
+        secondary=(
+            Secondary(
+                "reconstruction", ("direct", "scalable", "standalone"), (100.0, 30.0, 10.0, 3.0)
+            ),
+        ),
+        first=_train(1e-4, 300, 20, 8, device="auto"),
+        warm=_train(1e-4, 100, 10, 8, device="auto"),
+        synthetic=SyntheticConfig.preset("small"),
+        bitstream_images=64,
+        probes=ProbeStudy(
+            families=("linear", "mlp", "conv", "resnet"), seeds=(0, 1), n_images=1024
+        ),
+    ),
+)
+REPRODUCE_PRESETS.add(
     "paper",
     ReproducePreset(
         description=(

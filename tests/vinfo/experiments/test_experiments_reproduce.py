@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -29,8 +30,46 @@ def test_every_preset_builds_its_plan_without_training(name):
     plan = describe_plan(preset, f"results/{name}")
     assert plan.startswith("reproduce: ") and f"{preset.num_models()} models" in plan
     assert len(preset.base_lmbdas) >= 4 or name == "micro"
-    assert preset.betas == (0.0, 0.1) and preset.base_task == "depth"
+    assert preset.betas == (0.0, 0.1)
+    assert preset.base_task == ("detection" if name == "small" else "depth")
     json.dumps(preset.to_dict())  # the frozen config is JSON
+
+
+def test_small_preset_is_the_coco_experiment():
+    small = get_preset("small")
+    assert small.base_task == "detection" and small.synthetic.height == 128
+    assert [(s.task, s.strategies) for s in small.secondary] == [
+        ("reconstruction", ("direct", "scalable", "standalone"))
+    ]
+    figures = {(c.figure, c.anchor) for _, c in _comparisons(small)}
+    assert {("Fig. 2e", "base beta=0"), ("Fig. 2a", "direct beta=0"),
+            ("Fig. 2c", "scalable beta=0")} <= figures
+
+
+@pytest.mark.slow
+def test_small_preset_runs_a_few_steps_at_micro_scale(tmp_path):
+    """The detection branch end to end: the `small` study with micro data and a few steps."""
+    small = get_preset("small")
+    steps = dataclasses.replace(small.first, max_epochs=1, max_steps=2, batch_size=4,
+                                device="cpu")
+    quick = dataclasses.replace(
+        small,
+        codec=get_preset("micro").codec,
+        synthetic=get_preset("micro").synthetic,
+        base_lmbdas=(1.0, 0.1),
+        secondary=(dataclasses.replace(small.secondary[0], lmbdas=(30.0, 3.0)),),
+        first=steps,
+        warm=steps,
+        bitstream_images=1,
+        probes=None,
+        threads=1,
+    )
+    result = reproduce(quick, tmp_path / "small")
+    detection = pd.read_csv(tmp_path / "small" / "rd_detection.csv")
+    assert set(detection["label"]) == {"base beta=0", "base beta=0.1"}
+    assert {"map", "map50", "map75"} <= set(detection.columns)
+    assert list(result.bd_table["figure"].unique()) == ["Fig. 2e", "Fig. 2a", "Fig. 2c"]
+    assert result.report.is_file()
 
 
 def test_tiny_preset_matches_the_issue():
