@@ -122,43 +122,85 @@ def _rescale_boxes(prediction: list[dict[str, Tensor]], size: tuple[int, int], f
     return [{**p, "boxes": p["boxes"] * factor} for p in prediction]
 
 
-def _constant_image(samples: Iterable[Sample]) -> Callable[[Sequence[Sample]], Tensor]:
-    total, count = torch.zeros(3, dtype=torch.float64), 0
-    for s in samples:
-        total += s.image.double().sum(dim=(1, 2))
-        count += s.image[0].numel()
-    colour = (total / count).float()[:, None, None]  # (3, 1, 1): the mean colour
+class _PixelPrior:
+    """A per-pixel statistic fitted on samples of one size, with a global fallback.
+
+    The trivial predictors below are *positional* priors, the analogue of the probes' default
+    null: the mean image, the mean depth and the most frequent class at each pixel (sky on
+    top, road at the bottom). A model that only learned where things usually are does not beat
+    them. Samples of another size than the fitted ones (mixed-size datasets) get the global
+    statistic.
+    """
+
+    def __init__(self, local: Tensor | None, size: tuple[int, int] | None, fallback: Tensor):
+        self.local, self.size, self.fallback = local, size, fallback
+
+    def __call__(self, sample: Sample, like: Tensor) -> Tensor:
+        if self.local is not None and sample.size == self.size:
+            return self.local.to(like.dtype).expand_as(like).clone()
+        return self.fallback.to(like.dtype).expand_as(like).clone()
+
+
+def _one_size(samples: list[Sample]) -> tuple[int, int] | None:
+    sizes = {s.size for s in samples}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+def _mean_image(samples: Iterable[Sample]) -> Callable[[Sequence[Sample]], Tensor]:
+    samples = list(samples)
+    size = _one_size(samples)
+    total = sum(s.image.double().sum(dim=(1, 2)) for s in samples)
+    pixels = sum(s.image[0].numel() for s in samples)
+    colour = (total / pixels).float()[:, None, None]  # (3, 1, 1)
+    local = None if size is None else torch.stack([s.image for s in samples]).mean(0)
+    prior = _PixelPrior(local, size, colour)
 
     def predict(batch: Sequence[Sample]) -> Tensor:
-        return torch.stack([colour.expand_as(s.image) for s in batch])
+        return torch.stack([prior(s, s.image) for s in batch])
 
     return predict
 
 
-def _constant_depth(samples: Iterable[Sample]) -> Callable[[Sequence[Sample]], Tensor]:
-    total, count = 0.0, 0
-    for s in samples:
-        total += float(s.depth[s.depth_valid].double().sum())
-        count += int(s.depth_valid.sum())
+def _mean_depth(samples: Iterable[Sample]) -> Callable[[Sequence[Sample]], Tensor]:
+    samples = list(samples)
+    size = _one_size(samples)
+    valid = [s.depth_valid for s in samples]
+    total = sum(float(s.depth[v].double().sum()) for s, v in zip(samples, valid, strict=True))
+    count = sum(int(v.sum()) for v in valid)
     if count == 0:
         raise ValueError("no valid depth pixel to fit the trivial predictor on")
-    mean = total / count
+    mean = torch.tensor(total / count)
+    local = None
+    if size is not None:  # per-pixel mean over the images where the pixel is valid
+        sums = torch.stack([torch.where(v, s.depth, 0.0) for s, v in zip(samples, valid,
+                                                                             strict=True)])
+        counts = torch.stack(valid).sum(0)
+        local = torch.where(counts > 0, sums.double().sum(0) / counts.clamp_min(1), mean).float()
+    prior = _PixelPrior(local, size, mean)
 
     def predict(batch: Sequence[Sample]) -> Tensor:
-        return torch.stack([torch.full_like(s.depth, mean) for s in batch])
+        return torch.stack([prior(s, s.depth) for s in batch])
 
     return predict
 
 
 def _majority_class(samples: Iterable[Sample], num_classes: int):
+    samples = list(samples)
+    size = _one_size(samples)
     counts = torch.zeros(256, dtype=torch.long)
     for s in samples:
         counts += torch.bincount(s.segmentation.flatten(), minlength=256)[:256]
     counts[255] = 0  # the ignore label is never predicted
-    majority = int(counts[:num_classes].argmax())
+    majority = counts[:num_classes].argmax()
+    local = None
+    if size is not None:  # the most frequent class at each pixel (ignored pixels do not vote)
+        labels = torch.stack([s.segmentation for s in samples])  # (N, H, W)
+        votes = torch.stack([(labels == c).sum(0) for c in range(num_classes)])  # (C, H, W)
+        local = torch.where(votes.sum(0) > 0, votes.argmax(0), majority)
+    prior = _PixelPrior(local, size, majority)
 
     def predict(batch: Sequence[Sample]) -> Tensor:
-        return torch.stack([torch.full_like(s.segmentation, majority) for s in batch])
+        return torch.stack([prior(s, s.segmentation) for s in batch])
 
     return predict
 
@@ -183,8 +225,9 @@ class TaskEvaluator:
         scores: builds the metric accumulator for a codec config.
         restore: maps a prediction on a ``factor``-times downscaled input back to the original
             ``(H, W)`` (dense maps are upsampled, boxes rescaled).
-        trivial: fits a trivial predictor (constant image, depth or class; no boxes) on
-            samples, for checking that a trained model learned something.
+        trivial: fits a trivial predictor on samples, for checking that a trained model
+            learned more than where things usually are: the per-pixel mean image, mean depth
+            or most frequent class (a positional prior, see :class:`_PixelPrior`); no boxes.
         primary_metric: the metric the RD curves of this task are drawn with.
     """
 
@@ -198,11 +241,11 @@ TASK_EVALUATORS: Registry[TaskEvaluator] = Registry("task evaluator")
 TASK_EVALUATORS.add(
     "reconstruction",
     TaskEvaluator(
-        _ReconstructionScores, _upsample_dense, lambda s, c: _constant_image(s), "psnr"
+        _ReconstructionScores, _upsample_dense, lambda s, c: _mean_image(s), "psnr"
     ),
 )
 TASK_EVALUATORS.add(
-    "depth", TaskEvaluator(_DepthScores, _upsample_dense, lambda s, c: _constant_depth(s), "rmse")
+    "depth", TaskEvaluator(_DepthScores, _upsample_dense, lambda s, c: _mean_depth(s), "rmse")
 )
 TASK_EVALUATORS.add(
     "segmentation",

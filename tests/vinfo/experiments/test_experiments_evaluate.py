@@ -51,3 +51,18 @@ def test_a_mixed_size_batch_trains_on_padded_images():
     step = BaseObjective(1.0)(model, (images, samples))
     step.loss.backward()
     assert torch.isfinite(step.loss)
+
+
+def test_trivial_predictors_are_per_pixel_priors():
+    data = MixedSizes()
+    same = [data[i] for i in (0, 1, 4, 5)]  # the 32x32 images
+    # on its own fitting images a per-pixel mean has the least squared error of any
+    # prediction that ignores the image, so it beats the global mean depth
+    valid = torch.stack([s.depth_valid for s in same])
+    depth = torch.stack([s.depth for s in same])
+    global_rmse = (depth[valid] - depth[valid].mean()).pow(2).mean().sqrt()
+    assert trivial_metrics("depth", same, same, TINY)["rmse"] < float(global_rmse)
+    # identical images are predicted exactly
+    copies = [same[0]] * 3
+    assert trivial_metrics("depth", copies, copies, TINY)["rmse"] == pytest.approx(0, abs=1e-5)
+    assert trivial_metrics("segmentation", copies, copies, TINY)["pixel_accuracy"] == 1.0
