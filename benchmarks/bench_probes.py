@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import tempfile
 import time
 import warnings
@@ -199,6 +200,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)
     warnings.simplefilter("ignore")
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"{args.threads} thread(s) per side; load average (1, 5, 15 min) {load} on "
+          f"{os.cpu_count()} cores")
     source = DataSource(split="val")
     with tempfile.TemporaryDirectory() as directory:
         path = args.repr or Path(directory) / "handmade.safetensors"

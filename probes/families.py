@@ -9,8 +9,10 @@ predictor, as the definition of predictive V-information requires (Xu et al., IC
 "optional ignorance").
 
 ``capacity_rank`` orders the families; at the default widths the parameter count never
-decreases along it (tested). Default widths are ``max(DEFAULT_WIDTH, C)``: a hidden layer
-narrower than the representation would make ``mlp`` smaller than ``linear``.
+decreases along it (tested). Default widths scale with the representation and the target
+(:func:`default_width`) instead of being one constant: the cost of ``resnet`` and ``synthesis``
+grows with ``width²`` at high target resolution, so a width sized for a 192-channel latent
+makes a 16-channel tiny latent cost several times what it needs.
 
 The final layer of every family is zero-initialised, so a fresh probe *is* its null predictor
 and early stopping on validation NLL can only improve on it.
@@ -29,9 +31,8 @@ from vinfo.models.config import CodecConfig
 from vinfo.models.transforms import ResidualBottleneckBlock, SynthesisTransform
 from vinfo.registry import Registry
 
-DEFAULT_WIDTH = 96
-"""Default hidden width; large enough that ``resnet`` outgrows ``conv`` for up to ~23
-parameters per pixel (19 Cityscapes classes) at ``s = 16``."""
+MIN_WIDTH = 32
+"""Smallest default hidden width (see :func:`default_width`)."""
 
 CODEC_FACTOR = 16
 """Downsampling factor of the codec's analysis transform (4 stride-2 stages)."""
@@ -47,6 +48,31 @@ class NullFamily(nn.Module):
     def forward(self, y: Tensor) -> Tensor:
         b, _, h, w = y.shape
         return y.new_zeros(b, self.out_channels, h * self.factor, w * self.factor)
+
+
+def default_width(in_channels: int, out_channels: int, factor: int) -> int:
+    """Default hidden width of the non-linear families, rounded up to a multiple of 8.
+
+    The largest of, for ``C`` representation channels, ``P`` parameters per target pixel and
+    factor ``s = 2^k``:
+
+    * ``C``: a hidden layer narrower than the representation would make ``mlp`` smaller than
+      ``linear``;
+    * ``P·s² / (15·(k - 1))``: ``mlp`` and ``conv`` read each latent position out to its
+      ``P·s²`` patch outputs (``width·P·s²`` weights); ``resnet`` upsamples through ``k - 1``
+      width-to-width 4×4 transposed convs (``16·width²`` weights each; 15 leaves a margin for
+      the readout's biases) and ``synthesis`` has more, so at this width the ladder's
+      parameter count never decreases, for any number of classes (19 Cityscapes classes at
+      ``s = 16``: 112), where the former fixed width 96 stopped at ~23 parameters per pixel;
+    * :data:`MIN_WIDTH`, no more: the upsampling families' cost grows with ``width²`` at high
+      resolution, so the former fixed 96 made the tiny preset's 16-channel 4×4 latent cost
+      several times what a width proportionate to it costs (32 for depth, 40 for RGB or 7
+      classes). The paper's 192-channel latent keeps 192.
+    """
+    stages = round(math.log2(factor)) if factor >= 1 else 0
+    readout = math.ceil(out_channels * factor**2 / (15 * (stages - 1))) if stages > 1 else 0
+    width = max(MIN_WIDTH, in_channels, readout)
+    return -(-width // 8) * 8
 
 
 def _readout(width: int, out_channels: int, factor: int) -> list[nn.Module]:
@@ -66,7 +92,7 @@ def _linear(in_channels: int, out_channels: int, factor: int, width: int | None)
 
 
 def _mlp(in_channels: int, out_channels: int, factor: int, width: int | None) -> nn.Module:
-    width = width or max(DEFAULT_WIDTH, in_channels)
+    width = width or default_width(in_channels, out_channels, factor)
     return nn.Sequential(
         nn.Conv2d(in_channels, width, 1), nn.ELU(),
         nn.Conv2d(width, width, 1), nn.ELU(),
@@ -75,7 +101,7 @@ def _mlp(in_channels: int, out_channels: int, factor: int, width: int | None) ->
 
 
 def _conv(in_channels: int, out_channels: int, factor: int, width: int | None) -> nn.Module:
-    width = width or max(DEFAULT_WIDTH, in_channels)
+    width = width or default_width(in_channels, out_channels, factor)
     return nn.Sequential(
         nn.Conv2d(in_channels, width, 3, padding=1), nn.ELU(),
         nn.Conv2d(width, width, 3, padding=1), nn.ELU(),
@@ -84,12 +110,23 @@ def _conv(in_channels: int, out_channels: int, factor: int, width: int | None) -
 
 
 def _resnet(in_channels: int, out_channels: int, factor: int, width: int | None) -> nn.Module:
-    width = width or max(DEFAULT_WIDTH, in_channels)
+    """3×3 stem, two residual bottleneck blocks, then ``log2(s)`` transposed convs of which the
+    last emits the parameters (as the codec's ``g`` does).
+
+    No width-``width`` layer runs at full target resolution: such a layer (an upsampling to
+    ``width`` channels followed by a 3×3 conv to the parameters) would cost 70 % of the
+    family's compute at ``s = 16`` for one stage of capacity.
+    """
+    width = width or default_width(in_channels, out_channels, factor)
     layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, padding=1), nn.ELU()]
     layers += [ResidualBottleneckBlock(width) for _ in range(2)]
-    for _ in range(_stages(factor)):
+    stages = _stages(factor)
+    for _ in range(stages - 1):
         layers += [nn.ConvTranspose2d(width, width, 4, stride=2, padding=1), nn.ELU()]
-    layers.append(nn.Conv2d(width, out_channels, 3, padding=1))
+    if stages:
+        layers.append(nn.ConvTranspose2d(width, out_channels, 4, stride=2, padding=1))
+    else:
+        layers.append(nn.Conv2d(width, out_channels, 3, padding=1))
     return nn.Sequential(*layers)
 
 
@@ -103,7 +140,7 @@ def _synthesis(in_channels: int, out_channels: int, factor: int, width: int | No
     At ``s = 16`` this *is* :class:`vinfo.models.transforms.SynthesisTransform`; for other
     power-of-2 factors (small test data) it is the same layout with ``log2(s)`` stages.
     """
-    width = width or max(DEFAULT_WIDTH, in_channels)
+    width = width or default_width(in_channels, out_channels, factor)
     layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, padding=1), nn.ELU()]
     stages = _stages(factor)
     if stages == 4:
@@ -130,12 +167,18 @@ class ProbeFamily:
         capacity_rank: position in the capacity ladder (0 = null).
         description: one line for ``vinfo probe families``.
         constructor: ``(in_channels, out_channels, factor, width) → nn.Module``.
+        lr: default initial Adam learning rate of :class:`probes.estimator.VInfoProbe`. The
+            deep families (``resnet``, ``synthesis``) use half the shallow ones' 0.01: at
+            0.01 with 16-image batches they often fail to leave their null start for many
+            epochs (on the tiny preset, ``synthesis`` did not improve on reconstruction within
+            5 epochs, and reached 2.4 bits of I_V in 30; at 0.005 it reached 3.4).
     """
 
     name: str
     capacity_rank: int
     description: str
     constructor: Callable[[int, int, int, int | None], nn.Module]
+    lr: float = 1e-2
 
     def build(self, in_channels: int, out_channels: int, factor: int,
               width: int | None = None) -> nn.Module:
@@ -172,9 +215,10 @@ for _family in (
                 _linear),
     ProbeFamily("mlp", 2, "per-position MLP (two hidden 1×1 layers) + linear patch readout", _mlp),
     ProbeFamily("conv", 3, "two 3×3 conv layers + linear patch readout", _conv),
-    ProbeFamily("resnet", 4, "residual bottleneck blocks + transposed-conv upsampling", _resnet),
+    ProbeFamily("resnet", 4, "residual bottleneck blocks + transposed-conv upsampling", _resnet,
+                lr=5e-3),
     ProbeFamily("synthesis", 5, "the codec's synthesis transform g (§3.3), the strongest",
-                _synthesis),
+                _synthesis, lr=5e-3),
 ):
     FAMILIES.add(_family.name, _family)
 
@@ -191,10 +235,11 @@ def count_parameters(module: nn.Module) -> int:
 
 __all__ = [
     "CODEC_FACTOR",
-    "DEFAULT_WIDTH",
     "FAMILIES",
+    "MIN_WIDTH",
     "NullFamily",
     "ProbeFamily",
     "count_parameters",
+    "default_width",
     "get_family",
 ]

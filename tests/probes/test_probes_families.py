@@ -2,18 +2,35 @@ import pytest
 import torch
 
 from probes.estimator import ProbeData, VInfoProbe
-from probes.families import CODEC_FACTOR, FAMILIES, count_parameters, get_family
+from probes.families import (
+    CODEC_FACTOR,
+    FAMILIES,
+    MIN_WIDTH,
+    count_parameters,
+    default_width,
+    get_family,
+)
 from vinfo.registry import UnknownNameError
 
 
 @pytest.mark.parametrize("factor", [CODEC_FACTOR, 8])
 @pytest.mark.parametrize("in_channels", [16, 192])
-@pytest.mark.parametrize("out_channels", [6, 2, 19])  # RGB logistic, depth, 19 classes
+@pytest.mark.parametrize("out_channels", [6, 2, 19, 60])  # RGB logistic, depth, classes
 def test_parameter_count_never_decreases_along_capacity_rank(factor, in_channels, out_channels):
     ranked = sorted(FAMILIES.items(), key=lambda item: item[1].capacity_rank)
     counts = [count_parameters(f.build(in_channels, out_channels, factor)) for _, f in ranked]
     assert counts == sorted(counts), dict(zip([n for n, _ in ranked], counts, strict=True))
     assert len({f.capacity_rank for _, f in ranked}) == len(ranked)
+
+
+def test_default_width_scales_with_the_representation_and_the_target():
+    assert default_width(16, 2, CODEC_FACTOR) == MIN_WIDTH  # tiny latent, depth
+    assert default_width(16, 7, CODEC_FACTOR) == 40  # tiny latent, 7 classes
+    assert default_width(192, 19, CODEC_FACTOR) == 192  # the paper's latent: as wide as ŷ
+    assert default_width(16, 60, CODEC_FACTOR) > default_width(16, 19, CODEC_FACTOR)
+    assert all(default_width(c, o, 8) % 8 == 0 for c in (1, 16, 100) for o in (1, 7, 19))
+    built = get_family("conv").build(16, 7, CODEC_FACTOR)
+    assert built[0].out_channels == default_width(16, 7, CODEC_FACTOR)
 
 
 @pytest.mark.parametrize("name", FAMILIES.names())
@@ -51,3 +68,12 @@ def test_unknown_family_lists_valid_names():
 def test_power_of_two_factor_required_for_upsampling_families():
     with pytest.raises(ValueError, match="powers of 2"):
         get_family("resnet").build(4, 2, 3)
+
+
+def test_default_learning_rates():
+    """The deep families default to a smaller Adam rate; the null's rate is the one every
+    family's shared null trains at (probes.estimator.VInfoProbe._train)."""
+    rates = {name: family.lr for name, family in FAMILIES.items()}
+    assert all(rate > 0 for rate in rates.values())
+    assert rates["resnet"] < rates["linear"] and rates["synthesis"] < rates["linear"]
+    assert VInfoProbe("synthesis").lr is None  # None: the family's rate

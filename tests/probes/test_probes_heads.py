@@ -26,6 +26,25 @@ def test_discretized_masses_sum_to_one_and_bits_are_never_negative(kind, mean, l
     assert (head.nll_bits(params, LEVELS) >= 0).all()
 
 
+@pytest.mark.parametrize(("mean", "log_scale"), [(0.3, -2.0), (0.5, -9.0), (-3.0, -9.0),
+                                                 (2.0, 4.0), (0.5, -5.5)])
+def test_discretized_logistic_masses_are_exact_in_the_tails(mean, log_scale):
+    """Against ``log(σ(u) - σ(l)) = c + log(2·sinh h) - log1p(e^u) - log1p(e^l)`` in float64
+    (``u, l = c ± h``), exact where a difference of CDFs underflows."""
+    head = DiscretizedHead()
+    params = torch.tensor([mean, log_scale], dtype=torch.float64).view(1, 2, 1, 1)
+    params = params.expand(256, 2, 1, 1)
+    levels = torch.arange(256, dtype=torch.float64) / 255
+    got = head.log_prob_levels(params, levels.view(256, 1, 1, 1)).flatten()
+    centred = (levels - mean) / math.exp(log_scale)
+    half = 0.5 / 255 / math.exp(log_scale)
+    upper, lower = centred + half, centred - half
+    inner = centred + math.log(2 * math.sinh(half)) - F.softplus(upper) - F.softplus(lower)
+    expected = torch.cat([F.logsigmoid(upper[:1]), inner[1:-1], F.logsigmoid(-lower[-1:])])
+    expected = expected.clamp_max(0.0)
+    assert torch.allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+
 def test_discretized_sums_subpixels_and_respects_the_mask():
     torch.manual_seed(0)
     head = DiscretizedHead()

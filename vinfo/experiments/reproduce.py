@@ -119,7 +119,8 @@ class ProbeStudy:
         targets: probe targets (:data:`probes.heads.TARGETS`).
         seeds: probe training seeds.
         n_resamples: bootstrap replicates of every CI.
-        max_epochs: epoch budget of every gradient fit (early stopping on validation NLL).
+        max_epochs: epoch budget of every gradient fit (early stopping on validation NLL;
+            ``None``: the library default of :class:`probes.estimator.VInfoProbe`).
         width: hidden width of the families (``None``: each family's default).
         n_images: probe only the first ``n_images`` images (``None``: all).
         controls: also fit every family on shuffled representations (the leakage check of
@@ -130,7 +131,7 @@ class ProbeStudy:
     targets: tuple[str, ...] = ("reconstruction", "depth", "segmentation")
     seeds: tuple[int, ...] = (0,)
     n_resamples: int = 1000
-    max_epochs: int = 200
+    max_epochs: int | None = None
     width: int | None = None
     n_images: int | None = None
     controls: bool = True
@@ -144,16 +145,18 @@ class ProbeStudy:
             get_target(target)
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"probe seeds must be distinct, got {self.seeds}")
-        if self.n_resamples < 0 or self.max_epochs < 1:
-            raise ValueError("n_resamples must be >= 0 and max_epochs >= 1")
-        for name in ("width", "n_images"):
+        if self.n_resamples < 0:
+            raise ValueError(f"n_resamples must be >= 0, got {self.n_resamples}")
+        for name in ("width", "n_images", "max_epochs"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be positive or None, got {value}")
 
     def probe_kwargs(self) -> dict[str, Any]:
         """The :class:`probes.estimator.VInfoProbe` arguments of the study."""
-        kwargs: dict[str, Any] = {"max_epochs": self.max_epochs}
+        kwargs: dict[str, Any] = {}
+        if self.max_epochs is not None:
+            kwargs["max_epochs"] = self.max_epochs
         if self.width is not None:
             kwargs["width"] = self.width
         return kwargs
