@@ -26,6 +26,7 @@ The model hash covers the spec, not the weights: two checkpoints of one config s
 
 from __future__ import annotations
 
+import array
 import hashlib
 import json
 import struct
@@ -46,7 +47,7 @@ from vinfo.models.quantize import latent_from_symbols, symbols_from_latent
 from vinfo.models.transforms import STRIDE, pad_to_stride
 
 MAGIC = b"VIF"
-VERSION = 1
+VERSION = 2  # 2: scales take the nearest table level (1: the next one up)
 DEFAULT_ORDER = "wavefront"
 _HEADER = struct.Struct(">3sBB4sHHI")
 HEADER_BYTES = _HEADER.size
@@ -161,8 +162,9 @@ def decode_latent(
             [tables.cdf_lengths[i] for i in used],
             [tables.offsets[i] for i in used],
         )
-        symbols = torch.tensor(decoded, dtype=torch.int32).reshape(means.shape)  # (P, M)
-        return latent_from_symbols(symbols, means)
+        # via a C int array: a third of the time of torch.tensor on the list
+        symbols = torch.frombuffer(array.array("i", decoded), dtype=torch.int32)
+        return latent_from_symbols(symbols.reshape(means.shape), means)  # (P, M)
 
     return entropy_pass(model, side, size, order, code)
 
@@ -227,7 +229,20 @@ def decompress(codec: BaseCodec, data: bytes) -> DecodedLatent:
     header = _unpack(codec, data)
     size = _latent_size(header.height, header.width)
     y_hat = decode_latent(codec.entropy_model, header.payload, size, None, header.order)
-    return DecodedLatent(y_hat, codec.g_b(y_hat)[..., : header.height, : header.width])
+    return DecodedLatent(y_hat, _synthesis(codec.g_b, y_hat, header.height, header.width))
+
+
+def _synthesis(transform: nn.Module, y_hat: Tensor, height: int, width: int) -> Tensor:
+    """``transform(ŷ)`` cropped to ``height × width``, computed in channels-last layout.
+
+    oneDNN's convolutions and transposed convolutions skip the reorder of every activation
+    to and from their blocked layout on NHWC tensors: the ``paper`` preset's ``g_b`` on a
+    512×512 decode takes 0.37 s instead of 0.41 s on 2 CPU cores. The result equals the NCHW
+    forward pass up to float rounding (≈1e-6, the size of the NCHW pass's own difference
+    between 1 and 2 threads); ``ŷ`` is untouched by it. Returned contiguous.
+    """
+    x_tilde = transform(y_hat.contiguous(memory_format=torch.channels_last))
+    return x_tilde[..., :height, :width].contiguous()
 
 
 def _enhancement_side(codec: EnhancementCodec, y_hat_b: Tensor) -> Tensor:
@@ -263,7 +278,7 @@ def decompress_enhancement(codec: EnhancementCodec, data: bytes, y_hat_b: Tensor
         )
     side = _enhancement_side(codec, y_hat_b)
     y_hat = decode_latent(codec.entropy_model, header.payload, size, side, header.order)
-    return DecodedLatent(y_hat, codec.g_e(y_hat)[..., : header.height, : header.width])
+    return DecodedLatent(y_hat, _synthesis(codec.g_e, y_hat, header.height, header.width))
 
 
 @torch.no_grad()

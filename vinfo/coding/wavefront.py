@@ -19,10 +19,12 @@ the condition for a learned codec to decode at all.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn import functional as F
 
 from vinfo.models.entropy import AutoregressiveEntropyModel
@@ -64,6 +66,45 @@ Coder = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
 means and (lower-bounded) scales; returns ``ŷ`` ``(P, M)``."""
 
 
+class _Step(NamedTuple):
+    """Precomputed indices of one coding step of ``P`` positions (see :func:`_plan`)."""
+
+    rows: Tensor  # (P,) int64
+    cols: Tensor  # (P,) int64
+    taps: Tensor  # (P·n,) flat indices of the causal taps in the padded plane, tap-minor
+    targets: Tensor  # (P,) flat indices of the positions in the padded plane
+    positions: Tensor  # (P,) flat indices of the positions in the unpadded plane
+
+
+@functools.lru_cache(maxsize=16)
+def _plan(
+    order: str, height: int, width: int, kernel_size: int, taps: tuple[tuple[int, int], ...]
+) -> tuple[_Step, ...]:
+    """The steps of an order with their gather/scatter indices, built once per shape.
+
+    The latent is kept as an ``(M, (h + 2p)·(w + 2p))`` zero-padded plane, so gathering the
+    causal taps and writing the coded values back are single ``index_select`` /
+    ``index_copy_`` calls with these flat indices instead of per-step 2-D advanced indexing.
+    The returned tensors are shared between calls: read-only.
+    """
+    pad = kernel_size // 2
+    padded_width = width + 2 * pad
+    tap_offsets = torch.tensor([row * padded_width + col for row, col in taps])  # (n,)
+    steps = []
+    for rows, cols in CODING_ORDERS.get(order)(height, width, kernel_size):
+        corners = rows * padded_width + cols  # top-left corner of each k×k window, (P,)
+        steps.append(
+            _Step(
+                rows,
+                cols,
+                (corners[:, None] + tap_offsets).reshape(-1),
+                corners + pad * padded_width + pad,
+                rows * width + cols,
+            )
+        )
+    return tuple(steps)
+
+
 @torch.no_grad()
 def entropy_pass(
     model: AutoregressiveEntropyModel,
@@ -89,21 +130,60 @@ def entropy_pass(
     height, width = size
     k = model.kernel_size
     pad = k // 2
-    padded = torch.zeros(1, model.M, height + 2 * pad, width + 2 * pad)
+    M = model.M
     # only the causal taps of the masked kernel: the others multiply zeros
     taps = model.context_prediction.mask[0, 0].nonzero()  # (n, 2) offsets in the k×k window
+    n = taps.shape[0]
     weight = model.masked_weight()[:, :, taps[:, 0], taps[:, 1]].flatten(1)  # (2M, M·n)
     bias = model.context_prediction.bias
-    for rows, cols in CODING_ORDERS.get(order)(height, width, k):
-        row_index = rows[:, None] + taps[:, 0]  # (P, n), in padded coordinates
-        col_index = cols[:, None] + taps[:, 1]
-        crops = padded[0][:, row_index, col_index].transpose(0, 1).flatten(1)  # (P, M·n)
-        context = F.linear(crops, weight, bias)  # (P, 2M)
-        side_at = None if side is None else side[0][:, rows, cols].T  # (P, S)
-        means, scales = model.pointwise_parameters(context, side_at)  # (P, M) each
-        values = code(rows, cols, means, model.gaussian_conditional.lower_bound_scale(scales))
-        padded[0][:, rows + pad, cols + pad] = values.T
+    layers = _pointwise_layers(model)
+    # LowerBound's forward is torch.max(σ, bound); called directly, without its autograd
+    # Function (only the backward differs)
+    scale_bound = model.gaussian_conditional.lower_bound_scale.bound
+    side_plane = None if side is None else side[0].flatten(1)  # (S, h·w)
+    plane = torch.zeros(M, (height + 2 * pad) * (width + 2 * pad))  # zero-padded ŷ
+    plan = _plan(order, height, width, k, tuple(map(tuple, taps.tolist())))
+    for step in plan:
+        positions = step.rows.shape[0]
+        # (M, P·n) → (P, M, n) → (P, M·n), the column order of `weight`
+        crops = plane.index_select(1, step.taps).view(M, positions, n)
+        features = F.linear(crops.transpose(0, 1).reshape(positions, M * n), weight, bias)
+        if side_plane is not None:  # (P, S + 2M), as pointwise_parameters concatenates
+            side_at = side_plane.index_select(1, step.positions).T
+            features = torch.cat((side_at, features), dim=1)
+        for layer_weight, layer_bias, activation in layers:
+            features = F.linear(features, layer_weight, layer_bias)
+            if activation is not None:
+                features = activation(features)
+        scales, means = features.chunk(2, dim=1)  # (P, M) each
+        values = code(step.rows, step.cols, means, torch.max(scales, scale_bound))
+        plane.index_copy_(1, step.targets, values.T)
+    padded = plane.view(1, M, height + 2 * pad, width + 2 * pad)
     return padded[:, :, pad : pad + height, pad : pad + width]
+
+
+_Layer = tuple[Tensor, Tensor | None, Callable[[Tensor], Tensor] | None]
+
+
+def _pointwise_layers(model: AutoregressiveEntropyModel) -> list[_Layer]:
+    """The entropy-parameters network as ``(weight (out, in), bias, activation)`` per 1×1
+    convolution: the matrix products of
+    :meth:`~vinfo.models.entropy.AutoregressiveEntropyModel.pointwise_parameters`, with the
+    weights flattened once per pass instead of once per step."""
+    layers: list[_Layer] = []
+    for layer in model.entropy_parameters:
+        if isinstance(layer, nn.Conv2d):
+            layers.append((layer.weight.flatten(1), layer.bias, None))
+            continue
+        if not layers or layers[-1][2] is not None:
+            raise ValueError(f"unexpected layer in entropy_parameters: {layer}")
+        activation: Callable[[Tensor], Tensor] = layer
+        if isinstance(layer, nn.LeakyReLU):  # the same kernel without the module call
+            activation = functools.partial(
+                F.leaky_relu, negative_slope=layer.negative_slope, inplace=layer.inplace
+            )
+        layers[-1] = (layers[-1][0], layers[-1][1], activation)
+    return layers
 
 
 __all__ = [

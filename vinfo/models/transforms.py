@@ -10,7 +10,9 @@ The residual bottleneck block is written here rather than taken from CompressAI:
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from vinfo.models.config import CodecConfig
 
@@ -38,7 +40,9 @@ class ResidualBottleneckBlock(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.body(x)
+        if torch.is_grad_enabled():
+            return x + self.body(x)
+        return _inference(self.body, x).add_(x)  # same sum, no extra buffer
 
 
 def _blocks(channels: int, count: int) -> list[nn.Module]:
@@ -102,7 +106,24 @@ class SynthesisTransform(nn.Module):
 
     def forward(self, y_hat: Tensor) -> Tensor:
         """Args: y_hat ``(B, M, h, w)``. Returns ``(B, out_channels, 16h, 16w)``."""
-        return self.layers(y_hat)
+        if torch.is_grad_enabled():
+            return self.layers(y_hat)
+        return _inference(self.layers, y_hat)
+
+
+def _inference(layers: nn.Sequential, x: Tensor) -> Tensor:
+    """``layers(x)`` without autograd, each ELU that follows a convolution applied in place on
+    that convolution's fresh output: the same kernels on the same values (bit-identical), one
+    full-size buffer fewer per activation (tens of MB on a 512×512 synthesis). ``x`` itself
+    is never modified."""
+    previous = None
+    for layer in layers:
+        if isinstance(layer, nn.ELU) and isinstance(previous, (nn.Conv2d, nn.ConvTranspose2d)):
+            x = F.elu_(x, layer.alpha)
+        else:
+            x = layer(x)
+        previous = layer
+    return x
 
 
 def pad_to_stride(x: Tensor, stride: int = STRIDE) -> Tensor:

@@ -25,3 +25,25 @@ def test_input_size_checked_and_padding():
     with pytest.raises(ValueError, match="multiple of 16"):
         f(torch.rand(1, 3, 30, 32))
     assert pad_to_stride(torch.rand(1, 3, 30, 33)).shape == (1, 3, 32, 48)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "small"])
+def test_inference_forward_is_bit_identical_and_leaves_its_input_alone(preset):
+    # without autograd the synthesis applies its ELUs and residual sums in place
+    torch.manual_seed(0)
+    g = SynthesisTransform(codec_preset(preset)).eval()
+    y_hat = torch.round(torch.randn(1, g.layers[0].in_channels, 3, 5) * 3)
+    before = y_hat.clone()
+    expected = g(y_hat)  # autograd enabled: the training path
+    with torch.no_grad():
+        assert torch.equal(g(y_hat), expected)
+    with torch.inference_mode():
+        assert torch.equal(g(y_hat), expected)
+    assert torch.equal(y_hat, before)
+
+
+def test_training_path_still_has_gradients():
+    g = SynthesisTransform(codec_preset("tiny"))
+    y_hat = torch.randn(1, 16, 2, 2, requires_grad=True)
+    g(y_hat).square().mean().backward()
+    assert y_hat.grad is not None and bool(y_hat.grad.abs().sum() > 0)
