@@ -29,7 +29,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -44,11 +44,11 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from bdrate.directions import is_known_metric, metric_direction  # noqa: E402
-from vinfo.data.synthetic import PRESETS as SYNTHETIC_PRESETS  # noqa: E402
+from vinfo.data.synthetic import SyntheticConfig  # noqa: E402
 from vinfo.experiments.evaluate import TASK_EVALUATORS  # noqa: E402
 from vinfo.experiments.plots import save_figure  # noqa: E402
 from vinfo.experiments.rd import Comparison, bd_table  # noqa: E402
-from vinfo.experiments.sweep import read_spec  # noqa: E402
+from vinfo.experiments.sweep import read_spec, synthetic_preset_name  # noqa: E402
 
 Progress = Callable[[str], None]
 
@@ -737,11 +737,12 @@ def base_checkpoints(results: Results) -> pd.DataFrame:
 
 
 def _synthetic_preset(config: Mapping[str, Any]) -> str | None:
+    """The synthetic preset name of a ``reproduce.json`` (``None``: absent or custom)."""
     wanted = config.get("synthetic")
-    for name, preset in SYNTHETIC_PRESETS.items():
-        if json.loads(json.dumps(asdict(preset))) == wanted:
-            return name
-    return None
+    try:
+        return synthetic_preset_name(SyntheticConfig(**wanted)) if wanted else None
+    except TypeError:  # fields of another vinfo version
+        return None
 
 
 def pair_checkpoints(results: Results) -> dict[float, Path]:

@@ -136,9 +136,8 @@ class _PixelPrior:
         self.local, self.size, self.fallback = local, size, fallback
 
     def __call__(self, sample: Sample, like: Tensor) -> Tensor:
-        if self.local is not None and sample.size == self.size:
-            return self.local.to(like.dtype).expand_as(like).clone()
-        return self.fallback.to(like.dtype).expand_as(like).clone()
+        value = self.local if self.local is not None and sample.size == self.size else self.fallback
+        return value.to(like.dtype).expand_as(like)  # a view: the callers stack (copy) it
 
 
 def _one_size(samples: list[Sample]) -> tuple[int, int] | None:
