@@ -14,13 +14,18 @@ road at the bottom; the default, so ``I_V`` does not absorb the spatial prior) o
 Each quantity is estimated on held-out data: parameters are fitted on ``train``, the epoch is
 chosen on ``val`` (early stopping), and the test split is scored once. The train-test gap of
 ``H_V(Z|Y)`` is reported next to it.
+
+The splits may be larger than memory (memory-mapped or disk-backed tensors, see
+:mod:`probes.storage`): training reads them batch by batch, and every statistic over a whole
+split (standardisation, the closed form, class counts, the task metric) is accumulated in row
+chunks, so no temporary grows with the number of images.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -31,8 +36,9 @@ from torch import Tensor, nn
 
 from probes.families import count_parameters, get_family
 from probes.heads import CategoricalHead, ContinuousHead, Head, get_target
+from probes.storage import channel_moments, gather_rows, row_chunks
 from probes.uncertainty import MIN_BOOTSTRAP_IMAGES, bootstrap_entropies, capacity_check
-from vinfo.metrics import confusion_matrix, depth_metrics, miou, psnr
+from vinfo.metrics import DepthMetrics, confusion_matrix, miou, psnr
 
 NULLS = ("positional", "global")
 GRAM_BLOCK = 1 << 22
@@ -233,10 +239,12 @@ class ProbeNet(nn.Module):
 
     def standardize(self, y: Tensor) -> None:
         """Set ``y_loc``/``y_scale`` to the per-channel mean and std of ``y (N, C, h, w)``."""
+        moments = channel_moments(y)  # in row chunks: y may be larger than memory
+        std = (moments.m2 / (moments.count - 1).clamp_min(1)).sqrt()
         with torch.no_grad():
-            self.y_loc.copy_(y.double().mean((0, 2, 3)).view_as(self.y_loc))
-            std = y.double().std((0, 2, 3)).view_as(self.y_scale)
-            self.y_scale.copy_(torch.where(std > 1e-8, std, torch.ones_like(std)))
+            self.y_loc.copy_(moments.mean.view_as(self.y_loc))
+            self.y_scale.copy_(torch.where(std > 1e-8, std, torch.ones_like(std))
+                               .view_as(self.y_scale))
 
     def forward(self, y: Tensor | None, batch: int) -> Tensor:
         """Distribution parameters ``(B, P, H, W)``; ``y = None`` is the null input."""
@@ -285,51 +293,62 @@ def linear_gaussian_closed_form(data: ProbeData, positional: bool = True,
     """
     y, z, mask = as_probe_data(data)
     factor = z.shape[-1] // y.shape[-1]
-    c_y = y.shape[1]
-    zq = F.pixel_unshuffle(z.double(), factor).flatten(2)  # (N, Q, P)
-    m = torch.ones_like(zq) if mask is None else (
-        F.pixel_unshuffle(mask.double(), factor).repeat(1, z.shape[1], 1, 1).flatten(2))
-    zq = torch.where(m > 0, zq, torch.zeros_like(zq))  # invalid pixels may hold NaN
+    c_y, q = y.shape[1], z.shape[1] * factor**2
     dims = (0,) if positional else (0, 2)
-    count = m.sum(dims, keepdim=True).clamp_min(1)
-    z_mean = (m * zq).sum(dims, keepdim=True) / count  # (1, Q, P) or (1, Q, 1)
+
+    def chunks() -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        """``(yc (n, C, P), zq (n, Q, P), m (n, Q, P))`` float64 per row chunk."""
+        for part in row_chunks(z):
+            zq = F.pixel_unshuffle(z[part].double(), factor).flatten(2)
+            m = torch.ones_like(zq) if mask is None else F.pixel_unshuffle(
+                mask[part].double(), factor).repeat(1, z.shape[1], 1, 1).flatten(2)
+            zq = torch.where(m > 0, zq, torch.zeros_like(zq))  # invalid pixels may hold NaN
+            yield y[part].double().flatten(2) - y_offset, zq, m
+
+    # y is centred globally first so that the raw second moments do not cancel catastrophically
+    y_offset = channel_moments(y).mean.view(1, c_y, 1)
+    n_groups = z.shape[-2] * z.shape[-1] // factor**2 if positional else 1
+    count = torch.zeros(1, q, n_groups, dtype=torch.float64)
+    z_sum = torch.zeros_like(count)
+    # Moments per intercept group g (q, or (q, p)) without materialising (N, Q, C, P):
+    # gram_q = Σ m·y·yᵀ - Σ_g count_g·ȳ_g·ȳ_gᵀ, rhs_q = Σ m·y·z - Σ_g z̄_g·Σ_g m·y.
+    gram = torch.zeros(q, c_y * c_y, dtype=torch.float64)
+    y_sums = torch.zeros(q, n_groups, c_y, dtype=torch.float64)
+    rhs = torch.zeros(q, c_y, dtype=torch.float64)
+    block = max(1, GRAM_BLOCK // (c_y * c_y))  # bounds the (rows, C²) outer products
+    for yc, zq, m in chunks():
+        count += m.sum(dims, keepdim=True)
+        z_sum += (m * zq).sum(dims, keepdim=True)
+        if null:
+            continue
+        rows = yc.transpose(1, 2).reshape(-1, c_y)  # (n·P, C)
+        weights = m.transpose(0, 1).reshape(q, -1)  # (Q, n·P)
+        for begin in range(0, rows.shape[0], block):
+            part = rows[begin:begin + block]
+            outer = (part.unsqueeze(2) * part.unsqueeze(1)).flatten(1)  # (rows, C²)
+            gram += weights[:, begin:begin + block] @ outer
+        y_sums += torch.einsum("nqp,ncp->qpc", m, yc) if positional else \
+            torch.einsum("nqp,ncp->qc", m, yc).unsqueeze(1)
+        rhs += torch.einsum("nqp,ncp->qc", m * zq, yc)
+    count = count.clamp_min(1)
+    z_mean = z_sum / count  # (1, Q, P) or (1, Q, 1)
     if null:
-        weight = zq.new_zeros(zq.shape[1], c_y)
+        weight = torch.zeros(q, c_y, dtype=torch.float64)
         intercept = z_mean
     else:
-        # Moments per intercept group g (q, or (q, p)) without materialising (N, Q, C, P):
-        # gram_q = Σ m·y·yᵀ - Σ_g count_g·ȳ_g·ȳ_gᵀ, rhs_q = Σ m·y·(z - z̄_g). y is centred
-        # globally first so that the raw second moments do not cancel catastrophically.
-        y_offset = y.double().mean((0, 2, 3)).view(1, c_y, 1)
-        yc = y.double().flatten(2) - y_offset  # (N, C, P)
-        rows = yc.transpose(1, 2).reshape(-1, c_y)  # (N·P, C)
-        weights = m.transpose(0, 1).reshape(m.shape[1], -1)  # (Q, N·P)
-        gram = rows.new_zeros(m.shape[1], c_y * c_y)
-        block = max(1, GRAM_BLOCK // (c_y * c_y))  # bounds the (rows, C²) outer products
-        for start in range(0, rows.shape[0], block):
-            chunk = rows[start:start + block]
-            outer = (chunk.unsqueeze(2) * chunk.unsqueeze(1)).flatten(1)  # (rows, C²)
-            gram += weights[:, start:start + block] @ outer
-        gram = gram.view(-1, c_y, c_y)  # (Q, C, C)
-        if positional:
-            sums = torch.einsum("nqp,ncp->qpc", m, yc)  # (Q, P, C)
-            means = sums / count[0].unsqueeze(-1)
-            gram = gram - torch.einsum("qpc,qpd->qcd", sums, means)
-            y_mean = means.permute(0, 2, 1).unsqueeze(0)  # (1, Q, C, P)
-        else:
-            sums = torch.einsum("nqp,ncp->qc", m, yc)  # (Q, C)
-            means = sums / count[0]
-            gram = gram - sums.unsqueeze(2) * means.unsqueeze(1)
-            y_mean = means.unsqueeze(0).unsqueeze(-1)  # (1, Q, C, 1)
-        y_mean = y_mean + y_offset.unsqueeze(1)
-        rhs = torch.einsum("nqp,ncp->qc", (zq - z_mean) * m, yc)
+        means = y_sums / count[0].unsqueeze(-1)  # (Q, G, C)
+        gram = gram.view(q, c_y, c_y) - torch.einsum("qgc,qgd->qcd", y_sums, means)
+        rhs = rhs - torch.einsum("qg,qgc->qc", z_mean[0], y_sums)
         load = ridge * gram.diagonal(dim1=1, dim2=2).mean(1).clamp_min(1e-12)
         gram = gram + load[:, None, None] * torch.eye(c_y, dtype=gram.dtype)
         weight = torch.linalg.solve(gram, rhs)  # (Q, C)
-        intercept = z_mean - torch.einsum("qc,oqcp->oqp", weight, y_mean)
-    prediction = torch.einsum("qc,ncp->nqp", weight, y.double().flatten(2)) + intercept
-    variance = (m * (zq - prediction).square()).sum(dims, keepdim=True) / count
-    log_sigma = 0.5 * variance.clamp_min(1e-12).log()
+        y_mean = means.permute(0, 2, 1).unsqueeze(0) + y_offset.unsqueeze(1)  # (1, Q, C, G)
+        intercept = z_mean - torch.einsum("qc,oqcg->oqg", weight, y_mean)
+    squares = torch.zeros_like(count)
+    for yc, zq, m in chunks():
+        prediction = torch.einsum("qc,ncp->nqp", weight, yc + y_offset) + intercept
+        squares += (m * (zq - prediction).square()).sum(dims, keepdim=True)
+    log_sigma = 0.5 * (squares / count).clamp_min(1e-12).log()
     return LinearGaussianFit(weight.float(), intercept[0].float(), log_sigma[0].float())
 
 
@@ -339,15 +358,18 @@ SMOOTHING_GRID = (1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0, 10.0)
 
 def _class_counts(head: CategoricalHead, data: ProbeData, positional: bool) -> Tensor:
     """``(K, H, W)`` (positional) or ``(K, 1, 1)`` counts of the scored labels of ``data``."""
-    valid = head.valid(data.z, data.mask)  # (N, H, W)
-    labels = data.z[:, 0].long()
-    height, width = labels.shape[-2:]
-    if (labels[valid] < 0).any() or (labels[valid] >= head.num_classes).any():
-        raise ValueError(f"segmentation targets outside [0, {head.num_classes}) and not "
-                         f"{head.ignore_index}")
-    pixel = torch.arange(height * width).view(height, width).expand_as(labels)
-    index = (labels * height * width + pixel)[valid]
-    counts = torch.bincount(index, minlength=head.num_classes * height * width).double()
+    height, width = data.z.shape[-2:]
+    pixel = torch.arange(height * width).view(height, width)
+    counts = torch.zeros(head.num_classes * height * width, dtype=torch.float64)
+    for part in row_chunks(data.z):  # the labels may be larger than memory
+        z = data.z[part]
+        valid = head.valid(z, None if data.mask is None else data.mask[part])  # (n, H, W)
+        labels = z[:, 0].long()
+        if (labels[valid] < 0).any() or (labels[valid] >= head.num_classes).any():
+            raise ValueError(f"segmentation targets outside [0, {head.num_classes}) and not "
+                             f"{head.ignore_index}")
+        index = (labels * height * width + pixel)[valid]
+        counts += torch.bincount(index, minlength=counts.numel()).double()
     counts = counts.view(head.num_classes, height, width)
     return counts if positional else counts.sum((1, 2), keepdim=True)
 
@@ -375,6 +397,17 @@ def categorical_null_logits(head: CategoricalHead, train: ProbeData, val: ProbeD
         if bits < best:
             best, best_logits = bits, logits
     return best_logits.float()  # type: ignore[union-attr]
+
+
+def max_label(z: Tensor, ignore_index: int = 255) -> int:
+    """The largest class id in ``z`` other than ``ignore_index`` (-1 if none), in row chunks."""
+    top = -1
+    for part in row_chunks(z):
+        labels = z[part]
+        labels = labels[labels != ignore_index]
+        if labels.numel():
+            top = max(top, int(labels.max()))
+    return top
 
 
 def _batches(data: ProbeData, batch_size: int, order: Tensor | None = None):
@@ -471,8 +504,8 @@ class VInfoProbe:
         spec = get_target(self.target)
         kwargs = dict(self.head_kwargs or {})
         if spec.make_head is CategoricalHead and "num_classes" not in kwargs:
-            labels = train.z[train.z != kwargs.get("ignore_index", 255)]
-            kwargs["num_classes"] = max(int(labels.max()) + 1 if labels.numel() else 2, 2)
+            top = max_label(train.z, int(kwargs.get("ignore_index", 255)))  # type: ignore[call-overload]
+            kwargs["num_classes"] = max(top + 1, 2)
         head = spec.make_head(**kwargs)
         categorical = isinstance(head, CategoricalHead)
         if categorical == train.z.is_floating_point():
@@ -534,12 +567,11 @@ class VInfoProbe:
             prior.zero_()
             if family == "null" and not positional:
                 # one Gaussian per target channel over all valid pixels
-                valid = head.valid(train.z, train.mask).unsqueeze(1).expand_as(train.z)
-                for c in range(c_t):
-                    values = train.z[:, c][valid[:, c]].double()
-                    prior[c, 0] = (float(values.mean()) - head.loc) / head.scale
-                    prior[c, 1] = 0.5 * math.log(max(float(values.var(correction=0)), 1e-12)) \
-                        - math.log(head.scale)
+                moments = channel_moments(train.z, train.mask)
+                variance = moments.m2 / moments.count.clamp_min(1)
+                prior[:, 0] = ((moments.mean - head.loc) / head.scale).view(-1, 1, 1)
+                prior[:, 1] = (0.5 * variance.clamp_min(1e-12).log()
+                               - math.log(head.scale)).view(-1, 1, 1)
                 return
             fit = linear_gaussian_closed_form(train, positional, null=family == "null")
             if family == "linear":
@@ -683,18 +715,29 @@ class VInfoProbe:
         return self.head_.predict(self.predict_params(y))
 
     def _metric(self, data: ProbeData) -> float:
-        prediction = self.predict(data.y)
+        """The task metric of the point predictions, accumulated batch by batch: PSNR (mean
+        over images), mIoU (of the summed confusion matrix) or depth RMSE (over all pixels)."""
         metric = get_target(self.target).metric
+        psnrs: list[Tensor] = []
+        matrix = torch.zeros(self.head_.channels, self.head_.channels, dtype=torch.long)
+        depth = DepthMetrics()
+        for y, z, mask in _batches(data, self.batch_size):
+            prediction = self.predict(y)
+            if metric == "psnr":
+                psnrs.append(psnr(prediction.float(), z.float(), data_range=1.0,
+                                  reduction="none"))
+            elif metric == "miou":
+                matrix += confusion_matrix(prediction[:, 0], z[:, 0].long(),
+                                           self.head_.channels, self.head_.ignore_index)
+            else:
+                valid = self.head_.valid(z, mask).unsqueeze(1) & torch.isfinite(z)
+                depth.update(prediction, z.float(), valid)
         if metric == "psnr":
-            return float(psnr(prediction.float(), data.z.float(), data_range=1.0))
+            return float(torch.cat(psnrs).mean())
         if metric == "miou":
-            matrix = confusion_matrix(prediction[:, 0], data.z[:, 0].long(),
-                                      self.head_.channels, self.head_.ignore_index)
             return float(miou(matrix)) if matrix.sum() > 0 else float("nan")
-        valid = self.head_.valid(data.z, data.mask).unsqueeze(1) & torch.isfinite(data.z)
-        if not (valid & (data.z > 0)).any():  # depth metrics need positive depth
-            return float("nan")
-        return float(depth_metrics(prediction, data.z.float(), valid).rmse)
+        # depth metrics need a positive valid depth somewhere
+        return float(depth.compute().rmse) if depth.sums[-1] > 0 else float("nan")
 
     def evaluate(self, data: ProbeData | Sequence[Tensor]) -> ProbeScores:
         """All scores of :class:`ProbeScores` on ``data`` (normally the test split)."""
@@ -736,7 +779,7 @@ def shuffle_representation(data: ProbeData, seed: int = 0) -> ProbeData:
     shift = torch.roll(order, 1)  # a cyclic shift of a random order has no fixed point
     permutation = torch.empty_like(order)
     permutation[order] = shift
-    return ProbeData(data.y[permutation], data.z, data.mask)
+    return ProbeData(gather_rows(data.y, permutation), data.z, data.mask)
 
 
 def shuffled_control(probe: VInfoProbe, splits: Splits, seed: int = 0) -> float:

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from probes.storage import channel_moments
 from vinfo.registry import Registry
 
 LN2 = math.log(2.0)
@@ -134,12 +135,17 @@ class _LocationScaleHead(Head):
         return self._mean_log_scale(params)[0]
 
     def fitted_to(self, target: Tensor, mask: Tensor | None = None) -> Head:
-        valid = _mask(target, mask)
-        values = target.double()[valid.expand_as(target)]
-        if values.numel() < 2:
+        if mask is not None:
+            mask = (mask.unsqueeze(1) if mask.ndim == 3 else mask)[:, :1]
+        _mask(target[:1], None if mask is None else mask[:1])  # shapes only: no full-size copy
+        if mask is not None and mask.shape[0] != target.shape[0]:
+            raise ValueError(f"mask {tuple(mask.shape)} does not match target "
+                             f"{tuple(target.shape)}")
+        count, mean, m2 = channel_moments(target, mask).pooled()  # in row chunks
+        if count < 2:
             raise ValueError("need at least two valid target values to fit a head")
-        std = float(values.std())
-        return dataclasses.replace(self, loc=float(values.mean()), scale=std if std > 0 else 1.0)
+        std = math.sqrt(m2 / (count - 1))
+        return dataclasses.replace(self, loc=mean, scale=std if std > 0 else 1.0)
 
 
 def _log_cdf_logistic(x: Tensor) -> Tensor:
