@@ -103,6 +103,10 @@ def probe(
                                help="Synthetic preset (default: recorded, else tiny)."),
     n_images: int = typer.Option(None, "--n-images", show_default=False,
                                  help="Use only the first N images of the split."),
+    downscale: int = typer.Option(
+        None, "--downscale", show_default=False,
+        help="Shrink images and targets by this factor, the codec's input resolution "
+        "(default: recorded in the checkpoint, else 1)."),
     seeds: int = typer.Option(None, "--seeds", show_default=False,
                               help="Training seeds per probe (default 1)."),
     bootstrap: int = typer.Option(None, "--bootstrap", show_default=False,
@@ -191,9 +195,9 @@ def probe(
 
         run = probe_files(
             representations, targets, families, tuple(range(seeds or 1)), dataset=dataset,
-            root=data_root, split=split, preset=preset, n_images=n_images, cache_dir=cache_dir,
-            probe_kwargs=probe_kwargs, pvi_dir=pvi_maps, on_representation=loaded,
-            callback=fitted, anchor=anchor, **options)
+            root=data_root, split=split, preset=preset, n_images=n_images, downscale=downscale,
+            cache_dir=cache_dir, probe_kwargs=probe_kwargs, pvi_dir=pvi_maps,
+            on_representation=loaded, callback=fitted, anchor=anchor, **options)
     frame, paired = run.frame, run.paired
     if out is not None:
         _write_frame(frame, out)

@@ -57,6 +57,7 @@ def probe_files(
     preset: str | None = None,
     root: str | Path | None = None,
     n_images: int | None = None,
+    downscale: int | None = None,
     cache_dir: str | Path | None = None,
     n_resamples: int = 1000,
     confidence: float = 0.95,
@@ -84,6 +85,7 @@ def probe_files(
         preset: see ``dataset``.
         root: see ``dataset``.
         n_images: see ``dataset``.
+        downscale: see ``dataset`` (shrinks images and targets; default: recorded, else 1).
         cache_dir: representation cache (default :func:`probes.representations.default_cache_dir`).
         n_resamples: bootstrap replicates.
         confidence: CI coverage.
@@ -128,7 +130,7 @@ def probe_files(
     for path, name in zip(paths, names, strict=True):
         representation = load_representation(
             path, name=name, dataset=dataset, split=split, preset=preset, root=root,
-            n_images=n_images, cache_dir=cache_dir)
+            n_images=n_images, downscale=downscale, cache_dir=cache_dir)
         representations.append(representation)
         if on_representation is not None:
             on_representation(representation)

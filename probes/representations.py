@@ -7,15 +7,18 @@ A bundle lets probes train from a cache instead of re-running a codec. Layout of
 - metadata (string → string, safetensors' header): ``format`` = ``vinfo.representation``,
   ``version``, and any user entries (checkpoint hash, dataset, split, preset).
 
-safetensors stores raw tensors only, so loading a bundle never unpickles code.
+safetensors stores raw tensors only, so loading a bundle never unpickles code. Bundles are
+memory-mapped, not read into memory (:mod:`probes.storage`): a bundle larger than RAM can be
+probed, its rows are paged in as batches read them.
 
 :func:`load_representation` accepts either a bundle or a vinfo base-codec checkpoint
 (``.safetensors`` + its JSON spec, :mod:`vinfo.models.checkpoint`). For a checkpoint it
 computes ``ŷ`` with the codec's analysis transform and quantisation on a
 :class:`probes.sources.DataSource` (by default the data recorded in the checkpoint's spec),
 caches the result as a bundle keyed by (SHA-256 of the checkpoint files, data source) and
-reuses it on the next call. Encoding runs in batches: only one batch of images is in memory
-besides the growing ``(N, M, h, w)`` float32 ``ŷ``.
+reuses it on the next call. Encoding runs in batches: only one batch of images is in memory;
+``ŷ`` (``(N, M, h, w)`` float32) goes to a disk-backed array when it exceeds
+:func:`probes.storage.memory_budget`.
 """
 
 from __future__ import annotations
@@ -29,12 +32,19 @@ from typing import NamedTuple
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from probes.sources import DataSource, recorded_data, resolve_source
-from vinfo.io import atomic_path
+from probes.sources import DEFAULT_DATASET, DataSource, recorded_data, resolve_source
+from probes.storage import (
+    StorageError,
+    all_finite,
+    allocate,
+    gather_rows,
+    map_safetensors,
+    write_safetensors,
+)
+from vinfo.data import DATASETS
 from vinfo.models import BaseCodec, load_checkpoint
 from vinfo.models.checkpoint import FORMAT as CHECKPOINT_FORMAT
 from vinfo.models.checkpoint import config_path
@@ -65,7 +75,8 @@ class RepresentationBundle(NamedTuple):
         missing = [int(i) for i in ids.tolist() if int(i) not in position]
         if missing:
             raise BundleError(f"sample ids not in the bundle: {missing[:10]}")
-        return self.y_hat[[position[int(i)] for i in ids.tolist()]]
+        return gather_rows(self.y_hat, torch.tensor([position[int(i)] for i in ids.tolist()],
+                                                    dtype=torch.long))
 
 
 def validate_bundle(y_hat: Tensor, sample_ids: Tensor) -> None:
@@ -87,7 +98,7 @@ def validate_bundle(y_hat: Tensor, sample_ids: Tensor) -> None:
                           "sample ids")
     if sample_ids.unique().numel() != sample_ids.numel():
         raise BundleError("sample ids repeat")
-    if not torch.isfinite(y_hat).all():
+    if not all_finite(y_hat):
         raise BundleError("y_hat holds NaN or infinite values")
 
 
@@ -104,14 +115,15 @@ def save_bundle(path: str | Path, y_hat: Tensor, sample_ids: Tensor,
     validate_bundle(y_hat, sample_ids)
     header = {**{str(k): str(v) for k, v in (metadata or {}).items()},
               "format": FORMAT, "version": VERSION}
-    tensors = {"y_hat": y_hat.detach().float().contiguous().cpu(),
-               "sample_ids": sample_ids.detach().long().contiguous().cpu()}
-    with atomic_path(path) as temporary:
-        save_file(tensors, str(temporary), metadata=header)
+    y_hat = y_hat.detach()
+    if y_hat.dtype != torch.float32:  # a float32 bundle (possibly disk-backed) is not copied
+        y_hat = y_hat.float()
+    tensors = {"y_hat": y_hat, "sample_ids": sample_ids.detach().long()}
+    write_safetensors(path, tensors, header)
 
 
 def load_bundle(path: str | Path) -> RepresentationBundle:
-    """Read and validate a bundle written by :func:`save_bundle`.
+    """Map and validate a bundle written by :func:`save_bundle` (rows are read on demand).
 
     Raises:
         FileNotFoundError: no such file.
@@ -121,10 +133,8 @@ def load_bundle(path: str | Path) -> RepresentationBundle:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such representation bundle")
     try:
-        tensors = load_file(str(path))
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = dict(handle.metadata() or {})
-    except (SafetensorError, OSError, ValueError) as error:
+        tensors, metadata = map_safetensors(path)
+    except (StorageError, OSError) as error:
         raise BundleError(f"{path}: not a safetensors representation bundle ({error})") from None
     if metadata.get("format") != FORMAT:
         raise BundleError(f"{path}: not a vinfo representation bundle (format "
@@ -195,7 +205,7 @@ def encode_dataset(model: BaseCodec, dataset: Dataset, ids: Tensor, batch_size: 
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     model = model.to(device).eval()
-    rows, size = [], None
+    y_hat, size, start = None, None, 0
     with torch.no_grad():
         for batch in ids.split(batch_size):
             images = [dataset[int(i)].image for i in batch]
@@ -205,8 +215,14 @@ def encode_dataset(model: BaseCodec, dataset: Dataset, ids: Tensor, batch_size: 
                                  "image size")
             size = tuple(images[0].shape)
             x = torch.stack(images).to(device)  # (B, 3, H, W)
-            rows.append(model.encode_latent(x).y_hat.float().cpu())
-    return torch.cat(rows)
+            rows = model.encode_latent(x).y_hat.float().cpu()
+            if y_hat is None:  # in memory, or on disk beyond the memory budget
+                y_hat = allocate((len(ids), *rows.shape[1:]), torch.float32)
+            y_hat[start:start + len(rows)] = rows
+            start += len(rows)
+    if y_hat is None:
+        raise ValueError("no image to encode")
+    return y_hat
 
 
 class Representation(NamedTuple):
@@ -265,6 +281,7 @@ def load_representation(
     preset: str | None = None,
     root: str | Path | None = None,
     n_images: int | None = None,
+    downscale: int | None = None,
     cache_dir: str | Path | None = None,
     batch_size: int = 16,
     device: str | torch.device = "cpu",
@@ -285,6 +302,7 @@ def load_representation(
         preset: synthetic preset override.
         root: dataset root override.
         n_images: use only the first ``n_images`` images.
+        downscale: shrink the images by this factor (default: recorded, else 1).
         cache_dir: cache directory; default :func:`default_cache_dir`.
         batch_size: images per encoding batch.
         device: where the codec runs.
@@ -300,7 +318,8 @@ def load_representation(
     path = Path(path)
     header = _header(path)
     label = name or path.stem
-    overrides = dict(dataset=dataset, split=split, preset=preset, root=root, n_images=n_images)
+    overrides = dict(dataset=dataset, split=split, preset=preset, root=root, n_images=n_images,
+                     downscale=downscale)
     if header.get("format") == FORMAT:
         bundle = load_bundle(path)
         source = resolve_source(recorded_data(bundle.metadata), **overrides)
@@ -310,10 +329,12 @@ def load_representation(
                          f"(safetensors format {header.get('format')!r})")
     spec = _checkpoint_spec(path)
     recorded = recorded_data(spec)
-    if recorded.get("dataset") == "synthetic" and recorded.get("split") == "train":
-        # the split the codec was trained on; synthetic data has an unlimited supply, so
-        # probes read fresh images of the same preset (the default split, val)
-        del recorded["split"]
+    name = str(recorded.get("dataset", DEFAULT_DATASET))
+    entry = DATASETS.get(name) if name in DATASETS else None
+    if entry is not None and recorded.get("split") == entry.train_split:
+        # the split the codec was trained on: probes read images it never saw (fresh images
+        # of the same preset for synthetic data, the official val split of a real dataset)
+        recorded["split"] = entry.unseen_split
     source = resolve_source(recorded, **overrides)
     sha = checkpoint_sha256(path)
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()

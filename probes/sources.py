@@ -2,23 +2,28 @@
 the train/val/test partition shared by every representation.
 
 A :class:`DataSource` names a dataset split (``synthetic`` preset ``tiny``, split ``val``, or a
-COCO/Cityscapes root). Representations are computed on its first ``n_images`` samples and
-identified by *sample id* = dataset index. :func:`build_probe_inputs` reads the targets of those
-samples from the dataset (:attr:`probes.heads.Target.field`: reconstruction = the image, depth
-with its validity mask, segmentation) and partitions the ids into probe train/val/test with one
-seeded permutation, so every representation is probed on the same images with the same seeds
-and the comparisons between them are paired.
+COCO/Cityscapes root) and the factor its images are shrunk by (``downscale``: the codec's input
+resolution). Representations are computed on its first ``n_images`` samples and identified by
+*sample id* = dataset index. :func:`build_probe_inputs` reads the targets of those samples from
+the dataset (:attr:`probes.heads.Target.field`: reconstruction = the image, depth with its
+validity mask, segmentation; downscaled like the codec's input, so probes measure information
+about what the codec saw) and partitions the ids into probe train/val/test with one seeded
+permutation (:func:`vinfo.data.partition`), so every representation is probed on the same
+images with the same seeds and the comparisons between them are paired.
 
 Synthetic scenes have no predefined splits and an unlimited supply of i.i.d. images: split
-``s`` is the whole preset drawn with seed ``preset.seed + SYNTHETIC_SPLIT_SEEDS[s]``. ``train``
-(offset 0) is exactly the dataset experiments train codecs on (they carve their own
-train/val/test index ranges out of it); ``val`` (the default) and ``test`` are fresh image sets
-the codec never saw, as large as the preset.
+``s`` is the whole preset drawn with seed ``preset.seed + SYNTHETIC_SPLIT_SEEDS[s]``
+(:func:`vinfo.data.synthetic_split_config`). ``train`` (offset 0) is exactly the dataset
+experiments train codecs on (they carve their own train/val/test index ranges out of it);
+``val`` (the default) and ``test`` are fresh image sets the codec never saw, as large as the
+preset. :mod:`vinfo.data.splits` explains which splits experiments and probes use.
 
-Memory: :func:`build_probe_inputs` holds every target of the chosen samples once, as float32
-(``N × C_t × H × W``; int64 for segmentation, plus a bool mask for depth), shared by all
-representations, plus each representation's ``ŷ`` (``N × C × h × w`` float32). For the tiny
-preset (256 images of 64×64) that is about 13 MB; cap larger datasets with ``n_images``.
+Memory: :func:`build_probe_inputs` reads every target of the chosen samples once (float32
+``N × C_t × H × W``; int64 for segmentation, plus a bool mask for depth), shared by all
+representations, and gathers each representation's ``ŷ`` rows (float32 ``N × C × h × w``), all
+in probe order so that the splits are views. Arrays beyond :func:`probes.storage.memory_budget`
+(1 GiB by default) are disk-backed, and the probes pass over them in batches and row chunks, so a
+dataset larger than memory can be probed; ``n_images`` caps the work, not only the memory.
 """
 
 from __future__ import annotations
@@ -34,10 +39,19 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from probes.estimator import ProbeData, Splits
+from probes.estimator import ProbeData, Splits, max_label
 from probes.heads import IGNORE_INDEX, get_target
+from probes.storage import allocate
 from probes.uncertainty import MIN_BOOTSTRAP_IMAGES
-from vinfo.data import DATASETS, PRESETS, SyntheticConfig, build_dataset
+from vinfo.data import (
+    DATASETS,
+    PRESETS,
+    SYNTHETIC_SPLIT_SEEDS,
+    Downscale,
+    build_dataset,
+    partition,
+    synthetic_split_config,
+)
 
 if TYPE_CHECKING:  # representations imports this module
     from probes.representations import RepresentationBundle
@@ -45,12 +59,10 @@ if TYPE_CHECKING:  # representations imports this module
 DEFAULT_DATASET = "synthetic"
 DEFAULT_PRESET = "tiny"
 DEFAULT_SPLIT = "val"
-SYNTHETIC_SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
-"""Seed offsets of the synthetic splits: ``train`` is the codecs' training dataset, ``val``
-and ``test`` are disjoint fresh image sets."""
 DEFAULT_FRACTIONS = (0.6, 0.2, 0.2)
 """Probe train / val / test fractions of the chosen images."""
-DATA_KEYS = ("dataset", "preset", "split", "root", "n_images")
+DATA_KEYS = ("dataset", "preset", "split", "root", "n_images", "downscale")
+_INT_KEYS = ("n_images", "downscale")
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,9 @@ class DataSource:
         preset: synthetic preset (:data:`vinfo.data.PRESETS`); ``None`` for other datasets.
         root: dataset root directory (COCO, Cityscapes); ``None`` for synthetic.
         n_images: use dataset indices ``0 .. n_images - 1``; ``None``: all.
+        downscale: images (and so targets) are shrunk by this integer factor
+            (:class:`vinfo.data.Downscale`), the resolution the codec was trained at; 1: as
+            stored.
     """
 
     dataset: str = DEFAULT_DATASET
@@ -70,11 +85,14 @@ class DataSource:
     preset: str | None = DEFAULT_PRESET
     root: str | None = None
     n_images: int | None = None
+    downscale: int = 1
 
     def __post_init__(self) -> None:
         DATASETS.get(self.dataset)  # unknown names list the valid ones
         if self.n_images is not None and self.n_images < 1:
             raise ValueError(f"n_images must be positive, got {self.n_images}")
+        if not isinstance(self.downscale, int) or self.downscale < 1:
+            raise ValueError(f"downscale must be an integer >= 1, got {self.downscale!r}")
         if self.dataset == "synthetic":
             if self.preset not in PRESETS:
                 raise ValueError(f"unknown synthetic preset {self.preset!r}; valid: "
@@ -86,13 +104,12 @@ class DataSource:
             raise ValueError(f"dataset {self.dataset!r} needs a data root (--data-root)")
 
     def build(self) -> Dataset:
-        """The dataset split (all of it; :meth:`sample_ids` applies ``n_images``)."""
+        """The dataset split, downscaled (all of it; :meth:`sample_ids` applies ``n_images``)."""
+        transform = Downscale(self.downscale) if self.downscale > 1 else None
         if self.dataset == "synthetic":
-            base = PRESETS[self.preset]  # type: ignore[index]
-            config = SyntheticConfig.preset(
-                self.preset, seed=base.seed + SYNTHETIC_SPLIT_SEEDS[self.split])  # type: ignore[arg-type]
-            return build_dataset("synthetic", config=config)
-        return build_dataset(self.dataset, root=self.root, split=self.split)
+            config = synthetic_split_config(self.preset, self.split)  # type: ignore[arg-type]
+            return build_dataset("synthetic", config=config, transform=transform)
+        return build_dataset(self.dataset, root=self.root, split=self.split, transform=transform)
 
     def sample_ids(self, dataset: Dataset) -> Tensor:
         """``(N,)`` int64 dataset indices used: the first ``n_images`` (or all)."""
@@ -107,13 +124,17 @@ class DataSource:
 
     def digest(self) -> str:
         """Hex digest that identifies this source in cache file names."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+        fields = asdict(self)
+        if self.downscale == 1:  # the digest of sources from before the field: caches stay valid
+            del fields["downscale"]
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
     def describe(self) -> str:
-        """One line: ``synthetic/tiny/val (first 24 images)``."""
+        """One line: ``synthetic/tiny/val (first 24 images)``, ``…, x2 downscale)``."""
         where = self.preset if self.dataset == "synthetic" else self.root
         count = "all images" if self.n_images is None else f"first {self.n_images} images"
-        return f"{self.dataset}/{where}/{self.split} ({count})"
+        scale = f", x{self.downscale} downscale" if self.downscale > 1 else ""
+        return f"{self.dataset}/{where}/{self.split} ({count}{scale})"
 
 
 def recorded_data(entries: Mapping[str, object]) -> dict[str, object]:
@@ -128,16 +149,17 @@ def recorded_data(entries: Mapping[str, object]) -> dict[str, object]:
     for key in DATA_KEYS:
         value = source.get(key, source.get("data_root") if key == "root" else None)
         if value not in (None, ""):
-            found[key] = int(value) if key == "n_images" else value  # type: ignore[call-overload]
+            found[key] = int(value) if key in _INT_KEYS else value  # type: ignore[call-overload]
     return found
 
 
 def resolve_source(recorded: Mapping[str, object] | None = None, *, dataset: str | None = None,
                    split: str | None = None, preset: str | None = None,
-                   root: str | Path | None = None, n_images: int | None = None) -> DataSource:
+                   root: str | Path | None = None, n_images: int | None = None,
+                   downscale: int | None = None) -> DataSource:
     """The :class:`DataSource` of a representation: explicit arguments win, then what the
     checkpoint or bundle recorded (only if it names the same dataset), then the defaults
-    (``synthetic``, preset ``tiny``, split ``val``, all images).
+    (``synthetic``, preset ``tiny``, split ``val``, all images, no downscale).
 
     Raises:
         ValueError: unknown dataset, preset or split; a non-synthetic dataset without root.
@@ -157,12 +179,14 @@ def resolve_source(recorded: Mapping[str, object] | None = None, *, dataset: str
         root=None if synthetic else (str(Path(root).resolve()) if root is not None
                                      else recorded.get("root")),  # type: ignore[arg-type]
         n_images=n_images if n_images is not None else recorded.get("n_images"),  # type: ignore[arg-type]
+        downscale=downscale if downscale is not None else recorded.get("downscale", 1),  # type: ignore[arg-type]
     )
 
 
 def split_positions(n: int, fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0,
                     min_test: int = MIN_BOOTSTRAP_IMAGES) -> tuple[Tensor, Tensor, Tensor]:
-    """Deterministic partition of ``0 .. n-1`` into probe train / val / test positions.
+    """Deterministic partition of ``0 .. n-1`` into probe train / val / test positions:
+    :func:`vinfo.data.partition` with a seed.
 
     Args:
         n: number of images.
@@ -171,33 +195,22 @@ def split_positions(n: int, fractions: Sequence[float] = DEFAULT_FRACTIONS, seed
         min_test: fewest test images accepted (2 for a bootstrap).
 
     Returns:
-        Three sorted int64 tensors of positions.
+        Three sorted int64 tensors of positions (a :class:`vinfo.data.Partition`).
 
     Raises:
         ValueError: bad fractions, or too few images for one train, one val and ``min_test``
             test images.
     """
-    if len(fractions) != 3 or min(fractions) <= 0:
-        raise ValueError(f"fractions must be three positive numbers, got {tuple(fractions)}")
-    total = float(sum(fractions))
-    n_test = int(round(n * fractions[2] / total))
-    n_val = int(round(n * fractions[1] / total))
-    n_train = n - n_val - n_test
-    if n_train < 1 or n_val < 1 or n_test < max(min_test, 1):
-        raise ValueError(f"too few images: {n} give {n_train} train, {n_val} val and {n_test} "
-                         f"test images; need at least 1, 1 and {max(min_test, 1)} (a bootstrap "
-                         "needs several test images: use more images)")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    train, val, test = order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]
-    return train.sort().values, val.sort().values, test.sort().values
+    return partition(n, fractions, seed=seed, min_sizes=(1, 1, min_test))
 
 
 def read_targets(dataset: Dataset, ids: Tensor, target: str) -> tuple[Tensor, Tensor | None]:
-    """Targets of samples ``ids`` read from ``dataset``.
+    """Targets of samples ``ids`` read from ``dataset``, one sample at a time, into arrays that
+    go to disk beyond :func:`probes.storage.memory_budget` (datasets larger than memory).
 
     Args:
         dataset: yields :class:`vinfo.data.Sample`.
-        ids: ``(N,)`` dataset indices.
+        ids: ``(N,)`` dataset indices; row ``i`` of the result is sample ``ids[i]``.
         target: name in :data:`probes.heads.TARGETS`.
 
     Returns:
@@ -205,25 +218,33 @@ def read_targets(dataset: Dataset, ids: Tensor, target: str) -> tuple[Tensor, Te
         ``(N, 1, H, W)`` bool, or ``None`` for targets without one.
 
     Raises:
-        ValueError: a sample lacks the target, or images differ in size.
+        ValueError: no sample, a sample lacks the target, or images differ in size.
     """
     spec = get_target(target)
-    values, masks = [], []
-    for index in ids.tolist():
+    if len(ids) == 0:
+        raise ValueError(f"no sample to read {target} targets from")
+    z: Tensor | None = None
+    mask: Tensor | None = None
+    for row, index in enumerate(ids.tolist()):
         sample = dataset[index]
         value = getattr(sample, spec.field)
         if value is None:
             raise ValueError(f"sample {index} of the dataset has no {target} target")
-        values.append(value.unsqueeze(0) if value.ndim == 2 else value)
-        if spec.mask_field is not None:
-            masks.append(getattr(sample, spec.mask_field).bool())
-    shapes = {tuple(v.shape) for v in values}
-    if len(shapes) > 1:
-        raise ValueError(f"{target} targets differ in size ({sorted(shapes)[:3]}); probes need "
-                         "one image size")
-    z = torch.stack(values)
-    z = z.long() if not z.is_floating_point() else z.float()
-    return z, (torch.stack(masks) if masks else None)
+        value = value.unsqueeze(0) if value.ndim == 2 else value
+        valid = None if spec.mask_field is None else getattr(sample, spec.mask_field).bool()
+        if z is None:
+            dtype = torch.float32 if value.is_floating_point() else torch.int64
+            z = allocate((len(ids), *value.shape), dtype)
+            if valid is not None:
+                mask = allocate((len(ids), *valid.shape), torch.bool)
+        if value.shape != z.shape[1:]:
+            raise ValueError(f"{target} targets differ in size ({tuple(z.shape[1:])} vs "
+                             f"{tuple(value.shape)} of sample {index}); probes need one image "
+                             "size")
+        z[row] = value
+        if mask is not None:
+            mask[row] = valid
+    return z, mask  # type: ignore[return-value]
 
 
 class ProbeInputs(NamedTuple):
@@ -243,8 +264,7 @@ class ProbeInputs(NamedTuple):
 
 
 def _num_classes(dataset: Dataset, z: Tensor) -> int:
-    labels = z[z != IGNORE_INDEX]
-    observed = int(labels.max()) + 1 if labels.numel() else 2
+    observed = max(max_label(z, IGNORE_INDEX) + 1, 2)
     declared = len(getattr(dataset, "classes", ()) or ())
     return max(observed, declared, 2)
 
@@ -301,11 +321,16 @@ def build_probe_inputs(representations: Mapping[str, RepresentationBundle],
     if int(ids.max()) >= len(dataset):  # type: ignore[arg-type]
         raise ValueError(f"sample id {int(ids.max())} is beyond the {len(dataset)} images of "  # type: ignore[arg-type]
                          f"{source.describe()}")
-    ys = {name: bundle.select(ids) for name, bundle in representations.items()}
+    # rows in probe order (train, then val, then test), so that each split is a slice: a view,
+    # also of the disk-backed arrays that hold data larger than memory (probes.storage)
+    ordered = ids[torch.cat(positions)]
+    bounds = torch.tensor([0] + [len(p) for p in positions]).cumsum(0).tolist()
+    parts = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    ys = {name: bundle.select(ordered) for name, bundle in representations.items()}
     data: dict[str, dict[str, Splits]] = {name: {} for name in representations}
     head_kwargs: dict[str, dict[str, object]] = {}
     for target in targets:
-        z, mask = read_targets(dataset, ids, target)
+        z, mask = read_targets(dataset, ordered, target)
         if not z.is_floating_point():
             head_kwargs[target] = {"num_classes": _num_classes(dataset, z)}
         for name, y in ys.items():
@@ -313,11 +338,11 @@ def build_probe_inputs(representations: Mapping[str, RepresentationBundle],
             if height % h or width % w or height // h != width // w:
                 raise ValueError(f"representation {name!r} is {h}x{w} but the {target} targets "
                                  f"are {height}x{width}: not one integer multiple")
-        split_z = [(z[p], None if mask is None else mask[p]) for p in positions]
+        split_z = [(z[p], None if mask is None else mask[p]) for p in parts]
         for name, y in ys.items():
             data[name][target] = Splits(*(ProbeData(y[p], zp, mp)
-                                          for p, (zp, mp) in zip(positions, split_z, strict=True)))
-    sample_ids = tuple(ids[p] for p in positions)
+                                          for p, (zp, mp) in zip(parts, split_z, strict=True)))
+    sample_ids = tuple(ordered[p] for p in parts)
     return ProbeInputs(data, head_kwargs, sample_ids, source)  # type: ignore[arg-type]
 
 

@@ -129,6 +129,25 @@ def _pickle(d):
     return d / "model.pt"
 
 
+def test_downscale_defaults_to_the_checkpoints_record_and_can_be_given(files, tmp_path):
+    recorded = tmp_path / "half.safetensors"
+    recorded.write_bytes(files["checkpoint"].read_bytes())
+    spec = json.loads(files["checkpoint"].with_suffix(".json").read_text())
+    spec["data"] = {"dataset": "synthetic", "preset": "tiny", "split": "val", "downscale": 2}
+    recorded.with_suffix(".json").write_text(json.dumps(spec))
+    result = run("probe", "--repr", recorded, "--target", "depth", *FAST, "--cache-dir",
+                 tmp_path / "cache")
+    assert result.exit_code == 0, result.output
+    # 64x64 tiny images shrunk to 32x32 before the codec's 16x downsampling
+    assert "half: ŷ (12, 16, 2, 2) computed" in result.stderr
+    assert result.stdout.startswith("data: synthetic/tiny/val (first 12 images, x2 downscale)")
+    # the bundle's 4x4 latent divides both the full and the shrunk targets
+    result = run("probe", "--repr", files["bundle"], "--target", "depth", *FAST, "--cache-dir",
+                 tmp_path / "cache", "--downscale", "4", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("data: synthetic/tiny/val (first 12 images, x4 downscale)")
+
+
 def _foreign(d):
     save_file({"w": torch.ones(1)}, str(d / "foreign.safetensors"))
     return d / "foreign.safetensors"
@@ -148,6 +167,7 @@ BAD_INPUTS = {
     "not a vinfo file": (lambda f, d: ["--repr", _foreign(d)], "neither a vinfo checkpoint"),
     "shape mismatch": (lambda f, d: ["--repr", _bad_shape(d)], "not one integer multiple"),
     "too few test images": (lambda f, d: ["--n-images", "4"], "too few images"),
+    "downscale below 1": (lambda f, d: ["--downscale", "0"], "downscale must be an integer >= 1"),
     "missing output directory": (lambda f, d: ["--out", d / "no" / "p.csv"], "does not exist"),
     "paired output format": (lambda f, d: ["--paired-out", d / "p.txt"], "must end in .csv"),
     "unknown anchor": (lambda f, d: ["--anchor", "elsewhere"], "anchor 'elsewhere' is none"),

@@ -1,5 +1,8 @@
 """Data sources, targets read from datasets, and the shared probe splits."""
 
+import hashlib
+import json
+
 import pytest
 import torch
 
@@ -12,7 +15,7 @@ from probes.sources import (
     resolve_source,
     split_positions,
 )
-from vinfo.data import SyntheticScenes
+from vinfo.data import SyntheticScenes, downscale
 from vinfo.registry import UnknownNameError
 
 SOURCE = DataSource(n_images=12)
@@ -51,8 +54,45 @@ def test_resolve_source_prefers_arguments_then_record_then_defaults():
         "dataset": "synthetic", "n_images": 7}
 
 
+def test_downscale_is_recorded_resolved_and_described():
+    # explicit argument, then the record, then 1
+    recorded = recorded_data({"data": {"dataset": "synthetic", "downscale": 2}})
+    assert recorded == {"dataset": "synthetic", "downscale": 2}
+    assert resolve_source(recorded).downscale == 2
+    assert resolve_source(recorded, downscale=4).downscale == 4
+    assert resolve_source().downscale == 1
+    # a bundle header stores it as a string
+    source = DataSource(n_images=3, downscale=2)
+    assert source.metadata()["downscale"] == "2"
+    assert resolve_source(recorded_data(source.metadata())) == source
+    assert source.describe() == "synthetic/tiny/val (first 3 images, x2 downscale)"
+    assert DataSource(n_images=3).describe() == "synthetic/tiny/val (first 3 images)"
+
+
+def test_the_digest_of_an_unscaled_source_is_the_one_of_before():
+    # representation caches written before the downscale field are keyed by this digest
+    before = {"dataset": "synthetic", "split": "val", "preset": "tiny", "root": None,
+              "n_images": 12}
+    expected = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()
+    assert SOURCE.digest() == expected
+    assert DataSource(n_images=12, downscale=2).digest() not in (expected,
+                                                                DataSource(n_images=12,
+                                                                           downscale=4).digest())
+
+
+def test_a_downscaled_source_shrinks_images_and_targets():
+    full, half = SOURCE.build(), DataSource(n_images=12, downscale=2).build()
+    assert half[0].image.shape == (3, 32, 32)
+    assert torch.equal(half[0].image, downscale(full[0], 2).image)
+    depth, valid = read_targets(half, torch.tensor([0, 1]), "depth")
+    assert depth.shape == valid.shape == (2, 1, 32, 32)
+    # depth takes the centre pixel of every 2x2 cell: no value is invented by averaging
+    assert torch.equal(depth[1], full[1].depth[..., 1::2, 1::2])
+
+
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
     ({"dataset": "imagenet"}, UnknownNameError, "valid: synthetic"),
+    ({"downscale": 0}, ValueError, "downscale must be an integer >= 1"),
     ({"dataset": "cityscapes"}, ValueError, "needs a data root"),
     ({"preset": "huge"}, ValueError, "unknown synthetic preset"),
     ({"split": "holdout"}, ValueError, "unknown synthetic split"),

@@ -1,6 +1,7 @@
 """Datasets: built-in synthetic scenes, COCO 2017 and Cityscapes loaders, exporters, transforms.
 
-Every dataset yields a :class:`Sample`; :data:`DATASETS` maps names to constructors.
+Every dataset yields a :class:`Sample`; :data:`DATASETS` maps names to constructors;
+:mod:`vinfo.data.splits` holds the train/val/test split rule shared by experiments and probes.
 """
 
 from vinfo.data.cityscapes import (
@@ -29,6 +30,15 @@ from vinfo.data.sample import (
     Sample,
     collate,
     same_size_batches,
+)
+from vinfo.data.splits import (
+    SPLIT_NAMES,
+    SYNTHETIC_SPLIT_SEEDS,
+    Partition,
+    holdout_size,
+    partition,
+    split_sizes,
+    synthetic_split_config,
 )
 from vinfo.data.synthetic import (
     PRESETS,
@@ -59,7 +69,9 @@ __all__ = [
     "PRESETS",
     "RECONSTRUCTION",
     "SEGMENTATION",
+    "SPLIT_NAMES",
     "SYNTHETIC_CLASSES",
+    "SYNTHETIC_SPLIT_SEEDS",
     "TASKS",
     "TRAIN_ID_NAMES",
     "Cityscapes",
@@ -73,6 +85,7 @@ __all__ = [
     "DatasetNotFoundError",
     "DatasetSummary",
     "Downscale",
+    "Partition",
     "RandomHorizontalFlip",
     "Sample",
     "SceneClass",
@@ -89,8 +102,12 @@ __all__ = [
     "export_synthetic",
     "generate_scene",
     "hflip",
+    "holdout_size",
     "inspect_dataset",
     "label_ids_to_train_ids",
+    "partition",
     "read_camera",
+    "split_sizes",
+    "synthetic_split_config",
     "upsample_prediction",
 ]

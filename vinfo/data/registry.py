@@ -21,11 +21,18 @@ class DatasetEntry:
         constructor: builds the dataset; keyword arguments are the dataset class's.
         tasks: tasks its samples have targets for (names from :data:`vinfo.data.sample.TASKS`).
         description: one line for ``--help`` and reports.
+        train_split: the split codecs train on (``train``, ``train2017``).
+        unseen_split: the split no codec trains or early-stops on, which probes read: a real
+            dataset's official validation split (the experiments' test set, since the official
+            test labels are not public); synthetic ``val``, fresh images of the preset
+            (:data:`vinfo.data.SYNTHETIC_SPLIT_SEEDS`).
     """
 
     constructor: Callable[..., Dataset]
     tasks: tuple[str, ...]
     description: str
+    train_split: str = "train"
+    unseen_split: str = "val"
 
 
 DATASETS: Registry[DatasetEntry] = Registry("dataset")
@@ -33,7 +40,8 @@ DATASETS.add("synthetic", DatasetEntry(
     SyntheticScenes, SyntheticScenes.tasks,
     "built-in procedural street scenes with all targets (default; presets tiny, small)"))
 DATASETS.add("coco", DatasetEntry(
-    CocoDetection, CocoDetection.tasks, "COCO 2017 detection, official layout, via pycocotools"))
+    CocoDetection, CocoDetection.tasks, "COCO 2017 detection, official layout, via pycocotools",
+    train_split="train2017", unseen_split="val2017"))
 DATASETS.add("cityscapes", DatasetEntry(
     Cityscapes, Cityscapes.tasks,
     "Cityscapes fine segmentation (19 trainIds) and disparity/depth, official layout"))

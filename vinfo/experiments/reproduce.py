@@ -50,6 +50,7 @@ from probes import (
     probe_files,
     save_bits,
 )
+from vinfo.data.registry import DATASETS
 from vinfo.data.synthetic import SyntheticConfig
 from vinfo.experiments.evaluate import TASK_EVALUATORS, trivial_metrics
 from vinfo.experiments.plots import Panel, plot_rd_panels, save_figure
@@ -61,7 +62,11 @@ from vinfo.experiments.rd import (
     write_rd_csv,
 )
 from vinfo.experiments.report import write_report
-from vinfo.experiments.splits import Splits, dataset_splits, experiment_transforms
+from vinfo.experiments.splits import (
+    Splits,
+    dataset_splits,
+    experiment_transforms,
+)
 from vinfo.experiments.sweep import (
     BASE_STRATEGY,
     FinishedRun,
@@ -110,9 +115,10 @@ class ProbeStudy:
     """V-information probes of the base models (issue #8): does β > 0 make ``ŷ`` more
     informative about the tasks, for probes of growing capacity?
 
-    Every base model is probed on the same images: for synthetic data fresh images of the
-    preset's scenes (split ``val``, never seen by the codecs), for real data the source its
-    checkpoint records (:func:`probes.representations.load_representation`).
+    Every base model is probed on the same images, which no codec saw, at the codecs' input
+    resolution (the preset's ``downscale``): for synthetic data fresh images of the preset's
+    scenes (split ``val``), for real data the official validation split (Cityscapes ``val``,
+    COCO ``val2017``; see :mod:`vinfo.data.splits`).
 
     Attributes:
         families: probe families (:data:`probes.families.FAMILIES`).
@@ -356,8 +362,8 @@ REPRODUCE_PRESETS.add(
         downscale=2,
         eval_batch_size=4,
         bitstream_images=50,
-        # the full capacity ladder; targets are held in memory at full resolution
-        # (probes.sources), hence a few hundred images
+        # the full capacity ladder; targets are held in memory at the codec's input
+        # resolution (x2 downscaled, probes.sources), hence a few hundred images
         probes=ProbeStudy(
             families=("linear", "mlp", "conv", "resnet", "synthesis"),
             seeds=(0, 1, 2),
@@ -607,7 +613,11 @@ def _reproduce(
     base_runs: dict[float, list[FinishedRun]] = {}
     # what the base checkpoints record in model.json, so `vinfo probe` finds their data
     data = data_record(
-        preset.dataset, synthetic=preset.synthetic, root=data_root, split=train_split_name(splits)
+        preset.dataset,
+        synthetic=preset.synthetic,
+        root=data_root,
+        split=train_split_name(splits),
+        downscale=preset.downscale,
     )
     for beta in preset.betas:
         base_runs[beta] = lambda_sweep(
@@ -768,8 +778,11 @@ def _repr_name(beta: float, lmbda: float) -> str:
 def _probe_source(
     preset: ReproducePreset, study: ProbeStudy, data_root: str | Path | None
 ) -> dict[str, Any]:
-    """Data source arguments of :func:`probes.probe_files`: synthetic data is probed on fresh
-    images of the preset's scenes (split ``val``), real data on what the checkpoints record."""
+    """Data source arguments of :func:`probes.probe_files`: the split of the preset's dataset
+    that no codec saw (:attr:`vinfo.data.DatasetEntry.unseen_split`: fresh
+    synthetic images, or a real dataset's official validation split), shrunk like the codec's
+    inputs (``downscale``, given when it is not 1)."""
+    split = DATASETS.get(preset.dataset).unseen_split
     if preset.dataset == "synthetic":
         name = synthetic_preset_name(preset.synthetic)
         if name is None:
@@ -777,9 +790,13 @@ def _probe_source(
                 "the probe step reads synthetic images by preset name; this preset's synthetic "
                 "config matches none of vinfo.data.synthetic.PRESETS"
             )
-        return {"dataset": "synthetic", "preset": name, "split": "val", "n_images": study.n_images}
-    root = None if data_root is None else str(Path(data_root).resolve())
-    return {"dataset": preset.dataset, "root": root, "n_images": study.n_images}
+        where: dict[str, Any] = {"preset": name}
+    else:
+        where = {"root": None if data_root is None else str(Path(data_root).resolve())}
+    # downscale 1 stays implicit: the probe records of earlier runs stay valid
+    scale = {"downscale": preset.downscale} if preset.downscale > 1 else {}
+    return {"dataset": preset.dataset, **where, "split": split, "n_images": study.n_images,
+            **scale}
 
 
 def _probe_base_models(

@@ -1,11 +1,14 @@
 """Train / validation / test splits for experiments, deterministic and disjoint.
 
-The synthetic scenes are i.i.d. by index (sample ``i`` is drawn from its own seeded generator),
-so contiguous index ranges are a fair split: ``[0, n_train)`` trains, the next ``n_val`` images
-validate (early stopping) and the last ``n_test`` are only ever used for the reported numbers.
+The rule lives in :mod:`vinfo.data.splits`, shared with the probes. Synthetic scenes are
+i.i.d. by index (sample ``i`` is drawn from its own seeded generator), so experiments split
+the preset's ``train`` split (:func:`vinfo.data.synthetic_split_config`, the preset itself)
+into contiguous index ranges: ``[0, n_train)`` trains, the next ``n_val`` images validate
+(early stopping) and the last ``n_test`` are only ever used for the reported numbers.
 Real datasets keep their official splits: the training split minus a held-out tail for
 validation, and the official validation split as the test set (Cityscapes' and COCO's test
-labels are not public).
+labels are not public); :attr:`vinfo.data.DatasetEntry.unseen_split` names the split no codec
+trains on, which the probes read.
 """
 
 from __future__ import annotations
@@ -18,13 +21,12 @@ from typing import NamedTuple
 from torch.utils.data import Dataset, Subset
 
 from vinfo.data.cityscapes import NUM_TRAIN_IDS
-from vinfo.data.registry import build_dataset
+from vinfo.data.registry import DATASETS, build_dataset
 from vinfo.data.sample import Sample
+from vinfo.data.splits import SPLIT_NAMES, holdout_size, split_sizes, synthetic_split_config
 from vinfo.data.synthetic import SYNTHETIC_CLASSES, SyntheticConfig, SyntheticScenes
 from vinfo.data.transforms import ColorJitter, Compose, Downscale, RandomHorizontalFlip
 from vinfo.registry import Registry
-
-SPLIT_NAMES = ("train", "val", "test")
 
 Transform = Callable[[Sample], Sample]
 
@@ -54,22 +56,19 @@ def split_indices(
 ) -> tuple[range, range, range]:
     """Contiguous, disjoint ``(train, val, test)`` index ranges covering ``range(num_images)``.
 
-    Val and test get ``max(1, round(fraction · n))`` images each; train gets the rest.
+    Val and test get ``max(1, round(fraction · n))`` images each; train gets the rest
+    (:func:`vinfo.data.split_sizes` with fractions ``(1 - val - test, val, test)``; the same
+    sizes as :func:`vinfo.data.partition` without a seed).
 
     Raises:
-        ValueError: fractions outside ``[0, 1)`` or too few images for three non-empty splits.
+        ValueError: fractions outside ``(0, 1)`` or too few images for three non-empty splits.
     """
     for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0 < value < 1:
             raise ValueError(f"{name} must be in (0, 1), got {value}")
-    n_val = max(1, round(val_fraction * num_images))
-    n_test = max(1, round(test_fraction * num_images))
-    n_train = num_images - n_val - n_test
-    if n_train < 1:
-        raise ValueError(
-            f"{num_images} images are too few for train/val/test splits "
-            f"({n_val} val + {n_test} test leave {n_train} for training)"
-        )
+    n_train, n_val, _ = split_sizes(
+        num_images, (1.0 - val_fraction - test_fraction, val_fraction, test_fraction)
+    )
     return (
         range(0, n_train),
         range(n_train, n_train + n_val),
@@ -86,10 +85,12 @@ def synthetic_splits(
     val_transform: Transform | None = None,
     test_transform: Transform | None = None,
 ) -> Splits:
-    """Split a synthetic dataset by index (see :func:`split_indices`).
+    """Split a synthetic dataset's ``train`` split by index (see :func:`split_indices`).
 
     Args:
-        config: a :class:`~vinfo.data.SyntheticConfig` or a preset name (``tiny``, ``small``).
+        config: a :class:`~vinfo.data.SyntheticConfig` or a preset name (``tiny``, ``small``);
+            its ``train`` split (:func:`vinfo.data.synthetic_split_config`) is the config
+            itself.
         val_fraction: share of images for validation.
         test_fraction: share of images for testing.
         train_transform: applied to training samples only (augmentation).
@@ -98,6 +99,7 @@ def synthetic_splits(
         test_transform: applied to test samples; usually none, since evaluation scores the
             original resolution (:func:`vinfo.experiments.evaluate.evaluate` downscales itself).
     """
+    config = synthetic_split_config(config, "train")
     train_data = SyntheticScenes(config, transform=train_transform)
     val_data = SyntheticScenes(config, transform=val_transform)
     test_data = SyntheticScenes(config, transform=test_transform)
@@ -120,8 +122,7 @@ def _official_splits(name: str, train_split: str, test_split: str) -> SplitRule:
             raise ValueError(f"dataset {name!r} needs a data root (--data-root)")
         train_data = build_dataset(name, root=root, split=train_split, transform=train_transform)
         held = build_dataset(name, root=root, split=train_split, transform=val_transform)
-        n_val = max(1, round(val_fraction * len(train_data)))
-        cut = len(train_data) - n_val
+        cut = len(train_data) - holdout_size(len(train_data), val_fraction)
         if cut < 1:
             raise ValueError(
                 f"{root}: too few training images ({len(train_data)}) to hold out a val set"
@@ -169,14 +170,19 @@ class ExperimentData:
     segmentation_classes: int
 
 
+def _official(name: str, classes: int) -> ExperimentData:
+    """A real dataset: its official training split (minus a val tail), and its official
+    validation split (:class:`vinfo.data.DatasetEntry`) as the test set."""
+    entry = DATASETS.get(name)
+    return ExperimentData(_official_splits(name, entry.train_split, entry.unseen_split), classes)
+
+
 EXPERIMENT_DATA: Registry[ExperimentData] = Registry("experiment dataset")
-EXPERIMENT_DATA.add("synthetic", ExperimentData(_synthetic_rule, len(SYNTHETIC_CLASSES)))
 EXPERIMENT_DATA.add(
-    "coco", ExperimentData(_official_splits("coco", "train2017", "val2017"), NUM_TRAIN_IDS)
+    "synthetic", ExperimentData(_synthetic_rule, len(SYNTHETIC_CLASSES))
 )
-EXPERIMENT_DATA.add(
-    "cityscapes", ExperimentData(_official_splits("cityscapes", "train", "val"), NUM_TRAIN_IDS)
-)
+EXPERIMENT_DATA.add("coco", _official("coco", NUM_TRAIN_IDS))
+EXPERIMENT_DATA.add("cityscapes", _official("cityscapes", NUM_TRAIN_IDS))
 
 
 def experiment_transforms(

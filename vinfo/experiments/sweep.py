@@ -217,29 +217,39 @@ def data_record(
     synthetic: SyntheticConfig | str = "tiny",
     root: str | Path | None = None,
     split: str = "train",
+    downscale: int = 1,
 ) -> dict[str, Any]:
     """The ``"data"`` entry a checkpoint spec records: what its model was trained on.
 
     ``probes.sources.recorded_data`` reads it, so ``vinfo probe --repr run/model.safetensors``
-    probes images of the same dataset (for synthetic data: the same preset, fresh images).
+    probes images of the same dataset (for synthetic data: the same preset, fresh images) at
+    the resolution the codec saw.
 
     Args:
         dataset: a name in :data:`vinfo.experiments.splits.EXPERIMENT_DATA`.
         synthetic: the synthetic preset name or config (synthetic data only).
         root: root of a real dataset (stored resolved).
         split: the dataset split the training images come from.
+        downscale: the factor the codec's inputs were shrunk by.
 
     Returns:
-        ``{"dataset", "preset", "split", "root"}``; ``preset`` is ``None`` for real data and
-        custom synthetic configs, ``root`` is ``None`` for synthetic data.
+        ``{"dataset", "preset", "split", "root", "downscale"}``; ``preset`` is ``None`` for
+        real data and custom synthetic configs, ``root`` is ``None`` for synthetic data, and
+        synthetic data records ``downscale`` only when it is not 1 (the records of earlier
+        synthetic runs stay as they were).
     """
+    if downscale < 1:
+        raise ValueError(f"downscale must be >= 1, got {downscale}")
     synthetic_data = dataset == "synthetic"
-    return {
+    record: dict[str, Any] = {
         "dataset": dataset,
         "preset": synthetic_preset_name(synthetic) if synthetic_data else None,
         "split": "train" if synthetic_data else split,
         "root": None if synthetic_data or root is None else str(Path(root).resolve()),
     }
+    if not synthetic_data or downscale != 1:
+        record["downscale"] = downscale
+    return record
 
 
 def train_split_name(splits: Splits) -> str:
@@ -471,7 +481,13 @@ def train_curve(
         **experiment_transforms(augment=augment, downscale=downscale),
     )
     train = train or TrainConfig()
-    data = data_record(dataset, synthetic=synthetic, root=data_root, split=train_split_name(splits))
+    data = data_record(
+        dataset,
+        synthetic=synthetic,
+        root=data_root,
+        split=train_split_name(splits),
+        downscale=downscale,
+    )
     with process_group_from_env():  # under torchrun: DDP across the ranks; otherwise nothing
         return lambda_sweep(
             out,
