@@ -214,17 +214,22 @@ def export_synthetic(
     Args:
         format: a name in :data:`EXPORT_FORMATS` (``"coco"`` or ``"cityscapes"``).
         out: dataset root (created).
-        n: number of samples; ``None`` means the config's ``num_images``.
+        n: number of samples, at least 1 (the loaders reject an empty tree); ``None`` means the
+            config's ``num_images``.
         config: a :class:`SyntheticConfig` or preset name.
         **kwargs: passed to :func:`export_coco` / :func:`export_cityscapes` (e.g. ``split``).
 
     Returns:
         What the exporter returns (the annotation file for COCO, the root for Cityscapes).
+
+    Raises:
+        ValueError: ``n < 1``; nothing is written.
     """
     exporter = EXPORT_FORMATS.get(format)
     cfg = SyntheticConfig.preset(config) if isinstance(config, str) else config
-    if n is not None:
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
-        cfg = replace(cfg, num_images=n)
+    n = cfg.num_images if n is None else n
+    if n < 1:
+        # An empty tree is not a dataset: both loaders refuse a split with no images.
+        raise ValueError(f"n must be >= 1 to export a dataset, got {n}")
+    cfg = replace(cfg, num_images=n)
     return exporter(SyntheticScenes(cfg), Path(out), **kwargs)

@@ -12,7 +12,7 @@ import numpy as np
 from vinfo.data.cityscapes import SPLITS, TRAIN_ID_NAMES, Cityscapes
 from vinfo.data.coco import CocoDetection
 from vinfo.data.errors import DatasetNotFoundError
-from vinfo.data.sample import IGNORE_INDEX
+from vinfo.data.sample import DEPTH, DETECTION, IGNORE_INDEX, SEGMENTATION
 
 
 @dataclass
@@ -22,6 +22,7 @@ class DatasetSummary:
     Attributes:
         root: the directory inspected.
         format: ``"coco"`` or ``"cityscapes"``.
+        targets: the targets found and verified (``detection``; ``segmentation``, ``depth``).
         splits: number of images per split.
         image_sizes: ``(width, height)`` → number of images.
         class_histogram: class name → count (COCO: annotations; Cityscapes: labelled pixels).
@@ -29,12 +30,15 @@ class DatasetSummary:
 
     root: Path
     format: str
+    targets: tuple[str, ...] = ()
     splits: dict[str, int] = field(default_factory=dict)
     image_sizes: dict[tuple[int, int], int] = field(default_factory=dict)
     class_histogram: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
         lines = [f"{self.format} dataset at {self.root}"]
+        if self.targets:
+            lines.append(f"  targets: {', '.join(self.targets)}")
         lines += [f"  split {s}: {n} images" for s, n in self.splits.items()]
         lines += [f"  size {w}x{h}: {n} images" for (w, h), n in self.image_sizes.items()]
         unit = "annotations" if self.format == "coco" else "pixels"
@@ -43,12 +47,13 @@ class DatasetSummary:
 
 
 def _coco(root: Path) -> DatasetSummary:
-    out = DatasetSummary(root, "coco")
+    out = DatasetSummary(root, "coco", targets=(DETECTION,))
     sizes: Counter = Counter()
     hist: Counter = Counter()
     for ann in sorted((root / "annotations").glob("instances_*.json")):
         split = ann.stem[len("instances_"):]
-        ds = CocoDetection(root, split, verify="layout")
+        # Decode every image: the sizes reported come from the JSON, so check they are real.
+        ds = CocoDetection(root, split, verify="decode")
         out.splits[split] = len(ds)
         sizes.update((i["width"], i["height"]) for i in ds.coco.dataset["images"])
         hist.update(ds.categories[a["category_id"]] for a in ds.coco.dataset["annotations"])
@@ -60,16 +65,24 @@ def _cityscapes(root: Path) -> DatasetSummary:
     out = DatasetSummary(root, "cityscapes")
     sizes: Counter = Counter()
     pixels = np.zeros(256, dtype=np.int64)
+    found: dict[str, None] = {}
     for split in SPLITS:
         if not (root / "leftImg8bit" / split).is_dir():
             continue
-        ds = Cityscapes(root, split, targets=("segmentation",), verify="header")
+        # Depth is optional (a tree may hold only images and gtFine), but whatever is there
+        # is read: every sample below decodes its image, labels, disparity and camera JSON.
+        targets = (SEGMENTATION, DEPTH) if (root / "disparity" / split).is_dir() else (
+            SEGMENTATION,)
+        depth = "metric" if (root / "camera" / split).is_dir() else "disparity"
+        ds = Cityscapes(root, split, targets=targets, depth=depth, verify="header")
         out.splits[split] = len(ds)
+        found.update(dict.fromkeys(targets))
         for i in range(len(ds)):
             s = ds[i]
             sizes[(s.size[1], s.size[0])] += 1
             pixels += np.bincount(s.segmentation.numpy().ravel(), minlength=256)
     names = {**dict(enumerate(TRAIN_ID_NAMES)), IGNORE_INDEX: "ignore"}
+    out.targets = tuple(found)
     out.image_sizes = dict(sizes)
     out.class_histogram = {names[k]: int(pixels[k]) for k in names if pixels[k] > 0}
     return out
@@ -85,9 +98,10 @@ _LAYOUTS: tuple[tuple[str, str, Callable[[Path], DatasetSummary]], ...] = (
 def inspect_dataset(root: str | Path) -> DatasetSummary:
     """Detect the layout of ``root`` and summarise it.
 
-    COCO is recognised by ``annotations/instances_*.json``, Cityscapes by ``leftImg8bit/``. The
-    Cityscapes histogram decodes every label PNG (seconds on a small tree, minutes on the full
-    dataset).
+    COCO is recognised by ``annotations/instances_*.json``, Cityscapes by ``leftImg8bit/``.
+    Everything reported on is verified, so a summary is only printed for a readable tree: every
+    COCO image is decoded, and every Cityscapes image, labelIds PNG and, where the split has
+    them, disparity PNG and camera JSON (seconds on a small tree, minutes on a full dataset).
 
     Raises:
         DatasetNotFoundError: ``root`` is missing or matches no known layout.

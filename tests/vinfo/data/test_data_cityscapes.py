@@ -15,6 +15,7 @@ from vinfo.data import (
     export_synthetic,
     label_ids_to_train_ids,
 )
+from vinfo.data.cityscapes import VERIFY_LEVELS
 
 # (name, labelId, trainId) copied from cityscapesScripts, cityscapesscripts/helpers/labels.py
 OFFICIAL = [
@@ -36,6 +37,8 @@ def test_label_ids_to_train_ids_matches_official_table():
     assert ids.tolist() == list(range(34))
     expected = [t for _, i, t in OFFICIAL if i >= 0]
     assert label_ids_to_train_ids(ids).tolist() == expected
+    as_png = label_ids_to_train_ids(ids.numpy().astype(np.uint8))  # what a label PNG decodes to
+    assert as_png.dtype == torch.int64 and as_png.tolist() == expected
     # license plate: id -1 (trainId -1) is ignored; stored as 255 in a uint8 label image
     assert label_ids_to_train_ids(np.array([255], dtype=np.uint8)).tolist() == [255]
     assert sorted({t for t in expected if t != 255}) == list(range(19))
@@ -148,16 +151,47 @@ def test_wrong_mode_and_size(tree):
         Cityscapes(tree)
 
 
-def test_label_id_outside_mapping_in_file(tree):
+def test_label_id_outside_mapping_in_file_fails_at_construction(tree):
     path = _file(tree, "gtFine", "gtFine_labelIds.png", 1)
     labels = np.array(Image.open(path))
     labels[0, 0] = 77
     Image.fromarray(labels).save(path)
+    # The default level decodes the label PNGs, so the bad id fails before any sample is read.
+    with pytest.raises(DatasetFormatError, match=rf"{path.name}: label ids \[77\].*0\.\.33"):
+        Cityscapes(tree)
     with pytest.raises(DatasetFormatError, match=rf"{path.name}.*\[77\]"):
         Cityscapes(tree, verify="decode")
-    ds = Cityscapes(tree)  # header-level check cannot see pixel values ...
+    ds = Cityscapes(tree, verify="header")  # the cheaper explicit level cannot see pixels ...
+    ds[0]
     with pytest.raises(DatasetFormatError, match=path.name):
         ds[1]  # ... so reading the sample names the file
+
+
+def test_truncated_label_png_fails_at_construction(tree):
+    path = _file(tree, "gtFine", "gtFine_labelIds.png", 2)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # header intact, pixel data cut short
+    Cityscapes(tree, verify="header")  # the header still parses ...
+    with pytest.raises(DatasetFormatError, match=rf"{path.name}: cannot read.*labelIds PNG"):
+        Cityscapes(tree)  # ... but the default decodes the labels
+    # Without segmentation the label files are not needed, so they are not checked.
+    assert len(Cityscapes(tree, targets=("depth",))) == 3
+
+
+def test_default_level_loads_the_labels_it_checked(tree):
+    ds = Cityscapes(tree)
+    header = Cityscapes(tree, verify="header")
+    for i in range(len(ds)):
+        assert torch.equal(ds[i].segmentation, header[i].segmentation)
+
+
+def test_verify_levels_are_ordered_and_validated(tree):
+    # Each level checks everything the previous one does.
+    flags = [(lv.headers, lv.labels, lv.pixels) for lv in VERIFY_LEVELS.values()]
+    assert list(VERIFY_LEVELS) == ["layout", "header", "labels", "decode"]
+    assert (np.diff(np.array(flags, dtype=int), axis=0) >= 0).all()
+    with pytest.raises(ValueError, match="layout, header, labels, decode"):
+        Cityscapes(tree, verify="pixels")
 
 
 def test_test_split_and_cities(tmp_path):

@@ -113,6 +113,16 @@ def test_cityscapes_round_trip(cityscapes_root, synthetic):
         assert disp[i].depth_unit == "px" and loaded.depth_unit == "m"
 
 
+@pytest.mark.parametrize("n", [0, -1])
+def test_export_of_no_images_is_refused_and_writes_nothing(tmp_path, n):
+    with pytest.raises(ValueError, match=rf"n must be >= 1.*got {n}"):
+        export_synthetic("cityscapes", tmp_path / "out", n=n)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        export_synthetic("coco", tmp_path / "out", config=SyntheticConfig.preset("tiny",
+                                                                                 num_images=0))
+    assert not (tmp_path / "out").exists()
+
+
 def test_unknown_export_format(tmp_path):
     with pytest.raises(UnknownNameError, match="coco"):
         export_synthetic("kitti", tmp_path, n=1)
