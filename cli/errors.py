@@ -6,16 +6,24 @@ tree, so every command, including sub-apps registered later, gets the same behav
 * bad input (``ValueError``, ``LookupError``, ``OSError`` and their subclasses, which the
   library uses for invalid arguments, unknown names and missing or unreadable files): one line
   ``error: …`` on stderr, exit code 2, the code click uses for usage errors;
+* usage errors typer catches itself while parsing (missing or unknown option, missing
+  argument, a value of the wrong type, unknown command): the same one line and exit code 2,
+  instead of typer's multi-line usage box; ``--help`` and "no arguments shows help" are kept;
 * anything else is a bug: one line ``internal error: …`` and exit code 1.
 
-``vinfo --debug …`` (or ``VINFO_DEBUG=1``) re-raises instead, showing the traceback.
+``vinfo --debug …`` (or ``VINFO_DEBUG=1``) re-raises library errors instead, showing the
+traceback; usage errors stay one line, they have no traceback worth showing.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any, NoReturn
 
 import typer
+
+# typer vendors click (no separate ``click`` package); its usage errors live here.
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 USAGE_EXIT_CODE = 2
@@ -34,14 +42,40 @@ def one_line(error: BaseException) -> str:
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
+def exit_on_usage_error(error: UsageError) -> NoReturn:
+    """Print a parsing error as one ``error: …`` line with a pointer to ``--help``; exit 2."""
+    hint = f" (see '{error.ctx.command_path} --help')" if error.ctx is not None else ""
+    typer.echo(f"error: {one_line(error.format_message())}{hint}", err=True)
+    raise typer.Exit(USAGE_EXIT_CODE) from None
+
+
 class ErrorHandlingGroup(TyperGroup):
-    """Typer group that reports library exceptions as one line on stderr."""
+    """Typer group that reports library exceptions and usage errors as one line on stderr.
+
+    Usage errors are raised in two places: parsing the root's own options
+    (:meth:`make_context`, e.g. ``vinfo --bogus``) and resolving and parsing a sub-command,
+    which happens inside :meth:`invoke` for every nested sub-app too.
+    """
+
+    def make_context(  # type: ignore[override]
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> typer.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except NoArgsIsHelpError:
+            raise  # not an error: typer shows the help
+        except UsageError as error:
+            exit_on_usage_error(error)
 
     def invoke(self, ctx: typer.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as error:
+            exit_on_usage_error(error)
         except (typer.Exit, typer.Abort, typer.TyperException):
-            raise  # typer's own usage errors and exits keep their behaviour
+            raise  # exits, aborts and typer's other exceptions keep their behaviour
         except BAD_INPUT_ERRORS as error:
             if debug_enabled(ctx):
                 raise

@@ -22,7 +22,9 @@ app = typer.Typer(
         "codecs and V-information probes for learned scalable coding.\n\n"
         "Sign conventions: BD-rate is in percent, negative = the test curve needs fewer bits "
         "for the same quality (better). BD-metric is in the metric's unit, positive = the test "
-        "curve is better at equal rate, whatever the metric's direction."
+        "curve is better at equal rate, whatever the metric's direction.\n\n"
+        "Interpolation methods (vinfo bdrate --method): akima (default), pchip, cubic "
+        "(not-a-knot cubic spline), polyfit (VCEG-M33 cubic polynomial fit)."
     ),
     no_args_is_help=True,
     add_completion=False,
