@@ -79,7 +79,10 @@ def parse_bytes(text: str) -> int:
 def memory_budget() -> int:
     """Bytes an array may take in memory before :func:`allocate` puts it on disk."""
     value = os.environ.get("VINFO_PROBE_MEMORY")
-    return DEFAULT_MEMORY_BUDGET if not value else parse_bytes(value)
+    try:
+        return DEFAULT_MEMORY_BUDGET if not value else parse_bytes(value)
+    except ValueError as error:
+        raise ValueError(f"VINFO_PROBE_MEMORY: {error}") from None
 
 
 def scratch_dir() -> Path:

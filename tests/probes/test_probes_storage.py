@@ -88,6 +88,14 @@ def test_sizes_parse_with_binary_units():
         parse_bytes("lots")
 
 
+def test_a_bad_memory_budget_names_its_variable(monkeypatch):
+    monkeypatch.setenv("VINFO_PROBE_MEMORY", "lots")
+    with pytest.raises(ValueError, match="^VINFO_PROBE_MEMORY: not a size in bytes"):
+        allocate((2, 2), torch.float32)
+    monkeypatch.setenv("VINFO_PROBE_MEMORY", "1K")
+    assert storage.memory_budget() == 1024
+
+
 def test_channel_moments_match_torch_in_any_chunking(monkeypatch):
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(9, 3, 5, 4, generator=generator) * 10 + 1000  # a large mean: no cancellation
