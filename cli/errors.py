@@ -22,8 +22,10 @@ from typing import Any, NoReturn
 
 import typer
 
-# typer vendors click (no separate ``click`` package); its usage errors live here.
-from typer._click.exceptions import NoArgsIsHelpError, UsageError
+try:  # typer >= 0.29 vendors click (no separate ``click`` package); a private module
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+except ImportError:  # typer on top of a separate click
+    from click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 USAGE_EXIT_CODE = 2

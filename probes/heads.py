@@ -137,10 +137,11 @@ class _LocationScaleHead(Head):
     def fitted_to(self, target: Tensor, mask: Tensor | None = None) -> Head:
         if mask is not None:
             mask = (mask.unsqueeze(1) if mask.ndim == 3 else mask)[:, :1]
-        _mask(target[:1], None if mask is None else mask[:1])  # shapes only: no full-size copy
-        if mask is not None and mask.shape[0] != target.shape[0]:
+        if mask is not None and (mask.shape[0] != target.shape[0]
+                                 or mask.shape[-2:] != target.shape[-2:]):
             raise ValueError(f"mask {tuple(mask.shape)} does not match target "
                              f"{tuple(target.shape)}")
+        _mask(target[:1], None if mask is None else mask[:1])  # ranks only: no full-size copy
         count, mean, m2 = channel_moments(target, mask).pooled()  # in row chunks
         if count < 2:
             raise ValueError("need at least two valid target values to fit a head")

@@ -329,8 +329,8 @@ def load_representation(
                          f"(safetensors format {header.get('format')!r})")
     spec = _checkpoint_spec(path)
     recorded = recorded_data(spec)
-    name = str(recorded.get("dataset", DEFAULT_DATASET))
-    entry = DATASETS.get(name) if name in DATASETS else None
+    dataset_name = str(recorded.get("dataset", DEFAULT_DATASET))
+    entry = DATASETS.get(dataset_name) if dataset_name in DATASETS else None
     if entry is not None and recorded.get("split") == entry.train_split:
         # the split the codec was trained on: probes read images it never saw (fresh images
         # of the same preset for synthetic data, the official val split of a real dataset)

@@ -16,9 +16,11 @@ A dataset larger than RAM must not have to fit in RAM, so:
 - **Whole-array statistics run in row chunks** (:func:`row_chunks`) of at most
   :data:`CHUNK_BYTES`, so that no pass allocates a temporary as large as the array.
 
-Peak memory is then the model, one batch and one chunk, whatever the number of images; the
-price on a dataset larger than RAM is disk reads. Arrays below the budget stay ordinary
-in-memory tensors, as before.
+The budget applies to each array: a probe run holds a handful of them (the targets and their
+mask, one ``ŷ`` per representation, the shuffled control's copies), each in memory only if it
+is below the budget. Peak memory is then at most a few budgets plus the model, one batch and one
+chunk, whatever the number of images; the price on a dataset larger than RAM is disk reads.
+Small arrays stay ordinary in-memory tensors, as before.
 """
 
 from __future__ import annotations
@@ -209,8 +211,14 @@ def write_safetensors(path: str | Path, tensors: Mapping[str, Tensor],
     header: dict[str, object] = {}
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    if "__metadata__" in tensors:
+        raise StorageError("a tensor may not be called '__metadata__'")
+    # widest elements first (as safetensors orders them), so that every tensor starts aligned
+    # to its element size
+    order = sorted(tensors, key=lambda name: -tensors[name].element_size())
     offset = 0
-    for name, tensor in tensors.items():
+    for name in order:
+        tensor = tensors[name]
         if tensor.dtype not in _CODES:
             raise StorageError(f"tensor {name!r}: dtype {tensor.dtype} is not supported")
         size = tensor.numel() * tensor.element_size()
@@ -232,7 +240,9 @@ def write_safetensors(path: str | Path, tensors: Mapping[str, Tensor],
                                offset=start + begin, shape=tuple(tensor.shape))
             mapped = torch.from_numpy(target)
             source = tensor.detach().cpu()
-            for part in row_chunks(source):
+            if source.ndim == 0:
+                mapped.copy_(source)
+            for part in row_chunks(source) if source.ndim else ():
                 mapped[part] = source[part]
             target.flush()
             del mapped, target
@@ -256,6 +266,9 @@ def read_header(path: str | Path) -> tuple[dict[str, dict], dict[str, str], int]
     if not isinstance(header, dict):
         raise StorageError(f"{path}: not a safetensors file (header is not an object)")
     metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise StorageError(f"{path}: not a safetensors file (metadata is not string to string)")
     return header, dict(metadata), 8 + length
 
 
@@ -274,6 +287,9 @@ def map_safetensors(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]
     size = path.stat().st_size
     tensors = {}
     for name, entry in entries.items():
+        if isinstance(entry, dict) and entry.get("dtype") not in _DTYPES:
+            raise StorageError(f"{path}: tensor {name!r} has dtype {entry.get('dtype')}, which "
+                               f"vinfo does not read (supported: {', '.join(_DTYPES)})")
         try:
             dtype = _DTYPES[entry["dtype"]]
             shape = tuple(int(n) for n in entry["shape"])

@@ -52,6 +52,39 @@ def test_written_files_are_safetensors_and_mapped_files_read_back(tmp_path):
     assert torch.equal(load_file(reference)["f32"], tensors()["f32"])
 
 
+def test_tensors_start_aligned_and_scalars_round_trip(tmp_path):
+    path = tmp_path / "a.safetensors"
+    odd = {"y_hat": torch.randn(3, 1, 1, 1), "flag": torch.tensor(True),
+           "scalar": torch.tensor(2.5), "sample_ids": torch.arange(3)}
+    write_safetensors(path, odd)
+    entries, _, start = storage.read_header(path)
+    assert start % 8 == 0
+    for name, entry in entries.items():  # every tensor starts at a multiple of its width
+        assert entry["data_offsets"][0] % odd[name].element_size() == 0, name
+    assert all(torch.equal(value, odd[name]) for name, value in load_file(path).items())
+    assert all(torch.equal(value, odd[name]) for name, value in map_safetensors(path)[0].items())
+
+
+def test_unreadable_headers_are_storage_errors(tmp_path):
+    import json
+    import struct
+
+    def file_with(header):
+        text = json.dumps(header).encode()
+        path = tmp_path / "h.safetensors"
+        path.write_bytes(struct.pack("<Q", len(text)) + text + bytes(8))
+        return path
+
+    with pytest.raises(storage.StorageError, match="metadata is not string to string"):
+        map_safetensors(file_with({"__metadata__": ["x"]}))
+    with pytest.raises(storage.StorageError, match="dtype BF16, which vinfo does not read"):
+        map_safetensors(file_with({"w": {"dtype": "BF16", "shape": [4],
+                                         "data_offsets": [0, 8]}}))
+    with pytest.raises(storage.StorageError, match="does not fit the file"):
+        map_safetensors(file_with({"w": {"dtype": "F32", "shape": [4],
+                                         "data_offsets": [0, 16]}}))
+
+
 @pytest.mark.parametrize("content", [b"", b"\x80\x04pickle", b"\xff" * 8 + b"{}"])
 def test_non_safetensors_files_are_refused(tmp_path, content):
     path = tmp_path / "bad.safetensors"
