@@ -306,7 +306,9 @@ def linear_gaussian_closed_form(data: ProbeData, positional: bool = True,
             yield y[part].double().flatten(2) - y_offset, zq, m
 
     # y is centred globally first so that the raw second moments do not cancel catastrophically
-    y_offset = channel_moments(y).mean.view(1, c_y, 1)
+    # (the null ignores y: no pass over it)
+    y_offset = torch.zeros(1, c_y, 1, dtype=torch.float64) if null else \
+        channel_moments(y).mean.view(1, c_y, 1)
     n_groups = z.shape[-2] * z.shape[-1] // factor**2 if positional else 1
     count = torch.zeros(1, q, n_groups, dtype=torch.float64)
     z_sum = torch.zeros_like(count)

@@ -135,13 +135,10 @@ class _LocationScaleHead(Head):
         return self._mean_log_scale(params)[0]
 
     def fitted_to(self, target: Tensor, mask: Tensor | None = None) -> Head:
-        if mask is not None:
-            mask = (mask.unsqueeze(1) if mask.ndim == 3 else mask)[:, :1]
-        if mask is not None and (mask.shape[0] != target.shape[0]
-                                 or mask.shape[-2:] != target.shape[-2:]):
-            raise ValueError(f"mask {tuple(mask.shape)} does not match target "
-                             f"{tuple(target.shape)}")
-        _mask(target[:1], None if mask is None else mask[:1])  # ranks only: no full-size copy
+        if mask is None:
+            _mask(target[:1], None)  # checks the rank without an all-true full-size mask
+        else:
+            mask = _mask(target, mask)  # checked; a view of a bool mask, not a copy
         count, mean, m2 = channel_moments(target, mask).pooled()  # in row chunks
         if count < 2:
             raise ValueError("need at least two valid target values to fit a head")

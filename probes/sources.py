@@ -264,7 +264,7 @@ class ProbeInputs(NamedTuple):
 
 
 def _num_classes(dataset: Dataset, z: Tensor) -> int:
-    observed = max(max_label(z, IGNORE_INDEX) + 1, 2)
+    observed = max_label(z, IGNORE_INDEX) + 1
     declared = len(getattr(dataset, "classes", ()) or ())
     return max(observed, declared, 2)
 

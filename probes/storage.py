@@ -117,10 +117,10 @@ def allocate(shape: tuple[int, ...], dtype: torch.dtype, *, budget: int | None =
 
 
 def row_chunks(tensor: Tensor, chunk_bytes: int | None = None) -> Iterator[slice]:
-    """Slices of the first dimension of ``tensor`` of at most ``chunk_bytes`` each (default
-    :data:`CHUNK_BYTES`), and at least one row."""
+    """Slices of the first dimension of ``tensor`` (at least 1-D) of at most ``chunk_bytes``
+    each (default :data:`CHUNK_BYTES`), and at least one row."""
     chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
-    rows = tensor.shape[0] if tensor.ndim else 1
+    rows = tensor.shape[0]
     row_bytes = max(tensor[0].numel() * tensor.element_size() if rows else 1, 1)
     step = max(1, chunk_bytes // row_bytes)
     for start in range(0, rows, step):
@@ -238,11 +238,10 @@ def write_safetensors(path: str | Path, tensors: Mapping[str, Tensor],
             begin = header[name]["data_offsets"][0]  # type: ignore[index]
             target = np.memmap(temporary, dtype=_numpy_dtype(tensor.dtype), mode="r+",
                                offset=start + begin, shape=tuple(tensor.shape))
-            mapped = torch.from_numpy(target)
-            source = tensor.detach().cpu()
-            if source.ndim == 0:
-                mapped.copy_(source)
-            for part in row_chunks(source) if source.ndim else ():
+            # a scalar is copied as one row; reshape of the mapped tensor is a view of the file
+            mapped = torch.from_numpy(target).reshape(-1, *tensor.shape[1:])
+            source = tensor.detach().cpu().reshape(mapped.shape)
+            for part in row_chunks(source):
                 mapped[part] = source[part]
             target.flush()
             del mapped, target

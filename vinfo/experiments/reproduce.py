@@ -62,11 +62,7 @@ from vinfo.experiments.rd import (
     write_rd_csv,
 )
 from vinfo.experiments.report import write_report
-from vinfo.experiments.splits import (
-    Splits,
-    dataset_splits,
-    experiment_transforms,
-)
+from vinfo.experiments.splits import Splits, dataset_splits, experiment_transforms
 from vinfo.experiments.sweep import (
     BASE_STRATEGY,
     FinishedRun,

@@ -181,9 +181,7 @@ def _official(name: str, classes: int) -> ExperimentData:
 
 
 EXPERIMENT_DATA: Registry[ExperimentData] = Registry("experiment dataset")
-EXPERIMENT_DATA.add(
-    "synthetic", ExperimentData(_synthetic_rule, len(SYNTHETIC_CLASSES))
-)
+EXPERIMENT_DATA.add("synthetic", ExperimentData(_synthetic_rule, len(SYNTHETIC_CLASSES)))
 EXPERIMENT_DATA.add("coco", _official("coco", NUM_TRAIN_IDS))
 EXPERIMENT_DATA.add("cityscapes", _official("cityscapes", NUM_TRAIN_IDS))
 
