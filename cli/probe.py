@@ -66,12 +66,25 @@ def _write_frame(frame: pd.DataFrame, path: Path) -> None:
     write_text_atomic(path, text)
 
 
+FLAGS = {
+    "budget_flag": "B",
+    "shuffled_flag": "S",
+    "capacity_flag": "C",
+}
+"""Table letter of each boolean flag column of :func:`probes.estimator.run_probes`."""
+
+
+def _flags(frame: pd.DataFrame) -> list[str]:
+    present = [(column, letter) for column, letter in FLAGS.items() if column in frame]
+    return ["".join(letter for column, letter in present if bool(row[column])) or "-"
+            for _, row in frame.iterrows()]
+
+
 def _table(frame: pd.DataFrame) -> str:
     table = frame.assign(
         iv_ci=[f"[{low:+.4f}, {high:+.4f}]" for low, high in
                zip(frame["iv_ci_low"], frame["iv_ci_high"], strict=True)],
-        flags=["".join(flag for flag, on in (("S", s), ("C", c)) if on) or "-" for s, c in
-               zip(frame["shuffled_flag"], frame["capacity_flag"], strict=True)],
+        flags=_flags(frame),
         task_metric=[f"{name} {value:.3g}" for name, value in
                      zip(frame["metric"], frame["metric_value"], strict=True)],
     )[list(_TABLE_COLUMNS)].rename(columns=_TABLE_COLUMNS)
@@ -112,11 +125,13 @@ def probe(
     bootstrap: int = typer.Option(None, "--bootstrap", show_default=False,
                                   help="Bootstrap resamples of the CIs (default 1000)."),
     null: str = typer.Option(None, "--null", show_default=False,
-                             help=f"Null predictor: {', '.join(NULLS)} (default positional)."),
+                             help=f"Null predictor: {', '.join(NULLS)} (the only one: a free "
+                             "distribution per target pixel, the null of every family)."),
     width: int = typer.Option(None, "--width", show_default=False,
                               help="Hidden width of the families (default: family default)."),
     max_epochs: int = typer.Option(None, "--max-epochs", show_default=False,
-                                   help="Epoch budget of every fit (default 200)."),
+                                   help="Epoch budget of every conditional fit (default 30; the "
+                                   "null is fitted to convergence)."),
     cache_dir: Path = typer.Option(
         None, "--cache-dir", show_default=False,
         help="Representation cache (default $VINFO_CACHE_DIR or ~/.cache/vinfo)."),
@@ -147,7 +162,8 @@ def probe(
 
     CIs bootstrap the test images and the seeds (paired between representations).
 
-    Flags: S = shuffled-representation control above 0, C = below a lower-capacity family.
+    Flags: B = a fit stopped on its epoch budget (may not have converged), S = shuffled-
+    representation control above 0, C = below a lower-capacity family.
 
     With several --repr: ΔI_V = I_V(repr) − I_V(anchor) with a paired CI (same images, seeds).
 
@@ -214,8 +230,9 @@ def probe(
     typer.echo(_table(frame))
     typer.echo("H(Z|∅), H(Z|Y), I_V: bits per target pixel (depth: differential bits). "
                "gap: test − train H(Z|Y). I_V/H: I_V / H(Z|∅) (discrete targets). metric: of the "
-               "probe's prediction (psnr dB, rmse depth unit, miou). flags: S shuffled control > "
-               "0, C capacity drop.")
+               "probe's prediction (psnr dB, rmse depth unit, miou). flags: B budget-stopped fit, "
+               "S shuffled control > 0, C capacity drop. null: every H(Z|∅) is the positional "
+               "null, a free distribution per target pixel fitted to convergence.")
     if len(run.representations) > 1:
         typer.echo("")
         typer.echo(f"paired ΔI_V vs {paired['anchor'].iloc[0]}")

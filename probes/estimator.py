@@ -6,14 +6,18 @@ For a family ``V`` (:mod:`probes.families`) and a target ``Z`` (:mod:`probes.hea
     I_V(Y → Z) = H_V(Z|∅) - H_V(Z|Y)
 
 in bits per target pixel (§3.1 of the paper uses ``I_V`` to state its objective). A probe is
-``f[y] = family(y) + prior``; ``f[∅]`` is the same probe fed the null input, i.e. the prior
-alone. The prior is either **positional** (one parameter vector per target pixel: sky on top,
-road at the bottom; the default, so ``I_V`` does not absorb the spatial prior) or **global**
-(one vector for every pixel). Every number records which one it uses (``null`` column).
+``f[y] = null ⊕ (family(y) + prior)`` (:class:`ProbeNet`); ``f[∅]`` is the family's own output
+for the null input: a free distribution per target pixel (the family's constant output plus
+the per-pixel prior), the same for every family. It is fitted once per target by
+:func:`probes.null.fit_null`, in closed form or by a solver run to convergence, never on the
+conditional probe's epoch budget, and is held fixed: ``H_V(Z|∅)`` is that fit's, shared by
+every family, seed and representation (the conditional probe starts from it). Every number's
+``null`` column says ``positional``, the only null.
 
 Each quantity is estimated on held-out data: parameters are fitted on ``train``, the epoch is
 chosen on ``val`` (early stopping), and the test split is scored once. The train-test gap of
-``H_V(Z|Y)`` is reported next to it.
+``H_V(Z|Y)`` is reported next to it. Every fit records how it stopped (``null_.method``,
+``stopped_by_``); a fit that ran out of its budget is flagged in the tables.
 
 The splits may be larger than memory (memory-mapped or disk-backed tensors, see
 :mod:`probes.storage`): training reads them batch by batch, and every statistic over a whole
@@ -36,14 +40,18 @@ from torch import Tensor, nn
 
 from probes.families import count_parameters, get_family
 from probes.heads import CategoricalHead, ContinuousHead, Head, get_target
+from probes.null import SMOOTHING_GRID, categorical_null_logits, fit_null
 from probes.storage import channel_moments, gather_rows, row_chunks
 from probes.uncertainty import MIN_BOOTSTRAP_IMAGES, bootstrap_entropies, capacity_check
 from vinfo.metrics import DepthMetrics, confusion_matrix, miou, psnr
 
-NULLS = ("positional", "global")
+NULLS = ("positional",)
 GRAM_BLOCK = 1 << 22
 """Elements of the outer-product blocks of the closed form (32 MB of float64)."""
 SOLVERS = ("auto", "gradient", "closed_form")
+CLOSED_FORM_PASSES = 8
+"""Most weighted least-squares passes of the closed form (stops when validation stops
+improving)."""
 
 
 class ProbeData(NamedTuple):
@@ -159,7 +167,7 @@ class ProbeScores(NamedTuple):
         metric: name of the task metric (``psnr`` dB, ``rmse`` depth unit, ``miou``).
         metric_value: the metric of the probe's point prediction.
         n_images: images scored.
-        null: ``positional`` or ``global``.
+        null: which null ``h_null`` is (``positional``: a free distribution per pixel).
     """
 
     h_null: float
@@ -210,20 +218,27 @@ def as_probe_data(data: ProbeData | Sequence[Tensor | None]) -> ProbeData:
 
 
 class Prior(nn.Module):
-    """Learned prior parameters: ``(P, H, W)`` (positional) or ``(P, 1, 1)`` (global)."""
+    """The probe's free per-pixel offsets ``(P, H, W)`` from the null, zero-initialised."""
 
-    def __init__(self, channels: int, size: tuple[int, int], positional: bool) -> None:
+    def __init__(self, shape: tuple[int, ...]) -> None:
         super().__init__()
-        shape = (channels, *size) if positional else (channels, 1, 1)
         self.value = nn.Parameter(torch.zeros(shape))
-        self.size = size
 
     def forward(self, batch: int) -> Tensor:
-        return self.value.expand(batch, -1, *self.size)
+        return self.value.expand(batch, -1, -1, -1)
 
 
 class ProbeNet(nn.Module):
-    """``f[y] = body((y - y_loc) / y_scale) + prior``; ``f[∅] = prior`` (the body dropped).
+    """``f[y] = head.offset(null, body((y - y_loc) / y_scale) + prior)``; ``f[∅] = null``.
+
+    ``null`` is the fitted null's ``(P, H, W)`` raw parameters (:mod:`probes.null`), a buffer:
+    ``H_V(Z|∅)`` is the null's and never changes while the probe trains. The probe predicts
+    its residual from the null in each pixel's own units (:meth:`probes.heads.Head.offset`):
+    a body output ``m`` moves a pixel's mean by ``m`` of that pixel's null standard
+    deviations, so that an optimiser step costs a pixel the same fraction of its residual
+    whatever its spread. The per-pixel ``prior`` offsets start at 0 and train with the body;
+    with the body's output for the null input they make the family's null a free distribution
+    per pixel, i.e. the null.
 
     ``y_loc``/``y_scale`` (buffers ``(1, C, 1, 1)``, identity until :meth:`standardize`) only
     condition the optimisation, as the head's target normalisation does: every family's first
@@ -231,9 +246,10 @@ class ProbeNet(nn.Module):
     for the same reason). Codec latents are integers of arbitrary range.
     """
 
-    def __init__(self, body: nn.Module, prior: Prior, in_channels: int = 1) -> None:
+    def __init__(self, body: nn.Module, null: Tensor, head: Head, in_channels: int = 1) -> None:
         super().__init__()
-        self.body, self.prior = body, prior
+        self.body, self.prior, self.head = body, Prior(tuple(null.shape)), head
+        self.register_buffer("null", null.detach().clone())
         self.register_buffer("y_loc", torch.zeros(1, in_channels, 1, 1))
         self.register_buffer("y_scale", torch.ones(1, in_channels, 1, 1))
 
@@ -248,13 +264,13 @@ class ProbeNet(nn.Module):
 
     def forward(self, y: Tensor | None, batch: int) -> Tensor:
         """Distribution parameters ``(B, P, H, W)``; ``y = None`` is the null input."""
-        prior = self.prior(batch)
         if y is None:
-            return prior
+            return self.null.expand(batch, -1, -1, -1)
         # channels-last, as the body (VInfoProbe._build): oneDNN's kernels for it run the
         # readout's 1×1 conv (C → P·s² channels) ~3× faster than the default layout on CPU
         y = ((y - self.y_loc) / self.y_scale).contiguous(memory_format=torch.channels_last)
-        return self.body(y) + prior
+        return self.head.offset(self.null.expand(batch, -1, -1, -1),
+                                self.body(y) + self.prior(batch))
 
 
 class LinearGaussianFit(NamedTuple):
@@ -272,7 +288,10 @@ class LinearGaussianFit(NamedTuple):
 
 
 def linear_gaussian_closed_form(data: ProbeData, positional: bool = True,
-                                null: bool = False, ridge: float = 1e-6) -> LinearGaussianFit:
+                                null: bool = False, ridge: float = 1e-6, *,
+                                centre: Tensor | None = None,
+                                spread: Tensor | None = None,
+                                weights: Tensor | None = None) -> LinearGaussianFit:
     """Least squares + residual variance for the linear family with a Gaussian head.
 
     Output ``q = c·s² + k`` (target channel ``c``, position ``k`` inside the ``s×s`` patch) is
@@ -287,22 +306,35 @@ def linear_gaussian_closed_form(data: ProbeData, positional: bool = True,
         positional: per-pixel intercepts and variances, else per patch output.
         null: force ``weight = 0`` (the null predictor's closed form).
         ridge: relative diagonal load of the normal equations, for rank-deficient ``y``.
+        centre: optional ``(C_t, H, W)``: fit ``(z - centre) / spread`` instead of ``z`` (the
+            per-pixel standardisation by the null in which :class:`ProbeNet` predicts).
+        spread: optional ``(C_t, H, W)`` positive, with ``centre``.
+        weights: optional ``(C_t, H, W)`` positive per-pixel weights of the squared residuals
+            (weighted least squares; the residual precisions make it the heteroscedastic
+            maximum likelihood's fixed point, see :meth:`VInfoProbe._load_closed_form`).
 
     Returns:
-        :class:`LinearGaussianFit` in target units.
+        :class:`LinearGaussianFit` in target units (of the standardised target if given).
     """
     y, z, mask = as_probe_data(data)
     factor = z.shape[-1] // y.shape[-1]
     c_y, q = y.shape[1], z.shape[1] * factor**2
+    pixel_weights = None if weights is None else (  # (C_t, H, W) → (1, Q, P), patch layout
+        F.pixel_unshuffle(weights.double().unsqueeze(0), factor).flatten(2))
     dims = (0,) if positional else (0, 2)
 
     def chunks() -> Iterator[tuple[Tensor, Tensor, Tensor]]:
         """``(yc (n, C, P), zq (n, Q, P), m (n, Q, P))`` float64 per row chunk."""
         for part in row_chunks(z):
-            zq = F.pixel_unshuffle(z[part].double(), factor).flatten(2)
+            values = z[part].double()
+            if centre is not None:
+                values = (values - centre) / spread
+            zq = F.pixel_unshuffle(values, factor).flatten(2)
             m = torch.ones_like(zq) if mask is None else F.pixel_unshuffle(
                 mask[part].double(), factor).repeat(1, z.shape[1], 1, 1).flatten(2)
             zq = torch.where(m > 0, zq, torch.zeros_like(zq))  # invalid pixels may hold NaN
+            if pixel_weights is not None:
+                m = m * pixel_weights
             yield y[part].double().flatten(2) - y_offset, zq, m
 
     # y is centred globally first so that the raw second moments do not cancel catastrophically
@@ -354,53 +386,6 @@ def linear_gaussian_closed_form(data: ProbeData, positional: bool = True,
     return LinearGaussianFit(weight.float(), intercept[0].float(), log_sigma[0].float())
 
 
-SMOOTHING_GRID = (1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0, 10.0)
-"""Additive smoothing values tried by :func:`categorical_null_logits`."""
-
-
-def _class_counts(head: CategoricalHead, data: ProbeData, positional: bool) -> Tensor:
-    """``(K, H, W)`` (positional) or ``(K, 1, 1)`` counts of the scored labels of ``data``."""
-    height, width = data.z.shape[-2:]
-    pixel = torch.arange(height * width).view(height, width)
-    counts = torch.zeros(head.num_classes * height * width, dtype=torch.float64)
-    for part in row_chunks(data.z):  # the labels may be larger than memory
-        z = data.z[part]
-        valid = head.valid(z, None if data.mask is None else data.mask[part])  # (n, H, W)
-        labels = z[:, 0].long()
-        if (labels[valid] < 0).any() or (labels[valid] >= head.num_classes).any():
-            raise ValueError(f"segmentation targets outside [0, {head.num_classes}) and not "
-                             f"{head.ignore_index}")
-        index = (labels * height * width + pixel)[valid]
-        counts += torch.bincount(index, minlength=counts.numel()).double()
-    counts = counts.view(head.num_classes, height, width)
-    return counts if positional else counts.sum((1, 2), keepdim=True)
-
-
-def categorical_null_logits(head: CategoricalHead, train: ProbeData, val: ProbeData,
-                            positional: bool = True) -> Tensor:
-    """The null predictor of a categorical head in closed form.
-
-    The null ``f[∅]`` is a free categorical distribution per pixel (positional) or one for all
-    pixels (global); its train-NLL minimiser is the empirical class frequency, which gives
-    probability 0 to classes a pixel never showed. As early stopping does for the gradient
-    path, the frequencies are shrunk toward uniform, ``p_k ∝ count_k + α``, with ``α`` chosen
-    on the validation NLL from :data:`SMOOTHING_GRID`. Counts are sufficient statistics, so
-    this costs one pass over the labels instead of many epochs.
-
-    Returns:
-        Logits ``log p``, ``(K, H, W)`` or ``(K, 1, 1)`` float32.
-    """
-    counts = _class_counts(head, train, positional)
-    val_counts = _class_counts(head, val, positional)
-    best, best_logits = math.inf, None
-    for alpha in SMOOTHING_GRID:
-        logits = (counts + alpha).log() - (counts + alpha).sum(0, keepdim=True).log()
-        bits = float(-(val_counts * logits).sum())
-        if bits < best:
-            best, best_logits = bits, logits
-    return best_logits.float()  # type: ignore[union-attr]
-
-
 def max_label(z: Tensor, ignore_index: int = 255) -> int:
     """The largest class id in ``z`` other than ``ignore_index`` (-1 if none), in row chunks."""
     top = -1
@@ -447,18 +432,22 @@ class VInfoProbe:
     Args:
         family: name in :data:`probes.families.FAMILIES`.
         target: name in :data:`probes.heads.TARGETS`.
-        null: ``"positional"`` (default) or ``"global"`` prior; see the module docstring.
+        null: ``"positional"``, the only null: the family's own output for the null input, a
+            free distribution per target pixel (:mod:`probes.null`). ``"global"`` is refused:
+            one distribution for all pixels is no family's null.
         width: hidden width of the family (``None``: the family default).
         head_kwargs: forwarded to the target's head (``kind``, ``num_classes``); for
             segmentation ``num_classes`` defaults to ``1 + max label`` of the training split.
-        solver: ``"gradient"``, ``"closed_form"`` (linear family + Gaussian head only) or
-            ``"auto"`` (closed form where it applies; for a categorical head the null is then
-            the smoothed empirical class frequencies, see :func:`categorical_null_logits`).
+        solver: of the conditional probe ``f[y]``: ``"gradient"``, ``"closed_form"`` (linear
+            family + Gaussian head only) or ``"auto"`` (closed form where it applies and beats
+            the null on validation, else gradient). The null ``f[∅]`` is always fitted by
+            :func:`probes.null.fit_null` (closed form or a converged solver), never on the
+            epoch budget.
         lr: initial Adam learning rate, cosine-annealed to 0 over ``max_epochs``; ``None``
-            for the family's (:attr:`probes.families.ProbeFamily.lr`; the null predictor
-            always trains at the ``null`` family's, 0.01).
+            for the family's (:attr:`probes.families.ProbeFamily.lr`).
         batch_size: images per step (and per evaluation batch).
-        max_epochs: epoch budget of each fit, the length of the cosine schedule.
+        max_epochs: epoch budget of the conditional fit, the length of the cosine schedule; a
+            fit that is still improving when it is spent is ``budget``-stopped (flagged).
         patience: epochs without validation improvement before stopping; ``None`` for a sixth
             of the budget, clipped to [5, 10] (5 at the default budget; 10, the former fixed
             value, from 60 epochs on): a fixed 10 spent a third of a 30-epoch budget
@@ -522,85 +511,101 @@ class VInfoProbe:
             raise ValueError("the closed form needs the linear (or null) family and a Gaussian "
                              f"continuous head; got family {self.family!r}, target "
                              f"{self.target!r}")
-        return applies and self.solver in ("auto", "closed_form")
+        return applies and self.family == "linear" and self.solver in ("auto", "closed_form")
 
-    def _train(self, net: ProbeNet, train: ProbeData, val: ProbeData, null: bool) -> int:
-        """Adam on mean train bits/pixel with a cosine-annealed rate; keeps the state with the
-        best validation bits (early stopping after ``patience`` epochs without improvement)."""
-        parameters = list(net.prior.parameters()) if null else list(net.parameters())
-        # the null is shared across families (run_probes), so it trains at one rate for all
-        lr = self.lr if self.lr is not None else get_family("null" if null else self.family).lr
-        optimizer = torch.optim.Adam(parameters, lr=lr)
+    def _train(self, net: ProbeNet, train: ProbeData, val: ProbeData) -> tuple[int, str]:
+        """Adam on mean train bits/pixel of ``f[y]`` with a cosine-annealed rate.
+
+        Keeps the trained state (epoch ≥ 1) with the best validation bits, even one worse than
+        the null start: a probe that finds nothing reports its raw held-out difference, not an
+        exact 0 (:attr:`VInfoProbe.beats_null_`). Stops after ``patience`` epochs without
+        improvement.
+
+        Returns:
+            ``(best epoch, "patience" | "budget")``: ``budget`` when the epochs ran out before
+            patience did, i.e. the fit may not have converged.
+        """
+        lr = self.lr if self.lr is not None else get_family(self.family).lr
+        optimizer = torch.optim.Adam(list(net.parameters()), lr=lr)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(self.max_epochs, 1))
         generator = torch.Generator().manual_seed(self.seed)
         patience = self.patience
         if patience is None:
             patience = min(max(self.max_epochs // 6, 5), 10)
-        best = _mean_bits(net, self.head_, val, null, self.batch_size)
-        best_state, best_epoch, epoch = copy.deepcopy(net.state_dict()), 0, 0
+        best, best_state, best_epoch = math.inf, copy.deepcopy(net.state_dict()), 0
         for epoch in range(1, self.max_epochs + 1):
             net.train()
             order = torch.randperm(train.y.shape[0], generator=generator)
             for y, z, mask in _batches(train, self.batch_size, order):
-                params = net(None if null else y, y.shape[0])
+                params = net(y, y.shape[0])
                 bits = self.head_.nll_bits(params, z, mask)
                 loss = bits.sum() / self.head_.valid(z, mask).sum().clamp_min(1)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
             schedule.step()
-            current = _mean_bits(net, self.head_, val, null, self.batch_size)
+            current = _mean_bits(net, self.head_, val, False, self.batch_size)
             if current < best - 1e-6:
                 best, best_state, best_epoch = current, copy.deepcopy(net.state_dict()), epoch
             elif epoch - best_epoch >= patience:
-                break
+                net.load_state_dict(best_state)
+                return best_epoch, "patience"
         net.load_state_dict(best_state)
-        return best_epoch
+        return best_epoch, "budget"
 
-    def _load_closed_form(self, net: ProbeNet, train: ProbeData, family: str) -> None:
-        """Write the closed-form fit into ``net`` (its linear readout and its prior)."""
-        head = self.head_
-        positional = self.null == "positional"
+    def _load_closed_form(self, net: ProbeNet, train: ProbeData, val: ProbeData) -> None:
+        """Write the closed-form linear-Gaussian fit into ``net`` (its readout and prior).
+
+        The fit is on the targets standardised per pixel by the null, the units in which the
+        probe predicts (:meth:`probes.heads.Head.offset`), so it is a member of the family.
+        """
         h, w = train.y.shape[-2:]
         c_t = train.z.shape[1]
         factor = train.z.shape[-1] // w
-        prior = net.prior.value.view(c_t, 2, *net.prior.value.shape[1:])  # (C_t, 2, H|1, W|1)
+        null = self.null_.params.view(c_t, 2, *self.null_.params.shape[1:]).double()
+        centre = self.head_.loc + self.head_.scale * null[:, 0]  # (C_t, H, W) target units
+        spread = self.head_.scale * null[:, 1].exp()
+        # iteratively reweighted: each pass weighs the pixels by the precision of the previous
+        # pass's residuals (ordinary least squares lets a few noisy pixels set the shared
+        # weights); the pass with the best validation bits is kept
+        weights, best = None, (math.inf, None)
+        for _ in range(CLOSED_FORM_PASSES):
+            fit = linear_gaussian_closed_form(train, centre=centre, spread=spread,
+                                              weights=weights)
+            self._write_linear(net, fit, factor, (h, w))
+            bits = _mean_bits(net, self.head_, val, False, self.batch_size)
+            if bits >= best[0] - 1e-4:
+                break
+            best = (bits, fit)
+            sigma = F.pixel_shuffle(fit.log_sigma.reshape(1, -1, h, w).double(), factor)[0]
+            weights = (-2 * sigma).exp()
+        self._write_linear(net, best[1], factor, (h, w))
+
+    @staticmethod
+    def _write_linear(net: ProbeNet, fit: LinearGaussianFit, factor: int,
+                      size: tuple[int, int]) -> None:
+        h, w = size
+        c_t = net.null.shape[0] // 2
+        prior = net.prior.value.view(c_t, 2, *net.prior.value.shape[1:])  # (C_t, 2, H, W)
+        conv = net.body[0]
         with torch.no_grad():
-            prior.zero_()
-            if family == "null" and not positional:
-                # one Gaussian per target channel over all valid pixels
-                moments = channel_moments(train.z, train.mask)
-                variance = moments.m2 / moments.count.clamp_min(1)
-                prior[:, 0] = ((moments.mean - head.loc) / head.scale).view(-1, 1, 1)
-                prior[:, 1] = (0.5 * variance.clamp_min(1e-12).log()
-                               - math.log(head.scale)).view(-1, 1, 1)
-                return
-            fit = linear_gaussian_closed_form(train, positional, null=family == "null")
-            if family == "linear":
-                conv = net.body[0]
-                weight = conv.weight.view(c_t, 2, factor**2, -1)  # (C_t, 2, s², C)
-                weight.zero_()
-                weight[:, 0] = fit.weight.view(c_t, factor**2, -1) / head.scale
-                bias = conv.bias.view(c_t, 2, factor**2)
-                bias.zero_()
-                if not positional:  # one intercept per patch output: the conv bias holds it
-                    bias[:, 0] = (fit.intercept[:, 0].view(c_t, -1) - head.loc) / head.scale
-                    bias[:, 1] = fit.log_sigma[:, 0].view(c_t, -1) - math.log(head.scale)
-                    return
+            weight = conv.weight.view(c_t, 2, factor**2, -1)  # (C_t, 2, s², C)
+            weight.zero_()
+            weight[:, 0] = fit.weight.view(c_t, factor**2, -1)
+            conv.bias.zero_()
 
             def to_pixels(values: Tensor) -> Tensor:  # (Q, P) → (C_t, H, W)
                 return F.pixel_shuffle(values.reshape(1, -1, h, w), factor)[0]
 
-            prior[:, 0] = (to_pixels(fit.intercept) - head.loc) / head.scale
-            prior[:, 1] = to_pixels(fit.log_sigma) - math.log(head.scale)
+            prior[:, 0] = to_pixels(fit.intercept)
+            prior[:, 1] = to_pixels(fit.log_sigma)
 
     def _build(self, train: ProbeData, family: str) -> ProbeNet:
         factor = train.z.shape[-1] // train.y.shape[-1]
         out_channels = train.z.shape[1] * self.head_.channels
         body = get_family(family).build(train.y.shape[1], out_channels, factor, self.width)
         body = body.to(memory_format=torch.channels_last)  # see ProbeNet.forward
-        return ProbeNet(body, Prior(out_channels, tuple(train.z.shape[-2:]),
-                                    self.null == "positional"), train.y.shape[1])
+        return ProbeNet(body, self.null_.params, self.head_, train.y.shape[1])
 
     def fit(self, train: ProbeData | Sequence[Tensor], val: ProbeData | Sequence[Tensor], *,
             null_from: VInfoProbe | None = None) -> VInfoProbe:
@@ -608,30 +613,33 @@ class VInfoProbe:
 
         Args:
             train: training split (see :class:`ProbeData`).
-            val: validation split, used only to choose the stopping epoch.
+            val: validation split, used to choose the stopping epoch and the null's shrinkage.
             null_from: a probe fitted on the same targets (``z``, ``mask``) with the same
-                target, null, seed and head arguments, whose null predictor is reused instead
-                of trained again. The null never sees ``y``, so it does not depend on the
-                family or on the representation; :func:`run_probes` shares it across families,
-                representations with the same targets, and the shuffled control.
+                target and head arguments, whose null (:class:`probes.null.NullFit`) is
+                reused. The null never sees ``y`` and does not depend on the family, the seed
+                or the training settings; :func:`run_probes` shares it across families,
+                seeds, representations with the same targets, and the controls.
 
         Returns:
-            ``self``, with ``head_``, ``null_net_``, ``net_``, ``n_parameters_``, ``solver_``,
-            ``epochs_`` and the validation bits ``h_null_val_``, ``h_cond_val_`` set.
+            ``self``, with ``head_``, ``null_`` (the :class:`probes.null.NullFit`), ``net_``,
+            ``n_parameters_``, ``solver_``, ``epochs_`` (null solver iterations, conditional
+            epochs), ``stopped_by_`` (``patience``, ``budget``, ``closed_form`` or ``null``),
+            ``beats_null_`` and the validation bits ``h_null_val_``, ``h_cond_val_`` set.
 
         Raises:
             ValueError: unknown names, bad shapes, or splits that disagree in shape.
         """
         if self.null not in NULLS:
-            raise ValueError(f"null must be one of {NULLS}, got {self.null!r}")
+            hint = (" (one distribution for all pixels is not the null of any family: the "
+                    "readouts have one bias per patch position)") if self.null == "global" else ""
+            raise ValueError(f"null must be one of {NULLS}, got {self.null!r}{hint}")
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
         get_family(self.family)  # unknown names fail before any work
         spec = get_target(self.target)
         if null_from is not None:
             null_from._check_fitted()
-            same = ("target", "null", "seed", "head_kwargs", "solver", "lr", "batch_size",
-                    "max_epochs", "patience")
+            same = ("target", "null", "head_kwargs")
             if any(getattr(null_from, name) != getattr(self, name) for name in same):
                 raise ValueError(f"null_from must share this probe's {', '.join(same)}")
         train, val = as_probe_data(train), as_probe_data(val)
@@ -643,51 +651,34 @@ class VInfoProbe:
             raise ValueError(f"target {self.target!r} has {spec.channels} channels, got "
                              f"{train.z.shape[1]}")
         torch.manual_seed(self.seed)
-        self.head_ = self._make_head(train)
-        self.null_net_ = self._build(train, "null")
-        self.net_ = self._build(train, self.family)
-        if self._use_closed_form(self.head_):
-            self.solver_ = "closed_form"
-            self._load_closed_form(self.null_net_, train, "null")
-            self._load_closed_form(self.net_, train, self.family)
-            self.epochs_ = (0, 0)
-            # as early stopping does for the gradient path, keep the fit only if it beats the
-            # null on validation data; otherwise start the probe at its null (I_V = 0, not
-            # below) and, with solver "auto", train it: the closed form's weights are ordinary
-            # least squares, which per-pixel variances can make worse than no weights at all
-            # (a few near-deterministic pixels dominate the likelihood), while a trained linear
-            # probe weighs the pixels by their precision.
-            if (_mean_bits(self.net_, self.head_, val, False, self.batch_size)
-                    >= _mean_bits(self.null_net_, self.head_, val, True, self.batch_size)):
-                self.net_.prior.load_state_dict(self.null_net_.prior.state_dict())
-                with torch.no_grad():
-                    for parameter in self.net_.body.parameters():
-                        parameter.zero_()
-                if self.solver == "auto" and self.family != "null":
-                    self.solver_ = "gradient"
-                    self.net_.standardize(train.y)
-                    self.epochs_ = (0, self._train(self.net_, train, val, False))
+        if null_from is not None:
+            self.null_ = null_from.null_
         else:
-            self.solver_ = "gradient"
+            self.null_ = fit_null(self._make_head(train), train, val)
+        self.head_ = self.null_.head
+        self.net_ = self._build(train, self.family)
+        self.h_null_val_ = _mean_bits(self.net_, self.head_, val, True, self.batch_size)
+        epochs, self.stopped_by_, self.solver_ = 0, "null", "gradient"
+        if self._use_closed_form(self.head_):
+            self.solver_, self.stopped_by_ = "closed_form", "closed_form"
+            self._load_closed_form(self.net_, train, val)
+            # the closed form's weights are ordinary least squares, which per-pixel variances
+            # can make worse than no weights at all (a few near-deterministic pixels dominate
+            # the likelihood), while a trained linear probe weighs the pixels by their
+            # precision: with solver "auto", a closed form that loses to the null on
+            # validation is replaced by a gradient fit
+            if (self.solver == "auto" and _mean_bits(self.net_, self.head_, val, False,
+                                                     self.batch_size) >= self.h_null_val_):
+                self.net_ = self._build(train, self.family)
+                self.solver_ = "gradient"
+        if self.solver_ == "gradient" and self.family != "null":
             self.net_.standardize(train.y)
-            if null_from is not None:
-                self.null_net_.prior.load_state_dict(null_from.null_net_.prior.state_dict())
-                null_epochs = null_from.epochs_[0]
-            elif isinstance(self.head_, CategoricalHead) and self.solver == "auto":
-                with torch.no_grad():
-                    self.null_net_.prior.value.copy_(categorical_null_logits(
-                        self.head_, train, val, self.null == "positional"))
-                null_epochs = 0
-            else:
-                null_epochs = self._train(self.null_net_, train, val, null=True)
-            # start the probe at the fitted null: early stopping can then only improve on it
-            self.net_.prior.load_state_dict(self.null_net_.prior.state_dict())
-            epochs = 0 if self.family == "null" else self._train(self.net_, train, val, False)
-            self.epochs_ = (null_epochs, epochs)
+            epochs, self.stopped_by_ = self._train(self.net_, train, val)
+        self.epochs_ = (self.null_.iterations, epochs)
         self.n_parameters_ = count_parameters(self.net_.body)
         self.h_cond_train_ = _mean_bits(self.net_, self.head_, train, False, self.batch_size)
-        self.h_null_val_ = _mean_bits(self.null_net_, self.head_, val, True, self.batch_size)
         self.h_cond_val_ = _mean_bits(self.net_, self.head_, val, False, self.batch_size)
+        self.beats_null_ = self.family == "null" or self.h_cond_val_ < self.h_null_val_
         return self
 
     # scoring ------------------------------------------------------------------------------
@@ -700,7 +691,7 @@ class VInfoProbe:
         """Per-image bits of ``f[∅]`` and ``f[y]`` on ``data``, for paired bootstraps."""
         self._check_fitted()
         data = as_probe_data(data)
-        null, pixels = _per_image_bits(self.null_net_, self.head_, data, True, self.batch_size)
+        null, pixels = _per_image_bits(self.net_, self.head_, data, True, self.batch_size)
         cond, _ = _per_image_bits(self.net_, self.head_, data, False, self.batch_size)
         return PerImageBits(null, cond, pixels)
 
@@ -854,7 +845,11 @@ def run_probes(
         pixel, means over seeds), ``iv_normalized`` (NaN for densities), each of these four
         with ``*_ci_low`` / ``*_ci_high`` from one joint bootstrap, ``iv_bits_per_image``,
         ``iv_bits_per_element``, ``h_cond_train``, ``gap``, ``metric``, ``metric_value``,
-        ``n_test_images``, ``shuffled_iv``, ``shuffled_flag``, ``capacity_flag``.
+        ``n_test_images``, ``null_fit`` (how the null was fitted: ``closed_form``,
+        ``converged`` or ``budget``), ``stopped_by`` (how the conditional fits stopped:
+        ``patience``, ``closed_form``, ``null`` for the null family, or ``budget`` if any seed
+        ran out of epochs), ``budget_flag`` (the null or a fit stopped on its budget: it may not
+        have converged), ``shuffled_iv``, ``shuffled_flag``, ``capacity_flag``.
 
     Raises:
         ValueError: unknown names, unpaired test targets between representations, or fewer
@@ -874,9 +869,9 @@ def run_probes(
                 raise ValueError(f"too few test images for a bootstrap: {target} has {n_test}, "
                                  f"need at least {MIN_BOOTSTRAP_IMAGES} (use more images)")
     rows = []
-    # the null never sees y: one null per target and seed serves every family and every
+    # the null never sees y: one null per target serves every family, seed and
     # representation whose training and validation targets are the same
-    shared_nulls: dict[str, tuple[Splits, dict[int, VInfoProbe]]] = {}
+    shared_nulls: dict[str, tuple[Splits, VInfoProbe | None]] = {}
     for repr_name, targets in data.items():
         for target, splits in targets.items():
             splits = Splits(*(as_probe_data(split) for split in splits))
@@ -885,17 +880,17 @@ def run_probes(
                 shared = kwargs.get("head_kwargs") or {}
                 kwargs["head_kwargs"] = {**shared, **head_kwargs[target]}  # type: ignore[dict-item]
             reference = shared_nulls.get(target)
+            null_from = None
             if reference is not None and _same_targets(reference[0], splits):
-                nulls = reference[1]
-            else:
-                nulls = {}
-                shared_nulls[target] = (splits, nulls)
+                null_from = reference[1]
             for family in ranked:
                 fits = []
                 for seed in seeds:
                     probe = VInfoProbe(family, target, seed=seed, **kwargs)  # type: ignore[arg-type]
-                    fit = probe.fit(splits.train, splits.val, null_from=nulls.get(seed))
-                    nulls.setdefault(seed, fit)
+                    fit = probe.fit(splits.train, splits.val, null_from=null_from)
+                    if null_from is None:
+                        null_from = fit
+                        shared_nulls[target] = (splits, fit)
                     fits.append(fit)
                     if callback is not None:
                         callback(FitEvent(repr_name, target, family, seed, fit, splits))
@@ -924,6 +919,10 @@ def run_probes(
                     row[f"{name}_ci_low"] = estimate.ci_low if keep else float("nan")
                     row[f"{name}_ci_high"] = estimate.ci_high if keep else float("nan")
                 row.update(metric=scores[0].metric, n_test_images=scores[0].n_images)
+                stops = [fit.stopped_by_ for fit in fits]
+                row.update(null_fit=fits[0].null_.method,
+                           stopped_by="budget" if "budget" in stops else stops[0])
+                row["budget_flag"] = row["null_fit"] == "budget" or row["stopped_by"] == "budget"
                 if controls and family != "null":
                     shuffled = shuffled_control(fits[0], splits, seed=seeds[0])
                     row.update(shuffled_iv=shuffled, shuffled_flag=shuffled > SHUFFLE_TOLERANCE)

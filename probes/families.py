@@ -3,10 +3,10 @@
 Every family maps a representation ``ŷ`` of shape ``(B, C, h, w)`` to distribution parameters
 ``(B, P, h·s, w·s)`` for a target ``s`` times larger (``s = 16`` for the codec of the paper,
 whose analysis transform downsamples 4 times by 2). The probe of
-:class:`probes.estimator.VInfoProbe` adds a learned prior (global: one constant vector;
-positional: one vector per pixel) to the family's output, so every family contains the null
-predictor, as the definition of predictive V-information requires (Xu et al., ICLR 2020,
-"optional ignorance").
+:class:`probes.estimator.VInfoProbe` adds a learned per-pixel prior to the family's output
+and reads both as a residual from the fitted null (:mod:`probes.null`), so every family
+contains the null predictor, as the definition of predictive V-information requires (Xu et
+al., ICLR 2020, "optional ignorance").
 
 ``capacity_rank`` orders the families; at the default widths the parameter count never
 decreases along it (tested). Default widths scale with the representation and the target

@@ -116,6 +116,18 @@ class Head:
         """A copy normalized to the statistics of training targets (identity by default)."""
         return self
 
+    def offset(self, base: Tensor, residual: Tensor) -> Tensor:
+        """Raw parameters of ``base`` moved by ``residual`` in ``base``'s own units.
+
+        Both are ``(B, C_t·K, H, W)``. A probe predicts its residual from the null
+        (:class:`probes.estimator.ProbeNet`): for a categorical head the logits add; for a
+        location-scale head the mean moves by ``residual`` times the base scale and the
+        log-scale adds, so that a unit step is one residual standard unit of that pixel
+        whatever its spread (a strongly positional target has per-pixel spreads far apart).
+        ``residual = 0`` gives ``base`` exactly.
+        """
+        return base + residual
+
 
 @dataclass(frozen=True)
 class _LocationScaleHead(Head):
@@ -133,6 +145,11 @@ class _LocationScaleHead(Head):
 
     def predict(self, params: Tensor) -> Tensor:
         return self._mean_log_scale(params)[0]
+
+    def offset(self, base: Tensor, residual: Tensor) -> Tensor:
+        base, residual = base.unflatten(1, (-1, 2)), residual.unflatten(1, (-1, 2))
+        mean = base[:, :, 0] + base[:, :, 1].exp() * residual[:, :, 0]
+        return torch.stack([mean, base[:, :, 1] + residual[:, :, 1]], 2).flatten(1, 2)
 
     def fitted_to(self, target: Tensor, mask: Tensor | None = None) -> Head:
         if mask is None:

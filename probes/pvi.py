@@ -49,13 +49,12 @@ def pvi_maps(probe: VInfoProbe, data: ProbeData | tuple[Tensor, ...]) -> PVIMaps
     data = as_probe_data(data)
     maps, valid = [], []
     probe.net_.eval()
-    probe.null_net_.eval()
     with torch.no_grad():
         for start in range(0, data.y.shape[0], probe.batch_size):
             stop = start + probe.batch_size
             y, z = data.y[start:stop], data.z[start:stop]
             mask = None if data.mask is None else data.mask[start:stop]
-            null = probe.head_.nll_bits(probe.null_net_(None, y.shape[0]), z, mask)
+            null = probe.head_.nll_bits(probe.net_(None, y.shape[0]), z, mask)
             cond = probe.head_.nll_bits(probe.net_(y, y.shape[0]), z, mask)
             maps.append(null - cond)  # -log2 f[∅] - (-log2 f[y])
             valid.append(probe.head_.valid(z, mask))

@@ -128,15 +128,16 @@ def test_sharing_the_null_across_representations_changes_no_number():
     """The null never sees y: probing b after a (whose null b reuses) equals probing b alone."""
     g = torch.Generator().manual_seed(0)
 
-    def images(n):  # reconstruction targets: a gradient-trained null (discretized head)
+    def images(n):  # reconstruction targets: the discretized null (a converged solver)
         return torch.rand(n, 3, 8, 8, generator=g)
 
-    z = [images(20), images(6), images(6)]
+    z = [images(40), images(20), images(20)]
     a = Splits(*(ProbeData(torch.randn(len(t), 2, 4, 4, generator=g), t) for t in z))
     b = Splits(*(ProbeData(torch.nn.functional.avg_pool2d(t, 2)[:, :2], t) for t in z))
+    kwargs = {"max_epochs": 30, "lr": 3e-2}
     both = run_probes({"a": {"reconstruction": a}, "b": {"reconstruction": b}}, ["linear"],
-                      n_resamples=50, controls=False, probe_kwargs=KWARGS)
+                      n_resamples=50, controls=False, probe_kwargs=kwargs)
     alone = run_probes({"b": {"reconstruction": b}}, ["linear"], n_resamples=50,
-                       controls=False, probe_kwargs=KWARGS)
+                       controls=False, probe_kwargs=kwargs)
     pd.testing.assert_frame_equal(both.iloc[[1]].reset_index(drop=True), alone)
-    assert alone["iv"].iloc[0] > 0.05  # b's latent is the target, pooled: the probe uses it
+    assert alone["iv"].iloc[0] > 0.2  # b's latent is the target, pooled: the probe uses it
