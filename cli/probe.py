@@ -22,7 +22,8 @@ app = typer.Typer(invoke_without_command=True, no_args_is_help=True)
 _TABLE_COLUMNS = {
     "repr": "repr", "target": "target", "family": "family", "capacity_rank": "rank",
     "params": "params", "h_null": "H(Z|∅)", "h_cond": "H(Z|Y)", "gap": "gap", "iv": "I_V",
-    "iv_ci": "CI", "iv_normalized": "I_V/H", "task_metric": "metric", "null": "null",
+    "iv_ci": "CI", "iv_best": "I_V best", "iv_normalized": "I_V/H", "task_metric": "metric",
+    "null": "null",
     "flags": "flags",
 }
 
@@ -67,6 +68,7 @@ def _write_frame(frame: pd.DataFrame, path: Path) -> None:
 
 
 FLAGS = {
+    "no_gain_flag": "N",
     "budget_flag": "B",
     "shuffled_flag": "S",
     "capacity_flag": "C",
@@ -162,7 +164,9 @@ def probe(
 
     CIs bootstrap the test images and the seeds (paired between representations).
 
-    Flags: B = a fit stopped on its epoch budget (may not have converged), S = shuffled-
+    I_V is the mean over seeds; "I_V best" the seed with the best validation NLL (H_V is an
+    infimum). Flags: N = no fit beat the null on validation (I_V is the raw test difference),
+    B = a fit stopped on its epoch budget (may not have converged), S = shuffled-
     representation control above 0, C = below a lower-capacity family.
 
     With several --repr: ΔI_V = I_V(repr) − I_V(anchor) with a paired CI (same images, seeds).
@@ -230,7 +234,9 @@ def probe(
     typer.echo(_table(frame))
     typer.echo("H(Z|∅), H(Z|Y), I_V: bits per target pixel (depth: differential bits). "
                "gap: test − train H(Z|Y). I_V/H: I_V / H(Z|∅) (discrete targets). metric: of the "
-               "probe's prediction (psnr dB, rmse depth unit, miou). flags: B budget-stopped fit, "
+               "probe's prediction (psnr dB, rmse depth unit, miou). I_V best: the seed with the "
+               "best validation NLL. flags: N no fit beat the null on validation (I_V raw), "
+               "B budget-stopped fit, "
                "S shuffled control > 0, C capacity drop. null: every H(Z|∅) is the positional "
                "null, a free distribution per target pixel fitted to convergence.")
     if len(run.representations) > 1:

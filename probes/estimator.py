@@ -42,7 +42,12 @@ from probes.families import count_parameters, get_family
 from probes.heads import CategoricalHead, ContinuousHead, Head, get_target
 from probes.null import SMOOTHING_GRID, categorical_null_logits, fit_null
 from probes.storage import channel_moments, gather_rows, row_chunks
-from probes.uncertainty import MIN_BOOTSTRAP_IMAGES, bootstrap_entropies, capacity_check
+from probes.uncertainty import (
+    MIN_BOOTSTRAP_IMAGES,
+    bootstrap_entropies,
+    bootstrap_ratio,
+    capacity_check,
+)
 from vinfo.metrics import DepthMetrics, confusion_matrix, miou, psnr
 
 NULLS = ("positional",)
@@ -849,11 +854,16 @@ def run_probes(
         ``converged`` or ``budget``), ``stopped_by`` (how the conditional fits stopped:
         ``patience``, ``closed_form``, ``null`` for the null family, or ``budget`` if any seed
         ran out of epochs), ``budget_flag`` (the null or a fit stopped on its budget: it may not
-        have converged), ``shuffled_iv``, ``shuffled_flag``, ``capacity_flag``.
+        have converged), ``best_seed`` (lowest validation ``H_V(Z|Y)``, the infimum the
+        definition asks for) with its ``iv_best``, ``iv_best_ci_low``, ``iv_best_ci_high``
+        (image bootstrap of that seed), ``no_gain_flag`` (no seed beat the null on validation:
+        ``iv`` is then the raw test difference of the best trained state, often negative),
+        ``shuffled_iv``, ``shuffled_flag``, ``capacity_flag``.
 
     Raises:
         ValueError: unknown names, unpaired test targets between representations, or fewer
-            test images than a bootstrap needs (checked before any fit).
+            than :data:`probes.uncertainty.MIN_BOOTSTRAP_IMAGES` test images with
+            ``n_resamples > 0`` (checked before any fit).
     """
     if not seeds:
         raise ValueError("at least one seed is needed")
@@ -866,8 +876,9 @@ def run_probes(
             get_target(target)
             n_test = as_probe_data(splits[2]).y.shape[0]
             if n_resamples > 0 and n_test < MIN_BOOTSTRAP_IMAGES:
-                raise ValueError(f"too few test images for a bootstrap: {target} has {n_test}, "
-                                 f"need at least {MIN_BOOTSTRAP_IMAGES} (use more images)")
+                raise ValueError(f"too few test images for a confidence interval: {target} has "
+                                 f"{n_test}, need at least {MIN_BOOTSTRAP_IMAGES} (use more "
+                                 "images, or n_resamples=0 for point estimates only)")
     rows = []
     # the null never sees y: one null per target serves every family, seed and
     # representation whose training and validation targets are the same
@@ -919,6 +930,16 @@ def run_probes(
                     row[f"{name}_ci_low"] = estimate.ci_low if keep else float("nan")
                     row[f"{name}_ci_high"] = estimate.ci_high if keep else float("nan")
                 row.update(metric=scores[0].metric, n_test_images=scores[0].n_images)
+                # H_V is an infimum: the seed with the best validation NLL is the family's
+                # estimate of it; the seed mean above is the estimator's average
+                best = int(np.argmin([fit.h_cond_val_ for fit in fits]))
+                best_iv = bootstrap_ratio(bits[best].null - bits[best].cond, bits[best].pixels,
+                                          n_resamples, confidence)
+                row.update(best_seed=int(seeds[best]), iv_best=best_iv.mean,
+                           iv_best_ci_low=best_iv.ci_low, iv_best_ci_high=best_iv.ci_high)
+                # no seed beat the null on validation: iv is the raw held-out difference of
+                # the best trained state, flagged (not 0 with an interval [0, 0])
+                row["no_gain_flag"] = family != "null" and not any(f.beats_null_ for f in fits)
                 stops = [fit.stopped_by_ for fit in fits]
                 row.update(null_fit=fits[0].null_.method,
                            stopped_by="budget" if "budget" in stops else stops[0])

@@ -42,7 +42,6 @@ from torch.utils.data import Dataset
 from probes.estimator import ProbeData, Splits, max_label
 from probes.heads import IGNORE_INDEX, get_target
 from probes.storage import allocate
-from probes.uncertainty import MIN_BOOTSTRAP_IMAGES
 from vinfo.data import (
     DATASETS,
     PRESETS,
@@ -184,7 +183,7 @@ def resolve_source(recorded: Mapping[str, object] | None = None, *, dataset: str
 
 
 def split_positions(n: int, fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0,
-                    min_test: int = MIN_BOOTSTRAP_IMAGES) -> tuple[Tensor, Tensor, Tensor]:
+                    min_test: int = 2) -> tuple[Tensor, Tensor, Tensor]:
     """Deterministic partition of ``0 .. n-1`` into probe train / val / test positions:
     :func:`vinfo.data.partition` with a seed.
 
@@ -192,7 +191,8 @@ def split_positions(n: int, fractions: Sequence[float] = DEFAULT_FRACTIONS, seed
         n: number of images.
         fractions: train, val, test fractions (normalised to sum 1).
         seed: seed of the permutation.
-        min_test: fewest test images accepted (2 for a bootstrap).
+        min_test: fewest test images accepted (2; :func:`probes.pipeline.probe_files` asks
+            for :data:`probes.uncertainty.MIN_BOOTSTRAP_IMAGES` when it computes intervals).
 
     Returns:
         Three sorted int64 tensors of positions (a :class:`vinfo.data.Partition`).
@@ -272,7 +272,7 @@ def _num_classes(dataset: Dataset, z: Tensor) -> int:
 def build_probe_inputs(representations: Mapping[str, RepresentationBundle],
                        targets: Sequence[str], source: DataSource, *,
                        fractions: Sequence[float] = DEFAULT_FRACTIONS, split_seed: int = 0,
-                       min_test: int = MIN_BOOTSTRAP_IMAGES) -> ProbeInputs:
+                       min_test: int = 2) -> ProbeInputs:
     """Pair representations with targets and split them identically.
 
     Args:

@@ -16,7 +16,7 @@ from probes.representations import save_bundle
 from vinfo.models import BaseCodec, codec_preset, save_checkpoint
 
 runner = CliRunner()
-FAST = ["--n-images", "12", "--max-epochs", "2", "--bootstrap", "50"]
+FAST = ["--n-images", "100", "--max-epochs", "2", "--bootstrap", "50"]  # 20 test images
 
 
 def run(*args):
@@ -31,7 +31,7 @@ def files(tmp_path_factory):
     checkpoint = root / "beta0.1.safetensors"
     save_checkpoint(BaseCodec(codec_preset("tiny"), "depth", beta=0.1), checkpoint)
     bundle = root / "noise.safetensors"
-    save_bundle(bundle, torch.randn(12, 4, 4, 4), torch.arange(12))
+    save_bundle(bundle, torch.randn(100, 4, 4, 4), torch.arange(100))
     return {"checkpoint": checkpoint, "bundle": bundle, "cache": root / "cache"}
 
 
@@ -42,9 +42,9 @@ def test_checkpoint_end_to_end_with_two_families(files, tmp_path):
                  "--cache-dir", files["cache"], "--out", out, "--plot", plot,
                  "--pvi-maps", maps, "--pvi-images", "1")
     assert result.exit_code == 0, result.output
-    assert "beta0.1: ŷ (12, 16, 4, 4) computed" in result.stderr
+    assert "beta0.1: ŷ (100, 16, 4, 4) computed" in result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("data: synthetic/tiny/val (first 12 images)")
+    assert lines[0].startswith("data: synthetic/tiny/val (first 100 images)")
     assert "H(Z|∅)" in lines[1] and "I_V" in lines[1] and "CI" in lines[1]
     assert sum(line.split()[:3] == ["beta0.1", "segmentation", "linear"] for line in lines) == 1
     frame = pd.read_csv(out, keep_default_na=False, na_values=[""])  # family "null"
@@ -52,7 +52,17 @@ def test_checkpoint_end_to_end_with_two_families(files, tmp_path):
     assert frame.groupby("repr")["capacity_rank"].apply(list).tolist() == [[0, 1], [0, 1]]
     for name in ("h_null", "h_cond", "iv", "iv_normalized"):
         assert (frame[f"{name}_ci_low"] <= frame[name] + 1e-9).all()
-    assert (frame["null"] == "positional").all() and (frame["n_test_images"] == 2).all()
+    assert (frame["null"] == "positional").all() and (frame["n_test_images"] == 20).all()
+    # how every fit stopped, the best seed, and the flags, in the file and in the table
+    assert {"null_fit", "stopped_by", "budget_flag", "no_gain_flag", "best_seed", "iv_best",
+            "iv_best_ci_low", "iv_best_ci_high"} <= set(frame.columns)
+    assert (frame["null_fit"] == "closed_form").all()
+    linear = frame[frame["family"] == "linear"]
+    assert (linear["stopped_by"] == "budget").all() and linear["budget_flag"].all()  # 2 epochs
+    flags = {tuple(line.split()[:3]): line.split()[-1] for line in lines[2:] if line.strip()}
+    assert "B" in flags[("noise", "segmentation", "linear")]
+    assert ("N" in flags[("noise", "segmentation", "linear")]) == bool(
+        linear.set_index("repr").loc["noise", "no_gain_flag"])
     # paired: both representations see the same test targets, hence the same null entropy
     nulls = frame[frame["family"] == "null"].set_index("repr")["h_null"]
     assert nulls["beta0.1"] == pytest.approx(nulls["noise"])
@@ -139,13 +149,13 @@ def test_downscale_defaults_to_the_checkpoints_record_and_can_be_given(files, tm
                  tmp_path / "cache")
     assert result.exit_code == 0, result.output
     # 64x64 tiny images shrunk to 32x32 before the codec's 16x downsampling
-    assert "half: ŷ (12, 16, 2, 2) computed" in result.stderr
-    assert result.stdout.startswith("data: synthetic/tiny/val (first 12 images, x2 downscale)")
+    assert "half: ŷ (100, 16, 2, 2) computed" in result.stderr
+    assert result.stdout.startswith("data: synthetic/tiny/val (first 100 images, x2 downscale)")
     # the bundle's 4x4 latent divides both the full and the shrunk targets
     result = run("probe", "--repr", files["bundle"], "--target", "depth", *FAST, "--cache-dir",
                  tmp_path / "cache", "--downscale", "4", "--quiet")
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("data: synthetic/tiny/val (first 12 images, x4 downscale)")
+    assert result.stdout.startswith("data: synthetic/tiny/val (first 100 images, x4 downscale)")
 
 
 def _foreign(d):
@@ -154,7 +164,7 @@ def _foreign(d):
 
 
 def _bad_shape(d):
-    save_bundle(d / "odd.safetensors", torch.randn(12, 4, 5, 5), torch.arange(12))
+    save_bundle(d / "odd.safetensors", torch.randn(100, 4, 5, 5), torch.arange(100))
     return d / "odd.safetensors"
 
 

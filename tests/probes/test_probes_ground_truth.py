@@ -128,3 +128,30 @@ def test_run_probes_reports_controls_and_flags():
     assert frame.set_index("family").loc["mlp", "iv"] > frame.set_index("family").loc[
         "linear", "iv"] + 0.2
     assert np.isnan(frame["iv_normalized"]).all()  # depth is a density: no normalisation
+
+
+def test_a_probe_that_finds_nothing_reports_its_raw_difference_flagged_and_the_best_seed():
+    data = {"indep": {"depth": splits(lambda n, s: gaussian_split(n, 0.0, s), 100, 100, 100)}}
+    events = []
+    frame = run_probes(data, ["linear", "mlp"], seeds=[0, 1, 2], n_resamples=200,
+                       controls=False, probe_kwargs=dict(solver="gradient", width=16),
+                       callback=events.append)
+    test = data["indep"]["depth"].test
+    for row in frame.itertuples():
+        fits = {e.seed: e.probe for e in events if e.family == row.family}
+        assert row.no_gain_flag == (not any(fit.beats_null_ for fit in fits.values()))
+        assert row.no_gain_flag  # independent y: no seed beats the null on validation
+        # the raw held-out difference, with a real interval, not 0 with [0, 0]
+        assert row.iv != 0.0 and row.iv_ci_low < row.iv < row.iv_ci_high
+        assert abs(row.iv) < 0.02 and row.iv_ci_low < 0
+        best = min(fits, key=lambda seed: fits[seed].h_cond_val_)
+        assert row.best_seed == best
+        assert row.iv_best == pytest.approx(fits[best].score(test), abs=1e-12)
+        assert row.iv_best_ci_low <= row.iv_best <= row.iv_best_ci_high
+        assert row.iv == pytest.approx(np.mean([fit.score(test) for fit in fits.values()]))
+
+
+def test_fewer_than_20_test_images_get_no_interval_but_a_clear_error():
+    data = {"a": {"depth": splits(lambda n, s: gaussian_split(n, 0.5, s), 40, 20, 19)}}
+    with pytest.raises(ValueError, match="depth has 19, need at least 20"):
+        run_probes(data, ["linear"])

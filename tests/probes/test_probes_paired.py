@@ -21,7 +21,7 @@ def depth(n, seed, noise):
 
 
 def splits(noise, shuffle=False):
-    parts = [depth(24, 0, noise), depth(8, 1, noise), depth(10, 2, noise)]
+    parts = [depth(24, 0, noise), depth(8, 1, noise), depth(20, 2, noise)]
     if shuffle:  # same targets, a representation that no longer matches them
         parts = [ProbeData(torch.randn_like(p.y), p.z, p.mask) for p in parts]
     return Splits(*parts)

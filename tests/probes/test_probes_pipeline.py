@@ -31,8 +31,8 @@ KWARGS = {"max_epochs": 15, "patience": 3, "lr": 3e-2}
 
 
 def test_rows_carry_a_ci_for_every_quantity():
-    data = {"a": {"segmentation": Splits(labelled(24, 0), labelled(8, 1), labelled(12, 2)),
-                  "depth": Splits(depth(24, 0), depth(8, 1), depth(12, 2))}}
+    data = {"a": {"segmentation": Splits(labelled(24, 0), labelled(8, 1), labelled(20, 2)),
+                  "depth": Splits(depth(24, 0), depth(8, 1), depth(20, 2))}}
     events = []
     frame = run_probes(data, ["linear", "null"], seeds=[0, 1], n_resamples=100,
                        controls=False, probe_kwargs=KWARGS, callback=events.append)
@@ -61,9 +61,9 @@ def test_head_arguments_are_per_target():
 
 
 def test_too_few_test_images_fail_before_any_fit():
-    data = {"a": {"depth": Splits(depth(8, 0), depth(4, 1), depth(1, 2))}}
+    data = {"a": {"depth": Splits(depth(8, 0), depth(4, 1), depth(19, 2))}}
     events = []
-    with pytest.raises(ValueError, match="too few test images for a bootstrap"):
+    with pytest.raises(ValueError, match="depth has 19, need at least 20"):
         run_probes(data, ["linear"], callback=events.append)
     assert events == []
     assert len(run_probes(data, ["linear"], n_resamples=0, controls=False)) == 1

@@ -10,7 +10,7 @@ from probes.uncertainty import (
 
 
 def test_constant_ratio_gives_a_degenerate_interval():
-    pixels = np.array([10.0, 20.0, 30.0, 40.0])
+    pixels = np.arange(10.0, 210.0, 10.0)  # 20 images
     estimate = bootstrap_ratio(0.5 * pixels, pixels, n_resamples=200)
     assert estimate == pytest.approx((0.5, 0.5, 0.5, 1, 200))
 
@@ -49,14 +49,15 @@ def test_pairing_removes_shared_image_difficulty():
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match="at least 2 test images"):
-        bootstrap_ratio(np.ones(1), np.ones(1))
+    with pytest.raises(ValueError, match="at least 20 test images, got 19"):
+        bootstrap_ratio(np.ones(19), np.ones(19))
+    assert bootstrap_ratio(np.ones(19), np.ones(19), n_resamples=0).mean == 1.0  # no interval
     with pytest.raises(ValueError, match="must be"):
-        bootstrap_ratio(np.ones(3), np.ones(4))
+        bootstrap_ratio(np.ones(20), np.ones(21))
     with pytest.raises(ValueError, match="confidence"):
-        bootstrap_ratio(np.ones(3), np.ones(3), confidence=1.5)
+        bootstrap_ratio(np.ones(20), np.ones(20), confidence=1.5)
     with pytest.raises(ValueError, match="differ in shape"):
-        bootstrap_iv(np.ones((2, 3)), np.ones((1, 3)), np.ones(3))
+        bootstrap_iv(np.ones((2, 20)), np.ones((1, 20)), np.ones(20))
 
 
 def test_joint_bootstrap_pairs_all_four_quantities():

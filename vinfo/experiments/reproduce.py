@@ -302,9 +302,11 @@ REPRODUCE_PRESETS.add(
         synthetic=SyntheticConfig.preset("micro"),
         threads=1,
         # 8 base models x 3 targets x 2 families on the 64 fresh micro val images (probe
-        # train/val/test 38/13/13, latent 16x2x2): measured 9 s (16 s with the controls)
+        # train/val/test 38/13/13, latent 16x2x2): measured 9 s (16 s with the controls).
+        # 13 test images are fewer than a CI accepts (probes.uncertainty.MIN_BOOTSTRAP_IMAGES):
+        # point estimates only
         probes=ProbeStudy(
-            families=("linear", "conv"), n_resamples=200, max_epochs=10, width=16, controls=False
+            families=("linear", "conv"), n_resamples=0, max_epochs=10, width=16, controls=False
         ),
     ),
 )
