@@ -165,7 +165,8 @@ def probe(
     CIs bootstrap the test images and the seeds (paired between representations).
 
     I_V is the mean over seeds; "I_V best" the seed with the best validation NLL (H_V is an
-    infimum). Flags: N = no fit beat the null on validation (I_V is the raw test difference),
+    infimum). Flags: N = no fit beat the null on validation by 1.645 standard errors (I_V is
+    the raw test difference),
     B = a fit stopped on its epoch budget (may not have converged), S = shuffled-
     representation control above 0, C = below a lower-capacity family.
 
@@ -235,7 +236,8 @@ def probe(
     typer.echo("H(Z|∅), H(Z|Y), I_V: bits per target pixel (depth: differential bits). "
                "gap: test − train H(Z|Y). I_V/H: I_V / H(Z|∅) (discrete targets). metric: of the "
                "probe's prediction (psnr dB, rmse depth unit, miou). I_V best: the seed with the "
-               "best validation NLL. flags: N no fit beat the null on validation (I_V raw), "
+               "best validation NLL. flags: N no fit clearly beat the null on validation (I_V is "
+               "the raw test difference), "
                "B budget-stopped fit, "
                "S shuffled control > 0, C capacity drop. null: every H(Z|∅) is the positional "
                "null, a free distribution per target pixel fitted to convergence.")

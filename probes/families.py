@@ -8,14 +8,18 @@ and reads both as a residual from the fitted null (:mod:`probes.null`), so every
 contains the null predictor, as the definition of predictive V-information requires (Xu et
 al., ICLR 2020, "optional ignorance").
 
-``capacity_rank`` orders the families; at the default widths the parameter count never
-decreases along it (tested). Default widths scale with the representation and the target
+``capacity_rank`` orders the families, and they **nest**: every family above ``linear`` is
+the family below it plus a branch of its own whose outputs are added (:class:`Nested`), so a
+higher family set to reproduce a lower one (:func:`embed`) scores exactly the lower one's NLL,
+and the parameter count grows strictly along the rank at every width (tested at 1, 8, 16 and
+the defaults). The price: a ``synthesis`` probe also runs the ``resnet``, ``conv``, ``mlp``
+and ``linear`` branches. Default widths scale with the representation and the target
 (:func:`default_width`) instead of being one constant: the cost of ``resnet`` and ``synthesis``
 grows with ``width²`` at high target resolution, so a width sized for a 192-channel latent
 makes a 16-channel tiny latent cost several times what it needs.
 
-The final layer of every family is zero-initialised, so a fresh probe *is* its null predictor
-and early stopping on validation NLL can only improve on it.
+The output layer of every branch is zero-initialised, so a fresh probe *is* its null
+predictor.
 """
 
 from __future__ import annotations
@@ -85,6 +89,22 @@ def _stages(factor: int) -> int:
     if stages < 0 or 2**stages != factor:
         raise ValueError(f"this family upsamples by powers of 2; factor {factor} is not one")
     return stages
+
+
+class Nested(nn.Module):
+    """``lower(y) + branch(y)``: a family that contains the one below it.
+
+    With ``branch``'s last layer at zero this is exactly ``lower`` (:func:`embed`), so the
+    family's infimum can only be at or below the lower family's, and it has ``lower``'s
+    parameters plus the branch's.
+    """
+
+    def __init__(self, lower: nn.Module, branch: nn.Module) -> None:
+        super().__init__()
+        self.lower, self.branch = lower, branch
+
+    def forward(self, y: Tensor) -> Tensor:
+        return self.lower(y) + self.branch(y)
 
 
 def _linear(in_channels: int, out_channels: int, factor: int, width: int | None) -> nn.Module:
@@ -166,7 +186,10 @@ class ProbeFamily:
         name: registry key.
         capacity_rank: position in the capacity ladder (0 = null).
         description: one line for ``vinfo probe families``.
-        constructor: ``(in_channels, out_channels, factor, width) → nn.Module``.
+        constructor: ``(in_channels, out_channels, factor, width) → nn.Module``, the family's
+            own branch.
+        lower: the family this one contains (:class:`Nested`: the lower family's network
+            plus this family's branch, outputs added); ``None`` for a base family.
         lr: default initial Adam learning rate of :class:`probes.estimator.VInfoProbe`. The
             deep families (``resnet``, ``synthesis``) use half the shallow ones' 0.01: at
             0.01 with 16-image batches they often fail to leave their null start for many
@@ -179,6 +202,7 @@ class ProbeFamily:
     description: str
     constructor: Callable[[int, int, int, int | None], nn.Module]
     lr: float = 1e-2
+    lower: str | None = None
 
     def build(self, in_channels: int, out_channels: int, factor: int,
               width: int | None = None) -> nn.Module:
@@ -198,13 +222,47 @@ class ProbeFamily:
                              f"{out_channels}, {factor}")
         if self.name == "null":
             return NullFamily(out_channels, factor)
-        module = self.constructor(in_channels, out_channels, factor, width)
-        last = [m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))][-1]
-        with torch.no_grad():
-            last.weight.zero_()
-            if last.bias is not None:
-                last.bias.zero_()
+        module = _zero_last(self.constructor(in_channels, out_channels, factor, width))
+        if self.lower is not None:  # this family's branch on top of the whole lower family
+            module = Nested(get_family(self.lower).build(in_channels, out_channels, factor,
+                                                         width), module)
         return module
+
+
+def _zero_last(module: nn.Module) -> nn.Module:
+    """Zero the last conv of ``module`` (its output layer), so that it outputs zeros."""
+    last = [m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        if last.bias is not None:
+            last.bias.zero_()
+    return module
+
+
+def embed(lower: nn.Module, higher: nn.Module) -> nn.Module:
+    """Set ``higher`` (a built family) to compute exactly ``lower`` (a built lower family).
+
+    Copies ``lower``'s parameters into the matching :class:`Nested` level of ``higher`` and
+    zeroes the output layer of every branch above it: the nesting the capacity ranks claim.
+
+    Raises:
+        ValueError: ``lower`` is not a family below ``higher`` with the same sizes.
+    """
+    node = higher
+    while isinstance(node, Nested):
+        if _same_structure(node.lower, lower):
+            node.lower.load_state_dict(lower.state_dict())
+            _zero_last(node.branch)
+            return higher
+        _zero_last(node.branch)
+        node = node.lower
+    raise ValueError("lower is not a family contained in higher (or differs in sizes)")
+
+
+def _same_structure(a: nn.Module, b: nn.Module) -> bool:
+    shapes = [(name, tuple(p.shape)) for name, p in a.state_dict().items()]
+    return type(a) is type(b) and shapes == [(name, tuple(p.shape))
+                                             for name, p in b.state_dict().items()]
 
 
 FAMILIES: Registry[ProbeFamily] = Registry("probe family")
@@ -213,12 +271,14 @@ for _family in (
                 lambda c, o, s, w: NullFamily(o, s)),
     ProbeFamily("linear", 1, "1×1 conv + pixel shuffle: each latent position → its s×s patch",
                 _linear),
-    ProbeFamily("mlp", 2, "per-position MLP (two hidden 1×1 layers) + linear patch readout", _mlp),
-    ProbeFamily("conv", 3, "two 3×3 conv layers + linear patch readout", _conv),
-    ProbeFamily("resnet", 4, "residual bottleneck blocks + transposed-conv upsampling", _resnet,
-                lr=5e-3),
-    ProbeFamily("synthesis", 5, "the codec's synthesis transform g (§3.3), the strongest",
-                _synthesis, lr=5e-3),
+    ProbeFamily("mlp", 2, "linear + a per-position MLP branch (two hidden 1×1 layers, patch "
+                "readout)", _mlp, lower="linear"),
+    ProbeFamily("conv", 3, "mlp + a branch of two 3×3 conv layers (patch readout)", _conv,
+                lower="mlp"),
+    ProbeFamily("resnet", 4, "conv + a branch of residual bottleneck blocks and transposed-conv "
+                "upsampling", _resnet, lr=5e-3, lower="conv"),
+    ProbeFamily("synthesis", 5, "resnet + a branch of the codec's synthesis transform g (§3.3)",
+                _synthesis, lr=5e-3, lower="resnet"),
 ):
     FAMILIES.add(_family.name, _family)
 
@@ -237,9 +297,11 @@ __all__ = [
     "CODEC_FACTOR",
     "FAMILIES",
     "MIN_WIDTH",
+    "Nested",
     "NullFamily",
     "ProbeFamily",
     "count_parameters",
     "default_width",
+    "embed",
     "get_family",
 ]

@@ -240,8 +240,9 @@ def bootstrap_paired_difference(
 def capacity_check(frame: pd.DataFrame) -> pd.Series:
     """Flag families that score significantly below a lower-rank family.
 
-    In the population ``I_V`` can only grow with the family (every family here contains the
-    lower ones' null and, at sufficient width, their predictors), so a significant drop means
+    The families nest (:class:`probes.families.Nested`: each is the one below plus a branch;
+    :func:`probes.families.embed` sets a higher one to compute a lower one exactly), so in the
+    population ``I_V`` can only grow along the rank, and a significant drop means
     under-training or overfitting.
 
     Args:

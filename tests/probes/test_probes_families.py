@@ -8,19 +8,54 @@ from probes.families import (
     MIN_WIDTH,
     count_parameters,
     default_width,
+    embed,
     get_family,
 )
 from vinfo.registry import UnknownNameError
 
 
+@pytest.mark.parametrize("width", [1, 8, 16, None])
 @pytest.mark.parametrize("factor", [CODEC_FACTOR, 8])
 @pytest.mark.parametrize("in_channels", [16, 192])
 @pytest.mark.parametrize("out_channels", [6, 2, 19, 60])  # RGB logistic, depth, classes
-def test_parameter_count_never_decreases_along_capacity_rank(factor, in_channels, out_channels):
+def test_parameter_count_grows_along_capacity_rank(factor, in_channels, out_channels, width):
     ranked = sorted(FAMILIES.items(), key=lambda item: item[1].capacity_rank)
-    counts = [count_parameters(f.build(in_channels, out_channels, factor)) for _, f in ranked]
-    assert counts == sorted(counts), dict(zip([n for n, _ in ranked], counts, strict=True))
+    counts = [count_parameters(f.build(in_channels, out_channels, factor, width))
+              for _, f in ranked]
+    assert all(a < b for a, b in zip(counts, counts[1:], strict=False)), dict(
+        zip([n for n, _ in ranked], counts, strict=True))
     assert len({f.capacity_rank for _, f in ranked}) == len(ranked)
+
+
+def test_each_family_is_the_one_below_plus_a_branch():
+    ranked = sorted((f for _, f in FAMILIES.items()), key=lambda family: family.capacity_rank)
+    for lower, higher in zip(ranked[1:], ranked[2:], strict=False):
+        assert higher.lower == lower.name
+        built_lower, built_higher = lower.build(4, 6, 4, 8), higher.build(4, 6, 4, 8)
+        branch = count_parameters(built_higher) - count_parameters(built_lower)
+        assert branch == count_parameters(built_higher.branch) > 0
+
+
+@pytest.mark.parametrize("higher", ["mlp", "conv", "resnet", "synthesis"])
+def test_a_higher_family_initialised_to_reproduce_a_lower_one_scores_the_same_nll(higher):
+    """Fit a lower family, embed it in a higher one: the same distribution parameters, the same
+    held-out NLL (the nesting that capacity_check relies on)."""
+    train, val, test = (tiny_reconstruction(n, s) for n, s in ((16, 1), (8, 2), (8, 3)))
+    lower_name = FAMILIES.names()[FAMILIES.names().index(higher) - 1]
+    lower = VInfoProbe(lower_name, "reconstruction", width=8, max_epochs=3, batch_size=8)
+    lower.fit(train, val)
+    probe = VInfoProbe(higher, "reconstruction", width=8, max_epochs=0).fit(
+        train, val, null_from=lower)
+    torch.nn.init.normal_(probe.net_.body.branch[0].weight)  # anything: embed must undo it
+    embed(lower.net_.body, probe.net_.body)
+    probe.net_.load_state_dict({**probe.net_.state_dict(), "prior.value": lower.net_.prior.value,
+                                "y_loc": lower.net_.y_loc, "y_scale": lower.net_.y_scale})
+    torch.testing.assert_close(probe.predict_params(test.y), lower.predict_params(test.y))
+    assert probe.evaluate(test).h_cond == pytest.approx(lower.evaluate(test).h_cond, abs=1e-6)
+    deeper = get_family("synthesis").build(4, 6, 4, 8)
+    embed(get_family("linear").build(4, 6, 4, 8), deeper)  # any level below
+    with pytest.raises(ValueError, match="not a family contained"):
+        embed(get_family("synthesis").build(4, 6, 4, 8), get_family("mlp").build(4, 6, 4, 8))
 
 
 def test_default_width_scales_with_the_representation_and_the_target():
@@ -30,7 +65,7 @@ def test_default_width_scales_with_the_representation_and_the_target():
     assert default_width(16, 60, CODEC_FACTOR) > default_width(16, 19, CODEC_FACTOR)
     assert all(default_width(c, o, 8) % 8 == 0 for c in (1, 16, 100) for o in (1, 7, 19))
     built = get_family("conv").build(16, 7, CODEC_FACTOR)
-    assert built[0].out_channels == default_width(16, 7, CODEC_FACTOR)
+    assert built.branch[0].out_channels == default_width(16, 7, CODEC_FACTOR)
 
 
 @pytest.mark.parametrize("name", FAMILIES.names())
