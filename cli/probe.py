@@ -22,7 +22,8 @@ app = typer.Typer(invoke_without_command=True, no_args_is_help=True)
 _TABLE_COLUMNS = {
     "repr": "repr", "target": "target", "family": "family", "capacity_rank": "rank",
     "params": "params", "h_null": "H(Z|∅)", "h_cond": "H(Z|Y)", "gap": "gap", "iv": "I_V",
-    "iv_ci": "CI", "iv_best": "I_V best", "iv_normalized": "I_V/H", "task_metric": "metric",
+    "iv_ci": "CI", "iv_best": "I_V best", "selectivity": "select.", "iv_normalized": "I_V/H",
+    "task_metric": "metric",
     "null": "null",
     "flags": "flags",
 }
@@ -89,7 +90,9 @@ def _table(frame: pd.DataFrame) -> str:
         flags=_flags(frame),
         task_metric=[f"{name} {value:.3g}" for name, value in
                      zip(frame["metric"], frame["metric_value"], strict=True)],
-    )[list(_TABLE_COLUMNS)].rename(columns=_TABLE_COLUMNS)
+    )
+    columns = {key: name for key, name in _TABLE_COLUMNS.items() if key in table}
+    table = table[list(columns)].rename(columns=columns)
     return table.to_string(index=False, float_format=lambda value: f"{value:.4f}", na_rep="-")
 
 
@@ -165,10 +168,13 @@ def probe(
     CIs bootstrap the test images and the seeds (paired between representations).
 
     I_V is the mean over seeds; "I_V best" the seed with the best validation NLL (H_V is an
-    infimum). Flags: N = no fit beat the null on validation by 1.645 standard errors (I_V is
-    the raw test difference),
-    B = a fit stopped on its epoch budget (may not have converged), S = shuffled-
-    representation control above 0, C = below a lower-capacity family.
+    infimum). select. = I_V − I_V on the control task (random target patches per
+    representation type, Hewitt & Liang 2019).
+
+    Flags: N = no fit beat the null on validation by 1.645 standard errors (I_V is the raw test
+    difference), B = a fit stopped on its epoch budget (may not have converged), S = the
+    shuffled-representation control above 0.01 bits with its CI above 0, C = below a
+    lower-capacity family.
 
     With several --repr: ΔI_V = I_V(repr) − I_V(anchor) with a paired CI (same images, seeds).
 
@@ -236,11 +242,12 @@ def probe(
     typer.echo("H(Z|∅), H(Z|Y), I_V: bits per target pixel (depth: differential bits). "
                "gap: test − train H(Z|Y). I_V/H: I_V / H(Z|∅) (discrete targets). metric: of the "
                "probe's prediction (psnr dB, rmse depth unit, miou). I_V best: the seed with the "
-               "best validation NLL. flags: N no fit clearly beat the null on validation (I_V is "
-               "the raw test difference), "
-               "B budget-stopped fit, "
-               "S shuffled control > 0, C capacity drop. null: every H(Z|∅) is the positional "
-               "null, a free distribution per target pixel fitted to convergence.")
+               "best validation NLL. select.: I_V − I_V of the control task (Hewitt & Liang). "
+               "flags: N no fit clearly beat the null on validation (I_V is the raw test "
+               "difference), B budget-stopped fit, S shuffled control above 0.01 with its CI above "
+               "0, C capacity "
+               "drop. null: every H(Z|∅) is the positional null, a free distribution per target "
+               "pixel fitted to convergence.")
     if len(run.representations) > 1:
         typer.echo("")
         typer.echo(f"paired ΔI_V vs {paired['anchor'].iloc[0]}")

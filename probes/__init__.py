@@ -1,7 +1,8 @@
 """Probe families that estimate the predictive V-information of frozen representations.
 
 One small module per concept: :mod:`probes.heads` (per-pixel likelihoods, target registry),
-:mod:`probes.families` (graded-capacity family registry), :mod:`probes.estimator`
+:mod:`probes.families` (graded-capacity family registry), :mod:`probes.null` (the null
+``f[∅]``, fitted to convergence), :mod:`probes.estimator`
 (:class:`VInfoProbe`, :func:`run_probes`), :mod:`probes.uncertainty` (paired bootstrap),
 :mod:`probes.paired` (``ΔI_V`` between representations with paired CIs),
 :mod:`probes.representations` (safetensors bundles of ``ŷ``, computed from checkpoints and
@@ -21,6 +22,7 @@ from probes.estimator import (
     ProbeScores,
     Splits,
     VInfoProbe,
+    control_task,
     linear_gaussian_closed_form,
     run_probes,
     shuffle_representation,
@@ -102,6 +104,7 @@ __all__ = [
     "build_probe_inputs",
     "capacity_check",
     "checkpoint_sha256",
+    "control_task",
     "count_parameters",
     "default_cache_dir",
     "encode_dataset",

@@ -824,17 +824,72 @@ def shuffle_representation(data: ProbeData, seed: int = 0) -> ProbeData:
     return ProbeData(gather_rows(data.y, permutation), data.z, data.mask)
 
 
-def shuffled_control(probe: VInfoProbe, splits: Splits, seed: int = 0) -> float:
-    """``I_V`` in bits per pixel of a fresh copy of ``probe`` on shuffled representations.
+def shuffled_control(probe: VInfoProbe, splits: Splits, seed: int = 0) -> PerImageBits:
+    """Per-image test bits of a fresh copy of ``probe`` fitted on shuffled representations.
 
-    The targets are unchanged by the shuffle, so the copy reuses ``probe``'s fitted null.
+    The targets are unchanged by the shuffle, so the copy reuses ``probe``'s fitted null; with
+    a converged null and a family that does not leak, its ``I_V`` is at or below 0 (a CI above
+    0 flags the probe). Score it with :func:`probes.uncertainty.bootstrap_ratio` of
+    ``null - cond``.
     """
     shuffled = [shuffle_representation(split, seed + i) for i, split in enumerate(splits)]
-    return probe.clone().fit(shuffled[0], shuffled[1], null_from=probe).score(shuffled[2])
+    fitted = probe.clone().fit(shuffled[0], shuffled[1], null_from=probe)
+    return fitted.per_image_bits(shuffled[2])
+
+
+def control_task(splits: Splits, seed: int = 0, decimals: int = 0) -> Splits:
+    """A control task in the sense of Hewitt & Liang (2019) for any target.
+
+    Every *type* of representation vector (the ``C`` values of ``y`` at one latent position,
+    rounded to ``decimals``: a codec's integer ``ŷ`` repeats them) is given one random target
+    patch (the ``s×s`` target pixels, with their mask, of a random latent position of a random
+    training image). The control target of a position is its type's patch, in every split:
+    a function of the representation with the targets' patch marginals but no relation to the
+    real target, so ``I_V`` on it measures what a family can memorise. Selectivity is
+    ``I_V(real) - I_V(control)``.
+
+    Args:
+        splits: train, val, test of one representation and target.
+        seed: seed of the patch draw.
+        decimals: rounding of ``y`` that defines a type.
+
+    Returns:
+        :class:`Splits` with the same ``y`` and the control targets (and masks); the targets
+        are materialised in memory.
+    """
+    parts = [as_probe_data(split) for split in splits]
+    factor = parts[0].z.shape[-1] // parts[0].y.shape[-1]
+    c_y = parts[0].y.shape[1]
+    vectors = torch.cat([part.y.permute(0, 2, 3, 1).reshape(-1, c_y) for part in parts])
+    _, types = torch.unique(torch.round(vectors * 10**decimals), dim=0, return_inverse=True)
+    generator = torch.Generator().manual_seed(seed)
+    train_z = F.pixel_unshuffle(parts[0].z.double(), factor)  # (N, C_t·s², h, w)
+    train_z = train_z.permute(0, 2, 3, 1).reshape(-1, train_z.shape[1])  # (N·h·w, C_t·s²)
+    has_mask = any(part.mask is not None for part in parts)
+    if has_mask:
+        mask = parts[0].mask if parts[0].mask is not None else torch.ones_like(
+            parts[0].z[:, :1], dtype=torch.bool)
+        train_mask = F.pixel_unshuffle(mask.double(), factor)
+        train_mask = train_mask.permute(0, 2, 3, 1).reshape(-1, train_mask.shape[1])
+    draw = torch.randint(0, train_z.shape[0], (int(types.max()) + 1,), generator=generator)
+    out, start = [], 0
+    for part in parts:
+        n, _, h, w = part.y.shape
+        index = draw[types[start:start + n * h * w]]
+        start += n * h * w
+
+        def patches(values: Tensor, n=n, h=h, w=w) -> Tensor:
+            return F.pixel_shuffle(values.view(n, h, w, -1).permute(0, 3, 1, 2), factor)
+
+        z = patches(train_z[index]).to(part.z.dtype)
+        control_mask = patches(train_mask[index]).bool() if has_mask else None
+        out.append(ProbeData(part.y, z, control_mask))
+    return Splits(*out)
 
 
 SHUFFLE_TOLERANCE = 0.01
-"""Bits per pixel above which the shuffled control is flagged (in addition to a CI above 0)."""
+"""Bits per pixel above which the shuffled control is flagged, if its CI (when computed) also
+lies above 0: a CI above 0 alone flags leaks of a few thousandths of a bit."""
 
 
 class FitEvent(NamedTuple):
@@ -880,7 +935,8 @@ def run_probes(
         seeds: training seeds; each is combined with the image bootstrap.
         n_resamples: bootstrap replicates of the CIs (0: no interval, CI ends = estimate).
         confidence: CI coverage.
-        controls: also run the shuffled-representation control (first seed) and set flags.
+        controls: also run the shuffled-representation control and the control task (first
+            seed, families above ``null``) and set flags.
         probe_kwargs: extra :class:`VInfoProbe` arguments (``width``, ``null``, ...).
         head_kwargs: per-target head arguments, ``{"segmentation": {"num_classes": 7}}``,
             merged over ``probe_kwargs["head_kwargs"]`` for that target only.
@@ -903,7 +959,12 @@ def run_probes(
         (image bootstrap of that seed), ``no_gain_flag`` (no seed beat the null on validation
         by :data:`BEATS_NULL_Z` standard errors: ``iv`` is then the raw test difference of the
         best trained state, often negative),
-        ``shuffled_iv``, ``shuffled_flag``, ``capacity_flag``.
+        ``shuffled_iv`` with ``shuffled_iv_ci_low``/``_high`` (the first seed's fit repeated
+        on shuffled representations, :func:`shuffled_control`) and ``shuffled_flag`` (above
+        :data:`SHUFFLE_TOLERANCE` with a CI above 0: a leak), ``control_iv`` with its CI (the
+        same fit on the control task, :func:`control_task`) and
+        ``selectivity = iv - control_iv`` (Hewitt & Liang 2019), NaN without ``controls``,
+        then ``capacity_flag``.
 
     Raises:
         ValueError: unknown names, unpaired test targets between representations, or fewer
@@ -935,6 +996,7 @@ def run_probes(
             if head_kwargs and target in head_kwargs:
                 shared = kwargs.get("head_kwargs") or {}
                 kwargs["head_kwargs"] = {**shared, **head_kwargs[target]}  # type: ignore[dict-item]
+            control: list = [control_task(splits, seed=seeds[0]), None] if controls else []
             reference = shared_nulls.get(target)
             null_from = None
             if reference is not None and _same_targets(reference[0], splits):
@@ -989,15 +1051,43 @@ def run_probes(
                 row.update(null_fit=fits[0].null_.method,
                            stopped_by="budget" if "budget" in stops else stops[0])
                 row["budget_flag"] = row["null_fit"] == "budget" or row["stopped_by"] == "budget"
-                if controls and family != "null":
-                    shuffled = shuffled_control(fits[0], splits, seed=seeds[0])
-                    row.update(shuffled_iv=shuffled, shuffled_flag=shuffled > SHUFFLE_TOLERANCE)
-                else:
-                    row.update(shuffled_iv=float("nan"), shuffled_flag=False)
+                row.update(_controls(fits[0], splits, control, n_resamples, confidence,
+                                     seeds[0], row["iv"])
+                           if controls and family != "null" else _NO_CONTROLS)
                 rows.append(row)
     frame = pd.DataFrame(rows)
     frame["capacity_flag"] = capacity_check(frame) if len(frame) else []
     return frame
+
+
+_NO_CONTROLS = {name: float("nan") for name in (
+    "shuffled_iv", "shuffled_iv_ci_low", "shuffled_iv_ci_high", "control_iv",
+    "control_iv_ci_low", "control_iv_ci_high", "selectivity")} | {"shuffled_flag": False}
+
+
+def _controls(fit: VInfoProbe, splits: Splits, control: list, n_resamples: int,
+              confidence: float, seed: int, iv: float) -> dict[str, object]:
+    """The shuffled control and the control task of one fitted probe, with their CIs.
+
+    ``control`` is ``[control splits, probe whose null fits them or None]``; the control
+    task's null is fitted once per target and shared by the families (it is stored back).
+    """
+    shuffled = shuffled_control(fit, splits, seed=seed)
+    shuffled_iv = bootstrap_ratio(shuffled.null - shuffled.cond, shuffled.pixels, n_resamples,
+                                  confidence)
+    # a leak is a CI above 0 by a margin that matters (without a CI: the margin alone)
+    flag = shuffled_iv.mean > SHUFFLE_TOLERANCE and (n_resamples == 0 or shuffled_iv.ci_low > 0)
+    control_splits, control_null = control
+    probe = fit.clone().fit(control_splits.train, control_splits.val, null_from=control_null)
+    control[1] = control_null or probe
+    bits = probe.per_image_bits(control_splits.test)
+    control_iv = bootstrap_ratio(bits.null - bits.cond, bits.pixels, n_resamples, confidence)
+    return {
+        "shuffled_iv": shuffled_iv.mean, "shuffled_iv_ci_low": shuffled_iv.ci_low,
+        "shuffled_iv_ci_high": shuffled_iv.ci_high, "shuffled_flag": bool(flag),
+        "control_iv": control_iv.mean, "control_iv_ci_low": control_iv.ci_low,
+        "control_iv_ci_high": control_iv.ci_high, "selectivity": iv - control_iv.mean,
+    }
 
 
 def _same_targets(a: Splits, b: Splits) -> bool:
@@ -1044,6 +1134,7 @@ __all__ = [
     "categorical_null_logits",
     "linear_gaussian_closed_form",
     "run_probes",
+    "control_task",
     "shuffle_representation",
     "shuffled_control",
 ]

@@ -55,7 +55,11 @@ def test_checkpoint_end_to_end_with_two_families(files, tmp_path):
     assert (frame["null"] == "positional").all() and (frame["n_test_images"] == 20).all()
     # how every fit stopped, the best seed, and the flags, in the file and in the table
     assert {"null_fit", "stopped_by", "budget_flag", "no_gain_flag", "best_seed", "iv_best",
-            "iv_best_ci_low", "iv_best_ci_high"} <= set(frame.columns)
+            "iv_best_ci_low", "iv_best_ci_high", "shuffled_iv_ci_low", "shuffled_iv_ci_high",
+            "control_iv", "control_iv_ci_low", "control_iv_ci_high",
+            "selectivity"} <= set(frame.columns)
+    assert "select." in lines[1]
+    assert (linear["selectivity"] == linear["iv"] - linear["control_iv"]).all()
     assert (frame["null_fit"] == "closed_form").all()
     linear = frame[frame["family"] == "linear"]
     assert (linear["stopped_by"] == "budget").all() and linear["budget_flag"].all()  # 2 epochs

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from probes.estimator import ProbeData, Splits, VInfoProbe, run_probes, shuffled_control
-from probes.uncertainty import bootstrap_iv, capacity_check
+from probes.uncertainty import bootstrap_iv, bootstrap_ratio, capacity_check
 
 SIZE = 8  # latent positions per side; the factor is 1, so one element per position
 
@@ -148,7 +148,9 @@ def test_shuffled_representation_control_is_near_zero():
     data = splits(lambda n, s: gaussian_split(n, 0.9, s), 200, 100, 200)
     probe = VInfoProbe("linear", "depth")
     assert probe.fit(data.train, data.val).score(data.test) > 1.0
-    assert shuffled_control(probe, data) < 0.01
+    bits = shuffled_control(probe, data)
+    shuffled = bootstrap_ratio(bits.null - bits.cond, bits.pixels, n_resamples=500)
+    assert abs(shuffled.mean) < 0.01 and shuffled.ci_low <= 0
 
 
 def test_capacity_check_flags_a_significant_drop_only():

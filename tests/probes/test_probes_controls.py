@@ -1,0 +1,84 @@
+"""Controls that can fail (issue 14): the shuffled control fires on an under-trained null,
+the control task on a family that can memorise the representation's types."""
+
+import math
+
+import torch
+
+from probes.estimator import (
+    ProbeData,
+    Splits,
+    VInfoProbe,
+    control_task,
+    run_probes,
+    shuffled_control,
+)
+from probes.uncertainty import bootstrap_ratio
+
+
+def gaussian(n, seed, rho=0.8, levels=None, scale=1.0):
+    """y (n, 2, 4, 4) (rounded to ``levels`` integer values if given); depth (n, 1, 8, 8) =
+    ρ·y₀ upsampled + noise; ``y`` is returned times ``scale``."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randn(n, 2, 4, 4, generator=g)
+    if levels is not None:
+        y = y.round().clamp(-(levels // 2), levels // 2)
+    z = torch.nn.functional.interpolate(y[:, :1], scale_factor=2)
+    z = rho * z + math.sqrt(1 - rho**2) * torch.randn(z.shape, generator=g)
+    return ProbeData(scale * y, z)
+
+
+def test_control_task_keeps_patch_marginals_and_is_a_function_of_the_types():
+    splits = Splits(gaussian(30, 1, levels=3), gaussian(10, 2, levels=3), gaussian(20, 3, levels=3))
+    control = control_task(splits, seed=0)
+    train_patches = torch.nn.functional.pixel_unshuffle(splits.train.z, 2)
+    train_patches = set(map(tuple, train_patches.permute(0, 2, 3, 1).reshape(-1, 4).tolist()))
+    types = {}
+    for part, original in zip(control, splits, strict=True):
+        assert torch.equal(part.y, original.y) and part.z.shape == original.z.shape
+        patches = torch.nn.functional.pixel_unshuffle(part.z, 2).permute(0, 2, 3, 1)
+        vectors = part.y.permute(0, 2, 3, 1)
+        for vector, patch in zip(vectors.reshape(-1, 2).tolist(),
+                                 patches.reshape(-1, 4).tolist(), strict=True):
+            assert tuple(patch) in train_patches  # drawn from the training targets' patches
+            assert types.setdefault(tuple(vector), tuple(patch)) == tuple(patch)  # per type
+    assert len(types) <= 9  # 3 levels × 2 channels
+
+
+def test_shuffled_control_fires_on_an_under_trained_null_and_not_on_a_converged_one():
+    splits = Splits(gaussian(60, 1), gaussian(30, 2), gaussian(40, 3))
+    probe = VInfoProbe("linear", "depth", solver="gradient").fit(splits.train, splits.val)
+
+    def shuffled_ci_low(fitted):
+        bits = shuffled_control(fitted, splits)
+        return bootstrap_ratio(bits.null - bits.cond, bits.pixels, n_resamples=500).ci_low
+
+    assert shuffled_ci_low(probe) <= 0
+    # a null one standard unit off in mean and scale, as an under-trained one is: the shuffled
+    # probe's own per-pixel prior repairs it, and the control shows the leak
+    bad = probe.null_.params.clone().view(1, 2, 8, 8)
+    bad[:, 0] += 1.0
+    bad[:, 1] += 0.5
+    probe.null_ = probe.null_._replace(params=bad.view(2, 8, 8))
+    assert shuffled_ci_low(probe) > 0.1
+
+
+def test_control_task_fires_on_a_memorising_family_and_selectivity_is_reported():
+    few = {"few": {"depth": Splits(*(gaussian(n, s, levels=3) for n, s in
+                                     ((60, 1), (30, 2), (40, 3))))}}
+    frame = run_probes(few, ["mlp"], n_resamples=200, probe_kwargs={"width": 16})
+    (row,) = frame.to_dict("records")
+    # 9 representation types, each with a fixed random patch: the mlp memorises them
+    assert row["control_iv_ci_low"] > 0.1
+    assert row["selectivity"] == row["iv"] - row["control_iv"]
+    assert row["shuffled_iv_ci_low"] <= 0 and not row["shuffled_flag"]
+    assert row["shuffled_iv_ci_low"] <= row["shuffled_iv"] <= row["shuffled_iv_ci_high"]
+    # y ×1000 (integer-valued once rounded, as ŷ): every type is unique, nothing to memorise,
+    # control ≈ 0, selectivity ≈ I_V
+    many = {"many": {"depth": Splits(*(gaussian(n, s, scale=1000.0) for n, s in
+                                       ((60, 1), (30, 2), (40, 3))))}}
+    frame = run_probes(many, ["null", "mlp"], n_resamples=200, probe_kwargs={"width": 16})
+    null, mlp = frame.to_dict("records")
+    assert math.isnan(null["control_iv"]) and math.isnan(null["selectivity"])
+    assert abs(mlp["control_iv"]) < 0.02 and mlp["iv"] > 0.3
+    assert abs(mlp["selectivity"] - mlp["iv"]) < 0.02
