@@ -3,9 +3,10 @@
 (a) The linear probe against scikit-learn on the same cached features: Ridge (continuous
     depth, Gaussian residuals) and LogisticRegression (categorical segmentation, C chosen on
     the validation split, untimed), one model per position inside the 16×16 patch, as vinfo's
-    linear family (1×1 conv + pixel shuffle) with the global null. Both must reach the same
-    test NLL within 1 %; prints the times (vinfo: null + probe + validation scoring) and the
-    speed ratio (goal: vinfo ≥ 3× faster).
+    linear family (1×1 conv + pixel shuffle). vinfo's family also has a free distribution per
+    target pixel (its null; the former global null is gone), so its test NLL should be at or
+    below scikit-learn's (a negative NLL diff); prints the times (vinfo: null + probe +
+    validation scoring) and the speed ratio (goal: vinfo ≥ 3× faster at no worse NLL).
 (b) A sweep of all families × three targets × 1 seed on the same representation, without
     bootstrap controls (goal: ≤ 2 minutes on 2 cores).
 
@@ -136,7 +137,7 @@ def compare_linear(inputs) -> None:
     """(a): vinfo's linear probe against scikit-learn, same features, same splits."""
     data = inputs.data["r"]
     factor = data["depth"].train.z.shape[-1] // data["depth"].train.y.shape[-1]
-    print(f"(a) linear probe, global null, {len(inputs.sample_ids[0])} train / "
+    print(f"(a) linear probe (positional null), {len(inputs.sample_ids[0])} train / "
           f"{len(inputs.sample_ids[1])} val / {len(inputs.sample_ids[2])} test images; "
           "test NLL in bits per target pixel")
     print(f"{'target':13} {'vinfo':>8} {'sklearn':>8} {'vinfo NLL':>10} {'sklearn NLL':>11} "
@@ -151,8 +152,7 @@ def compare_linear(inputs) -> None:
     }
     for target, (reference, repeat, name) in references.items():
         splits = data[target]
-        probe = VInfoProbe("linear", target, null="global",
-                           head_kwargs=inputs.head_kwargs.get(target))
+        probe = VInfoProbe("linear", target, head_kwargs=inputs.head_kwargs.get(target))
         fitted, ours = timed(partial(probe.fit, splits.train, splits.val), repeat)
         nll = fitted.evaluate(splits.test).h_cond
         theirs_nll, theirs = timed(partial(reference, splits.train, splits.test), repeat)

@@ -89,7 +89,7 @@ def probe_files(
         cache_dir: representation cache (default :func:`probes.representations.default_cache_dir`).
         n_resamples: bootstrap replicates.
         confidence: CI coverage.
-        controls: run the shuffled-representation control.
+        controls: run the shuffled-representation control and the control task.
         fractions: probe train / val / test fractions.
         split_seed: seed of the shared partition.
         probe_kwargs: extra :class:`probes.estimator.VInfoProbe` arguments.
