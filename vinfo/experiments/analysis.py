@@ -58,6 +58,10 @@ BD_FILE = "bd_table.csv"
 PROBES_FILE = "probes.csv"
 PAIRED_FILE = "probes_paired.csv"
 TRIVIAL_FILE = "trivial.csv"
+VERDICTS_FILE = "verdicts.csv"
+PAIR_SEEDS_FILE = "pair_seeds.csv"
+LOSS_TERMS_FILE = "loss_terms.csv"
+TIMINGS_FILE = "timings.json"
 FINISHED_MARKER = "summary.md"
 """``vinfo reproduce`` writes ``summary.md`` last: its presence marks a finished run."""
 FIGURE_FILES = ("fig2.png", "fig3.png", "fig_iv_capacity.png")
@@ -90,6 +94,12 @@ class Results:
         trivial: the trivial-predictor check (``trivial.csv``), or ``None``.
         figures: file name → path of the figures present (``fig2.png``, ``fig3.png``,
             ``fig_iv_capacity.png``).
+        verdicts: the verdicts on the paper's claims (``verdicts.csv``), or ``None``.
+        pair_seeds: the similar-rate pair across training seeds (``pair_seeds.csv``), or
+            ``None``.
+        loss_terms: eq. 3's terms at the first and last epoch of one base model
+            (``loss_terms.csv``), or ``None``.
+        timings: ``{"workers": n, "seconds": {phase: s}}`` (``timings.json``), or empty.
     """
 
     root: Path
@@ -101,6 +111,10 @@ class Results:
     paired: pd.DataFrame | None = None
     trivial: pd.DataFrame | None = None
     figures: Mapping[str, Path] = field(default_factory=dict)
+    verdicts: pd.DataFrame | None = None
+    pair_seeds: pd.DataFrame | None = None
+    loss_terms: pd.DataFrame | None = None
+    timings: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def description(self) -> str:
@@ -232,6 +246,10 @@ def load_results(directory: str | Path) -> Results:
         paired=optional(PAIRED_FILE, PAIRED_COLUMNS),
         trivial=optional(TRIVIAL_FILE),
         figures={name: root / name for name in FIGURE_FILES if (root / name).is_file()},
+        verdicts=optional(VERDICTS_FILE, ("claim", "measured", "spread", "verdict")),
+        pair_seeds=optional(PAIR_SEEDS_FILE, ("seed", "beta", "bpp")),
+        loss_terms=optional(LOSS_TERMS_FILE, ("which", "task_term", "recon_term", "rate_term")),
+        timings=_read_json(root / TIMINGS_FILE) if (root / TIMINGS_FILE).is_file() else {},
     )
 
 
