@@ -148,7 +148,7 @@ BAD_INPUTS = {
     "unknown metric": (lambda d: [ANCHOR, TEST, "-m", "sharpness"], "known metrics: psnr"),
     "unknown method": (
         lambda d: [ANCHOR, TEST, "--method", "linear"],
-        "valid methods: akima, pchip, cubic, polyfit",
+        "valid methods: akima, pchip, cubic, spline (polyfit = cubic)",
     ),
     "too few points": (
         lambda d: [
