@@ -26,12 +26,16 @@ from bdrate.core import (
     bd_rate_overlap,
     get_method,
     method_names,
+    validate_min_overlap,
 )
 from bdrate.curves import (
+    ALL_METHODS,
     BDResult,
     CurveFileError,
     RDCurve,
     compare_curves,
+    format_overlap,
+    overlap_legend,
     read_curve_files,
     read_curves,
 )
@@ -44,6 +48,7 @@ from bdrate.directions import (
 )
 
 __all__ = [
+    "ALL_METHODS",
     "DEFAULT_METHOD",
     "DEFAULT_MIN_OVERLAP",
     "METHODS",
@@ -68,11 +73,14 @@ __all__ = [
     "bd_rate",
     "bd_rate_overlap",
     "compare_curves",
+    "format_overlap",
     "get_method",
     "higher_is_better",
     "known_metrics",
     "method_names",
     "metric_direction",
+    "overlap_legend",
     "read_curve_files",
     "read_curves",
+    "validate_min_overlap",
 ]

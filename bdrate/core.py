@@ -285,9 +285,11 @@ def _overlap_fraction(x_anchor: np.ndarray, x_test: np.ndarray) -> float:
     return float(max(shared, 0.0) / union) if union > 0 else 0.0
 
 
-def _check_min_overlap(min_overlap: float) -> None:
-    if not 0.0 <= min_overlap <= 1.0:
+def validate_min_overlap(min_overlap: float) -> float:
+    """Return ``min_overlap`` as a float, raising :class:`BDError` unless it is in [0, 1]."""
+    if not 0.0 <= min_overlap <= 1.0:  # False for NaN too
         raise BDError(f"min_overlap must be a fraction in [0, 1], got {min_overlap}")
+    return float(min_overlap)
 
 
 def _warn_if_low(overlap: float, min_overlap: float, *, what: str, axis_name: str) -> None:
@@ -408,7 +410,7 @@ def bd_rate(
             when an interpolant leaves the range of its curve's points (module docstring);
             never returns NaN.
     """
-    _check_min_overlap(min_overlap)
+    validate_min_overlap(min_overlap)
     entry = get_method(method)
     anchor, test = _validated_pair(
         rate_anchor, metric_anchor, rate_test, metric_test, entry, higher_is_better
@@ -448,7 +450,7 @@ def bd_metric(
     Raises:
         BDError: on bad input (see the subclasses and :func:`bd_rate`); never returns NaN.
     """
-    _check_min_overlap(min_overlap)
+    validate_min_overlap(min_overlap)
     entry = get_method(method)
     anchor, test = _validated_pair(
         rate_anchor, metric_anchor, rate_test, metric_test, entry, higher_is_better
