@@ -187,7 +187,7 @@ def _print_wide_table(results: list[BDResult], *, show_labels: bool) -> None:
 def _echo(table: pd.DataFrame, results: list[BDResult], *, show_labels: bool) -> None:
     if not show_labels:
         typer.echo(f"anchor: {results[0].anchor}    test: {results[0].test}")
-    typer.echo(table.to_string(index=False))
+    typer.echo("\n".join(line.rstrip() for line in table.to_string(index=False).splitlines()))
     for r in results:
         if r.note:
             typer.echo(f"n/a: {r.metric}, {r.method}, {r.test!r}: {r.note}")

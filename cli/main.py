@@ -25,7 +25,8 @@ app = typer.Typer(
         "curve is better at equal rate, whatever the metric's direction.\n\n"
         "Interpolation methods (vinfo bdrate --method), named as in the bjontegaard package: "
         "akima (default), pchip, cubic (VCEG-M33 cubic polynomial fit; alias polyfit), and "
-        "spline (not-a-knot cubic spline, not in bjontegaard)."
+        "spline (not-a-knot cubic spline, not in bjontegaard); all: every method side by side. "
+        "Each value comes with the curves' overlap; one the data cannot support is an error."
     ),
     no_args_is_help=True,
     add_completion=False,

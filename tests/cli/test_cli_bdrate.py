@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -333,3 +335,25 @@ def test_debug_flag_shows_the_exception():
     result = runner.invoke(app, ["--debug", "bdrate", str(ANCHOR), "--method", "x", str(TEST)])
     assert result.exit_code != 0
     assert isinstance(result.exception, ValueError)
+
+
+def readme_console_examples() -> list[tuple[str, str]]:
+    """``(command, printed output)`` of each ``$ vinfo bdrate …`` in the README's console
+    blocks."""
+    text = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    step = re.compile(r"^\$ (vinfo bdrate .*)\n((?:(?!\$ ).*\n)*)", re.M)
+    return [
+        example
+        for block in re.findall(r"^```console\n(.*?)^```$", text, re.M | re.S)
+        for example in step.findall(block)
+    ]
+
+
+def test_readme_console_examples_are_what_the_cli_prints(monkeypatch):
+    examples = readme_console_examples()
+    assert len(examples) >= 2
+    monkeypatch.chdir(EXAMPLES.parent)
+    for command, output in examples:
+        result = runner.invoke(app, shlex.split(command)[1:])
+        assert result.exit_code == 0, result.output
+        assert result.stdout == output, command
