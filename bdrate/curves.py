@@ -215,6 +215,8 @@ class BDResult:
         bd_rate_overlap: fraction in [0, 1] of the union of the two metric ranges that both
             curves cover, the range BD-rate averages over (``bjontegaard``'s overlap).
         bd_metric_overlap: the same in ``log10(rate)``, the range BD-metric averages over.
+            (Both default to NaN, unknown, for rows built by hand; :func:`compare_curves`
+            always fills them.)
         min_overlap: overlaps below this fraction are flagged (:attr:`low_overlap`).
         note: why a value is NaN; empty otherwise.
     """
@@ -226,8 +228,8 @@ class BDResult:
     higher_is_better: bool
     bd_rate_percent: float
     bd_metric: float
-    bd_rate_overlap: float
-    bd_metric_overlap: float
+    bd_rate_overlap: float = math.nan
+    bd_metric_overlap: float = math.nan
     min_overlap: float = DEFAULT_MIN_OVERLAP
     note: str = ""
 
@@ -318,24 +320,9 @@ def compare_curves(
             curve_arrays = (rate_a, metric_a, rate_t, metric_t)
             where = f"{metric}, {test.label!r} vs anchor {anchor.label!r}"
             row = dict(anchor=anchor.label, test=test.label, metric=metric)
-            computed, errors = [], []
-            for name in methods:
-                kwargs = dict(method=name, higher_is_better=direction, min_overlap=0.0)
-                values, notes = {}, []
-                for field, what, function in (
-                    ("bd_rate_percent", "BD-rate", bd_rate),
-                    ("bd_metric", "BD-metric", bd_metric),
-                ):
-                    try:
-                        values[field] = function(*curve_arrays, **kwargs)
-                    except BDError as error:
-                        if len(methods) == 1:
-                            raise type(error)(f"{where}: {error}") from None
-                        errors.append(error)
-                        values[field] = math.nan
-                        notes.append(f"{what}: {error}")
-                computed.append((name, values, "; ".join(notes)))
-            if len(errors) == 2 * len(methods):
+            computed = {name: _bd_values(curve_arrays, name, direction) for name in methods}
+            errors = [error for _, failed in computed.values() for _, error in failed]
+            if errors and (len(methods) == 1 or len(errors) == 2 * len(methods)):
                 raise type(errors[0])(f"{where}: {errors[0]}") from None
             overlaps = dict(
                 bd_rate_overlap=bd_rate_overlap(*curve_arrays),
@@ -344,8 +331,28 @@ def compare_curves(
             results += [
                 BDResult(
                     **row, method=name, higher_is_better=direction, **values, **overlaps,
-                    min_overlap=min_overlap, note=note,
+                    min_overlap=min_overlap,
+                    note="; ".join(f"{what}: {error}" for what, error in failed),
                 )
-                for name, values, note in computed
+                for name, (values, failed) in computed.items()
             ]
     return results
+
+
+def _bd_values(
+    curve_arrays: tuple[np.ndarray, ...], method: str, higher_is_better: bool
+) -> tuple[dict[str, float], list[tuple[str, BDError]]]:
+    """BD-rate and BD-metric of one comparison with one method; a value that raises
+    :class:`BDError` is NaN, and ``("BD-rate" or "BD-metric", error)`` is listed for it."""
+    kwargs = dict(method=method, higher_is_better=higher_is_better, min_overlap=0.0)
+    values, failed = {}, []
+    for field, what, function in (
+        ("bd_rate_percent", "BD-rate", bd_rate),
+        ("bd_metric", "BD-metric", bd_metric),
+    ):
+        try:
+            values[field] = function(*curve_arrays, **kwargs)
+        except BDError as error:
+            values[field] = math.nan
+            failed.append((what, error))
+    return values, failed

@@ -286,6 +286,17 @@ BAD_INPUTS = {
         ],
         "do not overlap",
     ),
+    "no overlap for any method": (
+        lambda d: [
+            write(d, "o.csv", "bpp,psnr\n10,40\n20,42\n40,44\n80,45\n"),
+            TEST,
+            "-m",
+            "psnr",
+            "--method",
+            "all",
+        ],
+        "do not overlap",
+    ),
     "one curve only": (lambda d: [ANCHOR], "need at least two curves"),
     "no shared metric": (
         lambda d: [write(d, "s.csv", "bpp,miou\n0.1,0.3\n0.2,0.4\n"), TEST],

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from bdrate import compare_curves
-from bdrate.core import DEFAULT_METHOD, DEFAULT_MIN_OVERLAP, NonMonotoneCurveError
+from bdrate.core import DEFAULT_METHOD, DEFAULT_MIN_OVERLAP, NonMonotoneCurveError, get_method
 from bdrate.curves import RDCurve, format_overlap, overlap_legend
 from bdrate.directions import metric_direction
 from vinfo.io import write_json_atomic, write_text_atomic
@@ -191,6 +191,7 @@ def bd_table(
         cover), ``bd_metric_overlap`` (the same in log10(rate)), ``min_overlap``, ``note``.
         Overlaps are NaN where the value is undefined.
     """
+    get_method(method)  # one method per table: an unknown name fails the table, not each row
     rows: list[dict[str, Any]] = []
     for comparison in comparisons:
         anchor, test = _rows(frame, comparison.anchor), _rows(frame, comparison.test)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bdrate import bd_metric, bd_rate, read_curves
+from bdrate import UnknownMethodError, bd_metric, bd_rate, read_curves
 from cli.main import app
 from vinfo.experiments.rd import (
     Comparison,
@@ -143,6 +143,13 @@ def test_bd_table_reports_the_overlap_of_each_value_and_flags_low_overlap(min_ov
     assert cells[7] == f"{metric_overlap * 100:.1f}" + flag[metric_overlap < min_overlap]
     assert rate_overlap < 0.95 and min(rate_overlap, metric_overlap) > 0.75  # both cases occur
     assert "in log10(rate) for BD-metric" in bd_table_markdown(table)
+
+
+def test_bd_table_takes_one_method():
+    frame = rd_frame(curve_points(0.0) + curve_points(0.1))
+    comparison = Comparison("Fig. 2b", "scalable beta=0.0", "scalable beta=0.1", "psnr")
+    with pytest.raises(UnknownMethodError, match="unknown BD method 'all'"):
+        bd_table(frame, [comparison], method="all")
 
 
 def test_rd_panels_are_saved_as_png_and_pdf(tmp_path):
