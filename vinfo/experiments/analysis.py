@@ -43,6 +43,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from bdrate.core import DEFAULT_METHOD  # noqa: E402
 from bdrate.directions import is_known_metric, metric_direction  # noqa: E402
 from vinfo.data.synthetic import SyntheticConfig  # noqa: E402
 from vinfo.experiments.evaluate import TASK_EVALUATORS  # noqa: E402
@@ -343,7 +344,7 @@ def primary_metric(task: str) -> str:
 def conditional_coding_gain(
     rd: Mapping[str, pd.DataFrame],
     *,
-    method: str = "akima",
+    method: str = DEFAULT_METHOD,
     rate_column: str = "bpp",
 ) -> pd.DataFrame:
     """BD-rate of each scalable curve against the standalone curve, per task and β.
@@ -365,10 +366,14 @@ def conditional_coding_gain(
     Returns:
         One row per (task, β): ``task``, ``beta``, ``lmbda_base`` (λ of the base the scalable
         curve was built on; NaN if the table does not say), ``metric``, ``anchor``, ``test``,
-        ``method``, ``rate_column``, ``bd_rate_percent``, ``bd_metric``, ``note``.
+        ``method``, ``rate_column``, ``bd_rate_percent``, ``bd_metric``, ``bd_rate_overlap``,
+        ``bd_metric_overlap``, ``min_overlap`` (as in :func:`vinfo.experiments.rd.bd_table`),
+        ``note``.
     """
+    values = ["bd_rate_percent", "bd_metric", "bd_rate_overlap", "bd_metric_overlap",
+              "min_overlap", "note"]
     columns = ["task", "beta", "lmbda_base", "metric", "anchor", "test", "method",
-               "rate_column", "bd_rate_percent", "bd_metric", "note"]
+               "rate_column", *values]
     rows = []
     for task, frame in rd.items():
         _require(frame, (*RD_REQUIRED, rate_column), f"RD table of {task}")
@@ -389,7 +394,7 @@ def conditional_coding_gain(
             rows.append({"task": task, "beta": float(beta), "lmbda_base": lmbda_base,
                          "metric": metric, "anchor": anchor, "test": label, "method": method,
                          "rate_column": rate_column,
-                         **table.iloc[0][["bd_rate_percent", "bd_metric", "note"]].to_dict()})
+                         **table.iloc[0][values].to_dict()})
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -39,6 +39,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from bdrate.core import DEFAULT_METHOD
 from bdrate.directions import metric_direction
 from probes import (
     BitsRecord,
@@ -223,7 +224,7 @@ class ReproducePreset:
     test_fraction: float = 0.125
     eval_batch_size: int = 16
     bitstream_images: int | None = None
-    bd_method: str = "akima"
+    bd_method: str = DEFAULT_METHOD
     threads: int | None = None
     probes: ProbeStudy | None = None
     pair_seeds: tuple[int, ...] = (0,)
@@ -513,13 +514,14 @@ def _comparisons(preset: ReproducePreset) -> list[tuple[str, Comparison]]:
 def bd_rows(
     frames: dict[str, pd.DataFrame],
     comparisons: Sequence[tuple[str, Comparison]],
-    method: str = "akima",
+    method: str = DEFAULT_METHOD,
 ) -> pd.DataFrame:
     """The BD table of ``(task, comparison)`` rows, each computed on ``frames[task]``.
 
     Where ``method`` needs monotone curves and one is not (noisy short training), the row is
     computed on the curves' Pareto fronts and says so in ``note``; undefined values (no
-    overlap, too few points) are NaN with the reason in ``note``.
+    overlap, too few points, an interpolant the data cannot support) are NaN with the reason in
+    ``note``. Each row carries the overlaps of its curves (:func:`vinfo.experiments.rd.bd_table`).
     """
     tables = []
     for task in dict.fromkeys(task for task, _ in comparisons):

@@ -167,6 +167,8 @@ def test_micro_reproduce_end_to_end(micro_run):
     table = pd.read_csv(out / "bd_table.csv")
     assert list(table["figure"].unique()) == ["Fig. 2f", "Fig. 2b", "Fig. 2d", "Fig. 3"]
     assert "BD-rate < 0" in (out / "bd_table.md").read_text()
+    assert {"bd_rate_overlap", "bd_metric_overlap", "min_overlap"} <= set(table.columns)
+    assert "| overlap [%] |" in (out / "bd_table.md").read_text()
 
     # the RD CSVs are what `vinfo bdrate` reads
     curves = read_curves(out / "rd_depth.csv")
