@@ -285,7 +285,7 @@ REPRODUCE_PRESETS.add(
     ReproducePreset(
         description=(
             "synthetic 64x64 scenes, tiny codec, depth base, 4 lambdas per curve, 2 seeds of the "
-            "similar-rate pair, probes (about 15 min on 2 CPU cores)"
+            "similar-rate pair, probes (time on 2 CPU cores not yet measured, issue #13)"
         ),
         codec=codec_preset("tiny").replace(segmentation_classes=7),
         base_task="depth",
