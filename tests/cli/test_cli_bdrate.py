@@ -153,22 +153,14 @@ def test_custom_metric_with_direction(tmp_path):
 
 # Two noisy 8-point curves on which the spline and Akima interpolants of log-rate swing far
 # beyond the data (tests/bdrate/test_bd_core.py checks the maths against bjontegaard).
-OSCILLATING_ANCHOR = "bpp,psnr\n" + "".join(
-    f"{r},{p}\n"
-    for r, p in zip(
-        [0.06, 0.256, 0.278, 0.391, 0.431, 0.492, 0.542, 0.821],
-        [24.24, 29.94, 30.2, 31.23, 31.4, 31.81, 32.52, 33.35],
-        strict=True,
-    )
-)
-OSCILLATING_TEST = "bpp,psnr\n" + "".join(
-    f"{r},{p}\n"
-    for r, p in zip(
-        [0.057, 0.243, 0.264, 0.371, 0.409, 0.467, 0.515, 0.78],
-        [24.59, 30.29, 30.33, 31.47, 31.86, 32.26, 32.58, 33.4],
-        strict=True,
-    )
-)
+def _curve_csv(rates: list[float], psnrs: list[float]) -> str:
+    return "bpp,psnr\n" + "".join(f"{r},{p}\n" for r, p in zip(rates, psnrs, strict=True))
+
+
+OSCILLATING_ANCHOR = _curve_csv([0.06, 0.256, 0.278, 0.391, 0.431, 0.492, 0.542, 0.821],
+                                [24.24, 29.94, 30.2, 31.23, 31.4, 31.81, 32.52, 33.35])
+OSCILLATING_TEST = _curve_csv([0.057, 0.243, 0.264, 0.371, 0.409, 0.467, 0.515, 0.78],
+                              [24.59, 30.29, 30.33, 31.47, 31.86, 32.26, 32.58, 33.4])
 
 
 def test_method_all_puts_every_method_side_by_side():

@@ -713,7 +713,7 @@ def _reproduce(
         secondary.task: _secondary_plan(preset, secondary, base_runs, chosen, runs_dir)
         for secondary in preset.secondary
     }
-    replicas = _pair_seed_plan(preset, base_plan, chosen, secondary_plans, runs_dir, data)
+    replicas = _pair_seed_plan(preset, base_plan, chosen, secondary_plans, runs_dir)
     _execute(
         [run for runs in secondary_plans.values() for run in runs]
         + [run for seeds in replicas.values() for runs in seeds.values() for run in runs],
@@ -836,7 +836,6 @@ def _pair_seed_plan(
     chosen: dict[float, FinishedRun],
     secondary_plans: dict[str, list[PlannedRun]],
     runs_dir: Path,
-    data: dict[str, Any],
 ) -> dict[int, dict[float, list[PlannedRun]]]:
     """``seed → β → [base replica, direct replica]`` for every pair seed but the first (see
     :attr:`ReproducePreset.pair_seeds`)."""
@@ -856,8 +855,7 @@ def _pair_seed_plan(
                     dataclasses.replace(source, spec=spec), seed, preset.first,
                     runs_dir / "reconstruction" / "direct" / f"beta={beta:g}",
                 ))
-            replicas[seed][beta] = runs
-    del data  # the replicas carry their sources' data records
+            replicas[seed][beta] = runs  # replicas carry their sources' data records
     return replicas
 
 
