@@ -10,6 +10,7 @@ curve named after ``name``.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,7 +18,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bdrate.core import bd_metric, bd_rate
+from bdrate.core import (
+    DEFAULT_METHOD,
+    DEFAULT_MIN_OVERLAP,
+    METHODS,
+    BDError,
+    bd_metric,
+    bd_metric_overlap,
+    bd_rate,
+    bd_rate_overlap,
+    validate_min_overlap,
+)
 from bdrate.directions import is_known_metric, metric_direction
 
 
@@ -183,9 +194,32 @@ def metric_values(curve: RDCurve, metric: str) -> tuple[np.ndarray, np.ndarray]:
     return curve.points[curve.rate_column].to_numpy(float), values.to_numpy(float)
 
 
+ALL_METHODS = "all"
+"""The ``method`` value of :func:`compare_curves` that computes every method of
+:data:`bdrate.core.METHODS`."""
+
+
 @dataclass(frozen=True)
 class BDResult:
-    """One BD comparison of a test curve against an anchor, as one tidy row."""
+    """One BD comparison of a test curve against an anchor, as one tidy row.
+
+    Attributes:
+        anchor: label of the anchor curve.
+        test: label of the test curve.
+        metric: metric column compared.
+        method: interpolation method, as asked for (an alias such as ``polyfit`` stays).
+        higher_is_better: direction of the metric used.
+        bd_rate_percent: BD-rate in percent (negative = test needs fewer bits); NaN only when
+            ``note`` says why (with :data:`ALL_METHODS`, a method that fails).
+        bd_metric: BD-metric in the metric's unit (positive = test better); NaN as above.
+        bd_rate_overlap: fraction in [0, 1] of the union of the two metric ranges that both
+            curves cover, the range BD-rate averages over (``bjontegaard``'s overlap).
+        bd_metric_overlap: the same in ``log10(rate)``, the range BD-metric averages over.
+            (Both default to NaN, unknown, for rows built by hand; :func:`compare_curves`
+            always fills them.)
+        min_overlap: overlaps below this fraction are flagged (:attr:`low_overlap`).
+        note: why a value is NaN; empty otherwise.
+    """
 
     anchor: str
     test: str
@@ -194,6 +228,31 @@ class BDResult:
     higher_is_better: bool
     bd_rate_percent: float
     bd_metric: float
+    bd_rate_overlap: float = math.nan
+    bd_metric_overlap: float = math.nan
+    min_overlap: float = DEFAULT_MIN_OVERLAP
+    note: str = ""
+
+    @property
+    def low_overlap(self) -> bool:
+        """Whether either overlap is below :attr:`min_overlap`."""
+        return min(self.bd_rate_overlap, self.bd_metric_overlap) < self.min_overlap
+
+
+def format_overlap(overlap: float, min_overlap: float = DEFAULT_MIN_OVERLAP) -> str:
+    """An overlap fraction as a table cell: percent with one decimal, ``" (low)"`` appended
+    below ``min_overlap``, ``"n/a"`` for NaN (e.g. ``0.412`` → ``"41.2 (low)"``)."""
+    if math.isnan(overlap):
+        return "n/a"
+    return f"{overlap * 100:.1f}" + (" (low)" if overlap < min_overlap else "")
+
+
+def overlap_legend(min_overlap: float = DEFAULT_MIN_OVERLAP) -> str:
+    """One sentence explaining the overlap columns, for under a table."""
+    return (
+        "overlap [%]: share of the curves' union range that both cover (in the metric for "
+        f"BD-rate, in log10(rate) for BD-metric); (low): below min_overlap {min_overlap:.0%}."
+    )
 
 
 def shared_metrics(curves: list[RDCurve]) -> list[str]:
@@ -209,20 +268,27 @@ def compare_curves(
     curves: list[RDCurve],
     *,
     metrics: list[str] | None = None,
-    method: str = "akima",
+    method: str = DEFAULT_METHOD,
     higher_is_better: bool | None = None,
+    min_overlap: float = DEFAULT_MIN_OVERLAP,
 ) -> list[BDResult]:
     """BD-rate and BD-metric of every later curve against the first (the anchor).
 
     Args:
         curves: at least two curves; ``curves[0]`` is the anchor.
         metrics: metric columns to compare; default: every known metric column all curves share.
-        method: interpolation method (see :data:`bdrate.core.METHODS`).
+        method: interpolation method (see :data:`bdrate.core.METHODS`, aliases included), or
+            :data:`ALL_METHODS` for every method side by side.
         higher_is_better: override the metric direction (needed for metrics not in
             ``bdrate.directions``); ``None`` looks each metric up.
+        min_overlap: overlaps below this fraction are flagged in the results
+            (:attr:`BDResult.low_overlap`) instead of warned about.
 
     Returns:
-        One :class:`BDResult` per (test curve, metric), tests in order, metrics in order.
+        One :class:`BDResult` per (test curve, metric, method), tests in order, then metrics,
+        then methods. With :data:`ALL_METHODS` a value a method cannot give (its guard refuses,
+        the curve is too short for it, ...) is NaN with the reason in ``note``; only when no
+        method gives either value is the error raised.
 
     Raises:
         ValueError: fewer than two curves, no shared metric, an unknown metric without a
@@ -230,6 +296,8 @@ def compare_curves(
     """
     if len(curves) < 2:
         raise ValueError(f"need at least two curves to compare, got {len(curves)}")
+    methods = list(METHODS) if method == ALL_METHODS else [method]
+    min_overlap = validate_min_overlap(min_overlap)
     if metrics is None:
         metrics = shared_metrics(curves)
         if not metrics:
@@ -249,17 +317,42 @@ def compare_curves(
             )
             rate_a, metric_a = metric_values(anchor, metric)
             rate_t, metric_t = metric_values(test, metric)
-            kwargs = dict(method=method, higher_is_better=direction)
-            try:
-                rate_gain = bd_rate(rate_a, metric_a, rate_t, metric_t, **kwargs)
-                metric_gain = bd_metric(rate_a, metric_a, rate_t, metric_t, **kwargs)
-            except ValueError as error:
-                raise type(error)(
-                    f"{metric}, {test.label!r} vs anchor {anchor.label!r}: {error}"
-                ) from None
-            results.append(
-                BDResult(
-                    anchor.label, test.label, metric, method, direction, rate_gain, metric_gain
-                )
+            curve_arrays = (rate_a, metric_a, rate_t, metric_t)
+            where = f"{metric}, {test.label!r} vs anchor {anchor.label!r}"
+            row = dict(anchor=anchor.label, test=test.label, metric=metric)
+            computed = {name: _bd_values(curve_arrays, name, direction) for name in methods}
+            errors = [error for _, failed in computed.values() for _, error in failed]
+            if errors and (len(methods) == 1 or len(errors) == 2 * len(methods)):
+                raise type(errors[0])(f"{where}: {errors[0]}") from None
+            overlaps = dict(
+                bd_rate_overlap=bd_rate_overlap(*curve_arrays),
+                bd_metric_overlap=bd_metric_overlap(*curve_arrays),
             )
+            results += [
+                BDResult(
+                    **row, method=name, higher_is_better=direction, **values, **overlaps,
+                    min_overlap=min_overlap,
+                    note="; ".join(f"{what}: {error}" for what, error in failed),
+                )
+                for name, (values, failed) in computed.items()
+            ]
     return results
+
+
+def _bd_values(
+    curve_arrays: tuple[np.ndarray, ...], method: str, higher_is_better: bool
+) -> tuple[dict[str, float], list[tuple[str, BDError]]]:
+    """BD-rate and BD-metric of one comparison with one method; a value that raises
+    :class:`BDError` is NaN, and ``("BD-rate" or "BD-metric", error)`` is listed for it."""
+    kwargs = dict(method=method, higher_is_better=higher_is_better, min_overlap=0.0)
+    values, failed = {}, []
+    for field, what, function in (
+        ("bd_rate_percent", "BD-rate", bd_rate),
+        ("bd_metric", "BD-metric", bd_metric),
+    ):
+        try:
+            values[field] = function(*curve_arrays, **kwargs)
+        except BDError as error:
+            values[field] = math.nan
+            failed.append((what, error))
+    return values, failed

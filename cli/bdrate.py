@@ -4,16 +4,32 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
 import typer
 
-from bdrate import METHODS, compare_curves, read_curve_files
+from bdrate import (
+    ALL_METHODS,
+    DEFAULT_METHOD,
+    DEFAULT_MIN_OVERLAP,
+    METHOD_ALIASES,
+    METHODS,
+    compare_curves,
+    format_overlap,
+    overlap_legend,
+    read_curve_files,
+)
 from bdrate.curves import BDResult, RDCurve
 from bdrate.directions import known_metrics
 
-_METHOD_HELP = "; ".join(f"{name}: {entry.description}" for name, entry in METHODS.items())
+_METHOD_HELP = (
+    "; ".join(f"{name}: {entry.description}" for name, entry in METHODS.items())
+    + "; "
+    + "; ".join(f"{alias}: same as {target}" for alias, target in METHOD_ALIASES.items())
+    + f"; {ALL_METHODS}: every method side by side"
+)
 
 
 def bdrate(
@@ -31,7 +47,18 @@ def bdrate(
         f"curves share. Known metrics: {', '.join(known_metrics())}.",
         show_default=False,
     ),
-    method: str = typer.Option("akima", "--method", help=f"Interpolation method. {_METHOD_HELP}."),
+    method: str = typer.Option(
+        DEFAULT_METHOD,
+        "--method",
+        help=f"Interpolation method, named as in the bjontegaard package. {_METHOD_HELP}.",
+    ),
+    min_overlap: float = typer.Option(
+        DEFAULT_MIN_OVERLAP,
+        "--min-overlap",
+        help="Flag results whose curves overlap on less than this fraction of their union "
+        "range (in the metric for BD-rate, in log10(rate) for BD-metric), as bjontegaard's "
+        "min_overlap warns.",
+    ),
     rate_col: str = typer.Option("bpp", "--rate-col", help="Rate column (any positive unit)."),
     group_col: str = typer.Option(
         "label", "--group-col", help="Column that splits one file into several curves, if present."
@@ -61,22 +88,32 @@ def bdrate(
     BD-rate is the average rate difference at equal quality, in percent: negative means the
     test curve needs fewer bits (better). BD-metric is the average quality difference at equal
     rate in the metric's unit (dB for PSNR): positive means the test curve is better, for
-    lower-is-better metrics such as RMSE too. Example:
+    lower-is-better metrics such as RMSE too. Each value comes with the overlap of the two
+    curves on the axis it averages over; a result the data cannot support (an interpolant
+    swinging far beyond the points) is an error, not a number. Example:
 
-        vinfo bdrate examples/anchor.csv examples/test.csv --metric psnr --method akima
+        vinfo bdrate examples/anchor.csv examples/test.csv --metric psnr --method all
     """
     curves = read_curve_files(files, rate_column=rate_col, group_column=group_col or None)
     if anchor is not None:
         curves = _anchor_first(curves, anchor)
     results = compare_curves(
-        curves, metrics=metric or None, method=method, higher_is_better=_direction(direction)
+        curves,
+        metrics=metric or None,
+        method=method,
+        higher_is_better=_direction(direction),
+        min_overlap=min_overlap,
     )
     if plot is not None:
         _write_plot(curves, list(dict.fromkeys(r.metric for r in results)), plot, rate_col)
     if as_json:
-        typer.echo(json.dumps([dataclasses.asdict(r) for r in results], indent=2))
+        typer.echo(json.dumps([_record(r) for r in results], indent=2, allow_nan=False))
     else:
-        _print_table(results, show_labels=len(curves) > 2 or _labels_differ(results))
+        show_labels = len(curves) > 2 or _labels_differ(results)
+        if method == ALL_METHODS:
+            _print_wide_table(results, show_labels=show_labels)
+        else:
+            _print_table(results, show_labels=show_labels)
 
 
 def _anchor_first(curves: list[RDCurve], label: str) -> list[RDCurve]:
@@ -101,19 +138,61 @@ def _labels_differ(results: list[BDResult]) -> bool:
     return any(r.anchor != results[0].anchor or r.test != results[0].test for r in results)
 
 
+def _record(result: BDResult) -> dict:
+    """A JSON record: the result's fields (NaN as null) and its ``low_overlap`` flag."""
+    record = {
+        key: None if isinstance(value, float) and math.isnan(value) else value
+        for key, value in dataclasses.asdict(result).items()
+    }
+    return record | {"low_overlap": result.low_overlap}
+
+
+def _value(value: float, digits: int) -> str:
+    return "n/a" if math.isnan(value) else f"{value:+.{digits}f}"
+
+
 def _print_table(results: list[BDResult], *, show_labels: bool) -> None:
-    columns = (["anchor", "test"] if show_labels else []) + ["metric", "method"]
-    table = pd.DataFrame([dataclasses.asdict(r) for r in results])
-    table = table[columns].assign(
-        **{
-            "BD-rate [%]": [f"{r.bd_rate_percent:+.3f}" for r in results],
-            "BD-metric": [f"{r.bd_metric:+.4f}" for r in results],
-        }
-    )
+    header = (["anchor", "test"] if show_labels else []) + ["metric", "method"]
+    header += ["BD-rate [%]", "overlap [%]", "BD-metric", "overlap [%]"]
+    rows = [
+        ([r.anchor, r.test] if show_labels else [])
+        + [r.metric, r.method, _value(r.bd_rate_percent, 3)]
+        + [format_overlap(r.bd_rate_overlap, r.min_overlap), _value(r.bd_metric, 4)]
+        + [format_overlap(r.bd_metric_overlap, r.min_overlap)]
+        for r in results
+    ]
+    _echo(pd.DataFrame(rows, columns=header), results, show_labels=show_labels)
+
+
+def _print_wide_table(results: list[BDResult], *, show_labels: bool) -> None:
+    """One row per comparison: its overlaps, then every method's BD-rate and BD-metric."""
+    keys = ["anchor", "test", "metric"] if show_labels else ["metric"]
+    methods = list(dict.fromkeys(r.method for r in results))
+    columns = [("", key) for key in keys]
+    for value in ("BD-rate [%]", "BD-metric"):
+        columns += [(value, "overlap"), *((value, name) for name in methods)]
+    rows: dict[tuple, dict] = {}
+    for r in results:
+        key = tuple(getattr(r, k) for k in keys)
+        row = rows.setdefault(key, {("", k): v for k, v in zip(keys, key, strict=True)})
+        row[("BD-rate [%]", "overlap")] = format_overlap(r.bd_rate_overlap, r.min_overlap)
+        row[("BD-rate [%]", r.method)] = _value(r.bd_rate_percent, 3)
+        row[("BD-metric", "overlap")] = format_overlap(r.bd_metric_overlap, r.min_overlap)
+        row[("BD-metric", r.method)] = _value(r.bd_metric, 4)
+    table = pd.DataFrame([[row[c] for c in columns] for row in rows.values()])
+    table.columns = pd.MultiIndex.from_tuples(columns)
+    _echo(table, results, show_labels=show_labels)
+
+
+def _echo(table: pd.DataFrame, results: list[BDResult], *, show_labels: bool) -> None:
     if not show_labels:
         typer.echo(f"anchor: {results[0].anchor}    test: {results[0].test}")
-    typer.echo(table.to_string(index=False))
+    typer.echo("\n".join(line.rstrip() for line in table.to_string(index=False).splitlines()))
+    for r in results:
+        if r.note:
+            typer.echo(f"n/a: {r.metric}, {r.method}, {r.test!r}: {r.note}")
     typer.echo("BD-rate < 0: test needs fewer bits. BD-metric > 0: test is better at equal rate.")
+    typer.echo(overlap_legend(results[0].min_overlap))
 
 
 def _write_plot(

@@ -23,8 +23,10 @@ app = typer.Typer(
         "Sign conventions: BD-rate is in percent, negative = the test curve needs fewer bits "
         "for the same quality (better). BD-metric is in the metric's unit, positive = the test "
         "curve is better at equal rate, whatever the metric's direction.\n\n"
-        "Interpolation methods (vinfo bdrate --method): akima (default), pchip, cubic "
-        "(not-a-knot cubic spline), polyfit (VCEG-M33 cubic polynomial fit)."
+        "Interpolation methods (vinfo bdrate --method), named as in the bjontegaard package: "
+        "akima (default), pchip, cubic (VCEG-M33 cubic polynomial fit; alias polyfit), and "
+        "spline (not-a-knot cubic spline, not in bjontegaard); all: every method side by side. "
+        "Each value comes with the curves' overlap; one the data cannot support is an error."
     ),
     no_args_is_help=True,
     add_completion=False,

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bdrate import METHODS, bd_metric, bd_rate
+from bdrate import METHODS, bd_metric, bd_rate, method_names
 from cli.main import app
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -28,13 +31,51 @@ def expected(metric: str, method: str = "akima", higher_is_better: bool = True):
     return bd_rate(*curves, **kwargs), bd_metric(*curves, **kwargs)
 
 
-def test_table_lists_every_shared_metric_with_library_values():
+def closed_form_overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Shared length of two ranges over the length of their union (bjontegaard's overlap)."""
+    shared = min(a.max(), b.max()) - max(a.min(), b.min())
+    return max(shared, 0.0) / (max(a.max(), b.max()) - min(a.min(), b.min()))
+
+
+def expected_overlaps(metric: str) -> tuple[float, float]:
+    """(BD-rate overlap in the metric, BD-metric overlap in log10(rate)) of the examples."""
+    a, t = pd.read_csv(ANCHOR), pd.read_csv(TEST)
+    return (
+        closed_form_overlap(a[metric].to_numpy(), t[metric].to_numpy()),
+        closed_form_overlap(np.log10(a["bpp"].to_numpy()), np.log10(t["bpp"].to_numpy())),
+    )
+
+
+def test_table_lists_every_shared_metric_with_library_values_and_overlaps():
     result = run("bdrate", ANCHOR, TEST)
     assert result.exit_code == 0, result.output
+    header, *_ = (row for row in result.stdout.splitlines() if row.split()[:1] == ["metric"])
+    assert header.split() == "metric method BD-rate [%] overlap [%] BD-metric overlap [%]".split()
     for metric, higher in (("psnr", True), ("ms-ssim", True), ("rmse", False)):
         rate, gain = expected(metric, higher_is_better=higher)
+        rate_overlap, metric_overlap = expected_overlaps(metric)
         line = next(row for row in result.stdout.splitlines() if row.split()[:1] == [metric])
-        assert f"{rate:+.3f}" in line and f"{gain:+.4f}" in line
+        assert line.split() == [
+            metric, "akima", f"{rate:+.3f}", f"{rate_overlap * 100:.1f}", f"{gain:+.4f}",
+            f"{metric_overlap * 100:.1f}",
+        ]
+    assert "in the metric for BD-rate, in log10(rate) for BD-metric" in result.stdout
+
+
+def test_low_overlap_is_flagged_below_min_overlap():
+    # psnr and rmse overlap on ~81.8 % and ~81.4 % of their metric range, ms-ssim on ~82.3 %.
+    result = run("bdrate", ANCHOR, TEST, "--min-overlap", "0.82")
+    assert result.exit_code == 0, result.output
+    for metric in ("psnr", "ms-ssim", "rmse"):
+        rate_overlap, _ = expected_overlaps(metric)
+        line = next(row for row in result.stdout.splitlines() if row.split()[:1] == [metric])
+        assert ("(low)" in line) == (rate_overlap < 0.82), line
+    assert "(low): below min_overlap 82%" in result.stdout
+    records = json.loads(run("bdrate", ANCHOR, TEST, "--min-overlap", "0.82", "--json").stdout)
+    assert [r["low_overlap"] for r in records] == [
+        min(expected_overlaps(r["metric"])) < 0.82 for r in records
+    ]
+    assert {r["min_overlap"] for r in records} == {0.82}
 
 
 def test_json_output_is_machine_readable_and_matches_library():
@@ -44,6 +85,11 @@ def test_json_output_is_machine_readable_and_matches_library():
     rate, gain = expected("psnr", "pchip")
     assert record["bd_rate_percent"] == pytest.approx(rate, abs=1e-12)
     assert record["bd_metric"] == pytest.approx(gain, abs=1e-12)
+    rate_overlap, metric_overlap = expected_overlaps("psnr")
+    assert record["bd_rate_overlap"] == pytest.approx(rate_overlap, abs=1e-12)
+    assert record["bd_metric_overlap"] == pytest.approx(metric_overlap, abs=1e-12)
+    assert record["min_overlap"] == 0.75 and record["low_overlap"] is False
+    assert record["note"] == ""
     assert record["anchor"] == "baseline (beta=0)" and record["test"] == "proposed (beta=0.1)"
 
 
@@ -105,6 +151,56 @@ def test_custom_metric_with_direction(tmp_path):
     )
 
 
+# Two noisy 8-point curves on which the spline and Akima interpolants of log-rate swing far
+# beyond the data (tests/bdrate/test_bd_core.py checks the maths against bjontegaard).
+def _curve_csv(rates: list[float], psnrs: list[float]) -> str:
+    return "bpp,psnr\n" + "".join(f"{r},{p}\n" for r, p in zip(rates, psnrs, strict=True))
+
+
+OSCILLATING_ANCHOR = _curve_csv([0.06, 0.256, 0.278, 0.391, 0.431, 0.492, 0.542, 0.821],
+                                [24.24, 29.94, 30.2, 31.23, 31.4, 31.81, 32.52, 33.35])
+OSCILLATING_TEST = _curve_csv([0.057, 0.243, 0.264, 0.371, 0.409, 0.467, 0.515, 0.78],
+                              [24.59, 30.29, 30.33, 31.47, 31.86, 32.26, 32.58, 33.4])
+
+
+def test_method_all_puts_every_method_side_by_side():
+    result = run("bdrate", ANCHOR, TEST, "--method", "all")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    top, names = lines[1].split(), lines[2].split()
+    assert top == ["BD-rate", "[%]", "BD-metric"]
+    assert names == ["metric", "overlap", *METHODS, "overlap", *METHODS]
+    for metric, higher in (("psnr", True), ("ms-ssim", True), ("rmse", False)):
+        rate_overlap, metric_overlap = expected_overlaps(metric)
+        cells = next(row.split() for row in lines if row.split()[:1] == [metric])
+        rates = [f"{expected(metric, m, higher)[0]:+.3f}" for m in METHODS]
+        gains = [f"{expected(metric, m, higher)[1]:+.4f}" for m in METHODS]
+        assert cells == [
+            metric, f"{rate_overlap * 100:.1f}", *rates, f"{metric_overlap * 100:.1f}", *gains
+        ]
+    records = json.loads(run("bdrate", ANCHOR, TEST, "--method", "all", "--json").stdout)
+    assert [(r["metric"], r["method"]) for r in records] == [
+        (metric, m) for metric in ("psnr", "ms-ssim", "rmse") for m in METHODS
+    ]
+
+
+def test_method_all_shows_a_refused_value_as_na_with_the_reason(tmp_path):
+    anchor = write(tmp_path, "a8.csv", OSCILLATING_ANCHOR)
+    test = write(tmp_path, "t8.csv", OSCILLATING_TEST)
+    result = run("bdrate", anchor, test, "--method", "all")
+    assert result.exit_code == 0, result.output
+    assert "n/a: psnr, spline, 't8': BD-rate: test curve: the spline interpolant" in result.stdout
+    cells = next(row.split() for row in result.stdout.splitlines() if row.startswith("  psnr"))
+    rates = dict(zip(METHODS, cells[2 : 2 + len(METHODS)], strict=True))
+    assert rates["spline"] == "n/a"
+    curves = (pd.read_csv(anchor), pd.read_csv(test))
+    arrays = (curves[0]["bpp"], curves[0]["psnr"], curves[1]["bpp"], curves[1]["psnr"])
+    assert rates["pchip"] == f"{bd_rate(*arrays, method='pchip'):+.3f}"
+    records = json.loads(run("bdrate", anchor, test, "--method", "all", "--json").stdout)
+    spline = next(r for r in records if r["method"] == "spline")
+    assert spline["bd_rate_percent"] is None and "spline interpolant" in spline["note"]
+
+
 @pytest.mark.parametrize("args", [("--help",), ("bdrate", "--help")])
 def test_help_explains_sign_convention_and_methods(args):
     result = run(*args)
@@ -112,9 +208,10 @@ def test_help_explains_sign_convention_and_methods(args):
     text = " ".join(result.stdout.split())  # undo rich's line wrapping
     for word in ("BD-rate", "negative", "positive", "VCEG-M33", "default"):
         assert word in text, word
-    # Every registered method is named, so a new one cannot be left out of either help.
-    for name in METHODS:
+    # Every registered method and alias is named, so a new one cannot be left out of either help.
+    for name in method_names():
         assert name in text, name
+    assert "bjontegaard" in text
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -146,9 +243,22 @@ BAD_INPUTS = {
         "non-numeric value 'x'",
     ),
     "unknown metric": (lambda d: [ANCHOR, TEST, "-m", "sharpness"], "known metrics: psnr"),
+    "min overlap not a fraction": (
+        lambda d: [ANCHOR, TEST, "--min-overlap", "1.5"],
+        "min_overlap must be a fraction in [0, 1], got 1.5",
+    ),
+    "interpolant leaves the data": (
+        lambda d: [
+            write(d, "a8.csv", OSCILLATING_ANCHOR),
+            write(d, "t8.csv", OSCILLATING_TEST),
+            "--method",
+            "spline",
+        ],
+        "psnr, 't8' vs anchor 'a8': test curve: the spline interpolant of log10(rate) reaches",
+    ),
     "unknown method": (
         lambda d: [ANCHOR, TEST, "--method", "linear"],
-        "valid methods: akima, pchip, cubic, polyfit",
+        "valid methods: akima, pchip, cubic, spline (polyfit = cubic)",
     ),
     "too few points": (
         lambda d: [
@@ -165,6 +275,17 @@ BAD_INPUTS = {
             TEST,
             "-m",
             "psnr",
+        ],
+        "do not overlap",
+    ),
+    "no overlap for any method": (
+        lambda d: [
+            write(d, "o.csv", "bpp,psnr\n10,40\n20,42\n40,44\n80,45\n"),
+            TEST,
+            "-m",
+            "psnr",
+            "--method",
+            "all",
         ],
         "do not overlap",
     ),
@@ -217,3 +338,25 @@ def test_debug_flag_shows_the_exception():
     result = runner.invoke(app, ["--debug", "bdrate", str(ANCHOR), "--method", "x", str(TEST)])
     assert result.exit_code != 0
     assert isinstance(result.exception, ValueError)
+
+
+def readme_console_examples() -> list[tuple[str, str]]:
+    """``(command, printed output)`` of each ``$ vinfo bdrate …`` in the README's console
+    blocks."""
+    text = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    step = re.compile(r"^\$ (vinfo bdrate .*)\n((?:(?!\$ ).*\n)*)", re.M)
+    return [
+        example
+        for block in re.findall(r"^```console\n(.*?)^```$", text, re.M | re.S)
+        for example in step.findall(block)
+    ]
+
+
+def test_readme_console_examples_are_what_the_cli_prints(monkeypatch):
+    examples = readme_console_examples()
+    assert len(examples) >= 2
+    monkeypatch.chdir(EXAMPLES.parent)
+    for command, output in examples:
+        result = runner.invoke(app, shlex.split(command)[1:])
+        assert result.exit_code == 0, result.output
+        assert result.stdout == output, command

@@ -134,12 +134,13 @@ def export_cityscapes(
     Sample ``i`` becomes ``{city}_{i:06d}_000019`` (19 is the annotated frame of a real
     Cityscapes snippet). Segmentation is written as real ``labelIds`` via
     ``classes[k].cityscapes_label_id`` (ignore → 0, "unlabeled"), instances as
-    ``*_gtFine_instanceIds.png`` (``labelId · 1000 + k`` for things), metric depth ``Z`` as
-    disparity ``d = baseline · fx / Z`` stored as ``p = round(d · 256) + 1`` (uint16,
-    0 = invalid), so reading back recovers ``Z`` up to the 1/256 px disparity step.
+    ``*_gtFine_instanceIds.png`` (``labelId · 1000 + k`` for things), disparity ``d`` (given in
+    pixels, or ``d = baseline · fx / Z`` from metric depth ``Z``) stored as
+    ``p = round(d · 256) + 1`` (uint16, 0 = invalid), so reading back recovers the disparity
+    (and ``Z``) up to a 1/256 px step.
 
     Args:
-        samples: samples with ``segmentation`` and metric ``depth``.
+        samples: samples with ``segmentation`` and ``depth`` (disparity in px or metres).
         out: dataset root (created).
         focal_px: the camera's focal length in pixels (``intrinsic.fx``).
         split: ``"train"``, ``"val"`` or ``"test"``.
@@ -157,8 +158,8 @@ def export_cityscapes(
     for i, sample in enumerate(samples):
         if sample.segmentation is None or sample.depth is None or sample.depth_valid is None:
             raise ValueError(f"sample {i} lacks segmentation or depth")
-        if sample.depth_unit != "m":
-            raise ValueError(f"sample {i} depth is in {sample.depth_unit!r}; expected metres")
+        if sample.depth_unit not in ("m", "px"):
+            raise ValueError(f"sample {i} depth is in {sample.depth_unit!r}; expected m or px")
         h, w = sample.size
         stem = f"{city}_{i:06d}_000019"
         def path(kind: str, suffix: str, stem: str = stem) -> Path:
@@ -175,7 +176,11 @@ def export_cityscapes(
         _write_atomic(path("gtFine", "gtFine_instanceIds.png"), _encode(inst))
         z = sample.depth[0].double().numpy()
         valid = sample.depth_valid[0].numpy() & (z > 0)
-        disparity = baseline_m * focal_px / np.where(valid, z, 1.0)
+        # disparity in pixels is written as it is; metric depth Z becomes B·fx / Z
+        if sample.depth_unit == "px":
+            disparity = z
+        else:
+            disparity = baseline_m * focal_px / np.where(valid, z, 1.0)
         p = np.where(valid, np.clip(np.round(disparity * 256.0) + 1, 1, 65535), 0)
         _write_atomic(path("disparity", "disparity.png"), _encode(p.astype(np.uint16)))
         camera = {
@@ -193,6 +198,7 @@ def _coco(dataset: SyntheticScenes, out: Path, **kwargs: object) -> Path:
 
 def _cityscapes(dataset: SyntheticScenes, out: Path, **kwargs: object) -> Path:
     return export_cityscapes(dataset, out, focal_px=dataset.config.focal,
+                             baseline_m=dataset.config.stereo_baseline_m,
                              classes=dataset.classes, **kwargs)
 
 

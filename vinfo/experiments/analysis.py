@@ -43,6 +43,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from bdrate.core import DEFAULT_METHOD  # noqa: E402
 from bdrate.directions import is_known_metric, metric_direction  # noqa: E402
 from vinfo.data.synthetic import SyntheticConfig  # noqa: E402
 from vinfo.experiments.evaluate import TASK_EVALUATORS  # noqa: E402
@@ -58,6 +59,10 @@ BD_FILE = "bd_table.csv"
 PROBES_FILE = "probes.csv"
 PAIRED_FILE = "probes_paired.csv"
 TRIVIAL_FILE = "trivial.csv"
+VERDICTS_FILE = "verdicts.csv"
+PAIR_SEEDS_FILE = "pair_seeds.csv"
+LOSS_TERMS_FILE = "loss_terms.csv"
+TIMINGS_FILE = "timings.json"
 FINISHED_MARKER = "summary.md"
 """``vinfo reproduce`` writes ``summary.md`` last: its presence marks a finished run."""
 FIGURE_FILES = ("fig2.png", "fig3.png", "fig_iv_capacity.png")
@@ -90,6 +95,12 @@ class Results:
         trivial: the trivial-predictor check (``trivial.csv``), or ``None``.
         figures: file name → path of the figures present (``fig2.png``, ``fig3.png``,
             ``fig_iv_capacity.png``).
+        verdicts: the verdicts on the paper's claims (``verdicts.csv``), or ``None``.
+        pair_seeds: the similar-rate pair across training seeds (``pair_seeds.csv``), or
+            ``None``.
+        loss_terms: eq. 3's terms at the first and last epoch of one base model
+            (``loss_terms.csv``), or ``None``.
+        timings: ``{"workers": n, "seconds": {phase: s}}`` (``timings.json``), or empty.
     """
 
     root: Path
@@ -101,6 +112,10 @@ class Results:
     paired: pd.DataFrame | None = None
     trivial: pd.DataFrame | None = None
     figures: Mapping[str, Path] = field(default_factory=dict)
+    verdicts: pd.DataFrame | None = None
+    pair_seeds: pd.DataFrame | None = None
+    loss_terms: pd.DataFrame | None = None
+    timings: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def description(self) -> str:
@@ -232,6 +247,10 @@ def load_results(directory: str | Path) -> Results:
         paired=optional(PAIRED_FILE, PAIRED_COLUMNS),
         trivial=optional(TRIVIAL_FILE),
         figures={name: root / name for name in FIGURE_FILES if (root / name).is_file()},
+        verdicts=optional(VERDICTS_FILE, ("claim", "measured", "spread", "verdict")),
+        pair_seeds=optional(PAIR_SEEDS_FILE, ("seed", "beta", "bpp")),
+        loss_terms=optional(LOSS_TERMS_FILE, ("which", "task_term", "recon_term", "rate_term")),
+        timings=_read_json(root / TIMINGS_FILE) if (root / TIMINGS_FILE).is_file() else {},
     )
 
 
@@ -325,7 +344,7 @@ def primary_metric(task: str) -> str:
 def conditional_coding_gain(
     rd: Mapping[str, pd.DataFrame],
     *,
-    method: str = "akima",
+    method: str = DEFAULT_METHOD,
     rate_column: str = "bpp",
 ) -> pd.DataFrame:
     """BD-rate of each scalable curve against the standalone curve, per task and β.
@@ -347,10 +366,14 @@ def conditional_coding_gain(
     Returns:
         One row per (task, β): ``task``, ``beta``, ``lmbda_base`` (λ of the base the scalable
         curve was built on; NaN if the table does not say), ``metric``, ``anchor``, ``test``,
-        ``method``, ``rate_column``, ``bd_rate_percent``, ``bd_metric``, ``note``.
+        ``method``, ``rate_column``, ``bd_rate_percent``, ``bd_metric``, ``bd_rate_overlap``,
+        ``bd_metric_overlap``, ``min_overlap`` (as in :func:`vinfo.experiments.rd.bd_table`),
+        ``note``.
     """
+    values = ["bd_rate_percent", "bd_metric", "bd_rate_overlap", "bd_metric_overlap",
+              "min_overlap", "note"]
     columns = ["task", "beta", "lmbda_base", "metric", "anchor", "test", "method",
-               "rate_column", "bd_rate_percent", "bd_metric", "note"]
+               "rate_column", *values]
     rows = []
     for task, frame in rd.items():
         _require(frame, (*RD_REQUIRED, rate_column), f"RD table of {task}")
@@ -371,7 +394,7 @@ def conditional_coding_gain(
             rows.append({"task": task, "beta": float(beta), "lmbda_base": lmbda_base,
                          "metric": metric, "anchor": anchor, "test": label, "method": method,
                          "rate_column": rate_column,
-                         **table.iloc[0][["bd_rate_percent", "bd_metric", "note"]].to_dict()})
+                         **table.iloc[0][values].to_dict()})
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -5,14 +5,17 @@ its ``metrics``. Batches are what :func:`vinfo.data.collate` makes of samples:
 ``(images (B, 3, H, W), [Sample, …])``; the task target is taken from the samples through
 :data:`TASK_TARGETS`, so one objective serves every task.
 
-- :class:`BaseObjective`: eq. 3 of the paper, ``L_b = λ_b · d_b(Z_b, Ẑ_b) + R_b + β · E‖X − X̂‖``
-  (β is the codec's own attribute, so β = 0 and β = 0.1 share the objective).
+- :class:`BaseObjective`: eq. 3 of the paper, ``L_b = λ_b · d_b(Z_b, Ẑ_b) + R_b + β · E‖X − X̂‖``,
+  weighted as the authors' code does, ``λ_b · (d_b + β · D_recon) + R_b`` (see
+  :mod:`vinfo.models.base`; β is the codec's own attribute, so β = 0 and β = 0.1 share the
+  objective).
 - :class:`EnhancementObjective`: eq. 4, ``L_e = λ_e · d_e(Z_e, Ẑ_e) + R(Ŷ_e | Ŷ_b)`` on top
   of a frozen base (direct, scalable or standalone).
 
 Logged metrics (batch means): ``distortion`` (the task loss ``d``, in the task's unit),
 ``bpp`` (the rate term, bits per pixel of the model's input), ``aux_rmse`` (base only:
-``‖X − X̂‖`` as RMSE, 0 when β = 0), ``bpp_base`` and ``bpp_total`` (enhancement only).
+``D_recon = ‖X − X̂‖`` as RMSE in 8-bit levels, 0 when β = 0), ``bpp_base`` and
+``bpp_total`` (enhancement only).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 from vinfo.data.sample import Sample
 from vinfo.models.base import BaseCodec
@@ -70,6 +74,27 @@ TASK_TARGETS.add("detection", _detection_target)
 def task_target(task: str, images: Tensor, samples: Sequence[Sample]) -> Any:
     """The target of ``task`` for a collated batch (see :data:`TASK_TARGETS`)."""
     return TASK_TARGETS.get(task)(images, samples)
+
+
+def task_targets(
+    task: str, dataset: Dataset, batch_size: int = 64
+) -> Iterator[Any]:
+    """The targets of ``task`` over ``dataset``, one collated batch at a time."""
+    from vinfo.data import collate
+
+    for start in range(0, len(dataset), batch_size):
+        images, samples = collate([dataset[i] for i in range(start, min(start + batch_size,
+                                                                         len(dataset)))])
+        yield task_target(task, images, samples)
+
+
+def initialise_head_at_prior(model: nn.Module, dataset: Dataset) -> bool:
+    """Start the task head of a base or enhancement codec at the prior of its task on
+    ``dataset`` (the training images): mean depth, log class frequencies
+    (:meth:`vinfo.models.tasks.Task.initialise_head`). Returns whether the task has one."""
+    codec = unwrap(model)
+    task = codec.task
+    return task.initialise_head(codec.head, task_targets(task.name, dataset), codec.config)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -121,7 +146,7 @@ def _check_lmbda(lmbda: float) -> None:
 
 @dataclass(frozen=True)
 class BaseObjective:
-    """Eq. 3 for a :class:`~vinfo.models.BaseCodec`: ``λ_b · d_b + R_b + β · RMSE(X, X̂)``.
+    """Eq. 3 for a :class:`~vinfo.models.BaseCodec`: ``λ_b · (d_b + β · D_recon) + R_b``.
 
     Args:
         lmbda: rate-distortion trade-off ``λ_b`` (> 0).
@@ -184,7 +209,9 @@ __all__ = [
     "BaseObjective",
     "EnhancementObjective",
     "TaskTarget",
+    "initialise_head_at_prior",
     "objective_for",
     "task_target",
+    "task_targets",
     "unwrap",
 ]

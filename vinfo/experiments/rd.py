@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from bdrate import compare_curves
-from bdrate.core import NonMonotoneCurveError
-from bdrate.curves import RDCurve
+from bdrate.core import DEFAULT_METHOD, DEFAULT_MIN_OVERLAP, NonMonotoneCurveError, get_method
+from bdrate.curves import RDCurve, format_overlap, overlap_legend
 from bdrate.directions import metric_direction
 from vinfo.io import write_json_atomic, write_text_atomic
 
@@ -166,83 +166,116 @@ def bd_table(
     frame: pd.DataFrame,
     comparisons: Iterable[Comparison],
     *,
-    method: str = "akima",
+    method: str = DEFAULT_METHOD,
     prune_dominated: bool = False,
+    min_overlap: float = DEFAULT_MIN_OVERLAP,
 ) -> pd.DataFrame:
-    """BD-rate and BD-metric of each comparison, one row each.
+    """BD-rate and BD-metric of each comparison, one row each, with the overlaps they rest on.
 
     A comparison whose BD value is undefined (e.g. the curves do not overlap, as on COCO in the
-    paper) gets NaN values and the reason in ``note`` instead of failing the whole table.
+    paper, or an interpolant the data cannot support) gets NaN values and the reason in
+    ``note`` instead of failing the whole table.
 
     Args:
         frame: the RD table.
         comparisons: the rows to compute.
-        method: BD interpolation method.
+        method: BD interpolation method (:data:`bdrate.core.METHODS` or an alias).
         prune_dominated: when a curve is not monotone (which ``method`` may require, and noisy
             short training produces), retry on the curves' :func:`pareto_front` and say so in
             ``note``.
+        min_overlap: overlaps below this fraction are flagged in :func:`bd_table_markdown`.
+
+    Returns:
+        One row per comparison: the comparison's fields, ``method``, ``bd_rate_percent``,
+        ``bd_metric``, ``bd_rate_overlap`` (fraction of the union metric range both curves
+        cover), ``bd_metric_overlap`` (the same in log10(rate)), ``min_overlap``, ``note``.
+        Overlaps are NaN where the value is undefined.
     """
+    get_method(method)  # one method per table: an unknown name fails the table, not each row
     rows: list[dict[str, Any]] = []
     for comparison in comparisons:
         anchor, test = _rows(frame, comparison.anchor), _rows(frame, comparison.test)
         row: dict[str, Any] = {**comparison.__dict__, "method": method}
         note = ""
         try:
-            result = _compare(anchor, test, comparison, method)
+            result = _compare(anchor, test, comparison, method, min_overlap)
         except NonMonotoneCurveError as error:
             if not prune_dominated:
-                rows.append(row | _undefined(str(error)))
+                rows.append(row | _undefined(str(error), min_overlap))
                 continue
             anchor, test = (pareto_front(c, comparison.metric) for c in (anchor, test))
             note = f"dominated points dropped (anchor {len(anchor)}, test {len(test)} kept)"
             try:
-                result = _compare(anchor, test, comparison, method)
+                result = _compare(anchor, test, comparison, method, min_overlap)
             except ValueError as second:
-                rows.append(row | _undefined(f"{note}; {second}"))
+                rows.append(row | _undefined(f"{note}; {second}", min_overlap))
                 continue
         except ValueError as error:
-            rows.append(row | _undefined(str(error)))
+            rows.append(row | _undefined(str(error), min_overlap))
             continue
         row |= {
             "bd_rate_percent": result.bd_rate_percent,
             "bd_metric": result.bd_metric,
+            "bd_rate_overlap": result.bd_rate_overlap,
+            "bd_metric_overlap": result.bd_metric_overlap,
+            "min_overlap": result.min_overlap,
             "note": note,
         }
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _compare(anchor: pd.DataFrame, test: pd.DataFrame, comparison: Comparison, method: str):
+def _compare(
+    anchor: pd.DataFrame,
+    test: pd.DataFrame,
+    comparison: Comparison,
+    method: str,
+    min_overlap: float,
+):
     curves = [
         RDCurve(label, rows.drop(columns="label").reset_index(drop=True), "bpp", "<rd table>")
         for label, rows in ((comparison.anchor, anchor), (comparison.test, test))
     ]
-    (result,) = compare_curves(curves, metrics=[comparison.metric], method=method)
+    (result,) = compare_curves(
+        curves, metrics=[comparison.metric], method=method, min_overlap=min_overlap
+    )
     return result
 
 
-def _undefined(reason: str) -> dict[str, Any]:
-    return {"bd_rate_percent": math.nan, "bd_metric": math.nan, "note": reason}
+def _undefined(reason: str, min_overlap: float) -> dict[str, Any]:
+    return {
+        "bd_rate_percent": math.nan,
+        "bd_metric": math.nan,
+        "bd_rate_overlap": math.nan,
+        "bd_metric_overlap": math.nan,
+        "min_overlap": min_overlap,
+        "note": reason,
+    }
 
 
 def bd_table_markdown(table: pd.DataFrame) -> str:
-    """The BD table as Markdown, with the sign convention stated under it."""
+    """The BD table as Markdown (each value beside its overlap, low overlap flagged), with the
+    sign convention and the meaning of the overlap stated under it."""
     lines = [
-        "| figure | anchor | test | metric | BD-rate [%] | BD-metric | note |",
-        "|---|---|---|---|---:|---:|---|",
+        "| figure | anchor | test | metric | BD-rate [%] | overlap [%] | BD-metric "
+        "| overlap [%] | note |",
+        "|---|---|---|---|---:|---:|---:|---:|---|",
     ]
     for row in table.itertuples():
         rate = "n/a" if math.isnan(row.bd_rate_percent) else f"{row.bd_rate_percent:+.2f}"
         gain = "n/a" if math.isnan(row.bd_metric) else f"{row.bd_metric:+.4f}"
+        rate_overlap = format_overlap(row.bd_rate_overlap, row.min_overlap)
+        metric_overlap = format_overlap(row.bd_metric_overlap, row.min_overlap)
         lines.append(
             f"| {row.figure} | {row.anchor} | {row.test} | {row.metric} | {rate} | "
-            f"{gain} | {row.note} |"
+            f"{rate_overlap} | {gain} | {metric_overlap} | {row.note} |"
         )
     lines.append("")
     methods = ", ".join(dict.fromkeys(table["method"]))
     lines.append(
         "BD-rate < 0: the test curve needs fewer bits. BD-metric > 0: the test curve is "
-        f"better at equal rate. Interpolation: {methods}."
+        f"better at equal rate. Interpolation: {methods}. "
+        + overlap_legend(float(table["min_overlap"].iloc[0]))
     )
     return "\n".join(lines) + "\n"
 

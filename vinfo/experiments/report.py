@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bdrate.core import DEFAULT_MIN_OVERLAP
+from bdrate.curves import format_overlap, overlap_legend
 from vinfo.experiments.analysis import (
     Results,
     co_adaptation_table,
@@ -220,6 +222,35 @@ def _table(frame: pd.DataFrame, columns: dict[str, str], numeric: Iterable[str] 
     return Table(tuple(columns.values()), rows, tuple(c in numeric for c in columns))
 
 
+def _bd_cells(bd: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str], str]:
+    """The BD values of a BD table as cells, each beside its overlap (flagged when low).
+
+    Returns the formatted frame, its value columns (name → header, in order) and the sentence
+    explaining the overlap ("" for a table written before overlaps were recorded)."""
+    frame = bd.assign(bd_rate_percent=[_num(v, 5, True) for v in bd["bd_rate_percent"]],
+                      bd_metric=[_num(v, 4, True) for v in bd["bd_metric"]],
+                      note=bd["note"].fillna("").astype(str))
+    if "bd_rate_overlap" not in bd.columns:
+        return frame, {"bd_rate_percent": "BD-rate [%]", "bd_metric": "BD-metric",
+                       "note": "note"}, ""
+    limits = bd["min_overlap"].fillna(DEFAULT_MIN_OVERLAP).astype(float)
+    for name in ("bd_rate_overlap", "bd_metric_overlap"):
+        frame[name] = [format_overlap(float(v), limit)
+                       for v, limit in zip(bd[name], limits, strict=True)]
+    columns = {"bd_rate_percent": "BD-rate [%]", "bd_rate_overlap": "overlap [%]",
+               "bd_metric": "BD-metric", "bd_metric_overlap": "overlap [%]", "note": "note"}
+    return frame, columns, overlap_legend(float(limits.iloc[0]))
+
+
+def _low_overlap_count(bd: pd.DataFrame) -> int:
+    """Defined BD rows whose curves overlap on less than their ``min_overlap``."""
+    if "bd_rate_overlap" not in bd.columns:
+        return 0
+    lowest = bd[["bd_rate_overlap", "bd_metric_overlap"]].min(axis=1)
+    defined = bd["bd_rate_percent"].notna()
+    return int((defined & (lowest < bd["min_overlap"].fillna(DEFAULT_MIN_OVERLAP))).sum())
+
+
 def software_versions() -> dict[str, str]:
     """Python and the installed versions of the packages results depend on."""
     versions = {"python": platform.python_version()}
@@ -282,6 +313,39 @@ def _run_section(results: Results) -> list[Block]:
     return blocks
 
 
+def _verdict_section(results: Results) -> list[Block]:
+    """The paper's claims, one line each, first: what a reader wants to know."""
+    blocks: list[Block] = [Heading("Verdicts on the paper's claims")]
+    if results.verdicts is None:
+        return [*blocks, Note("No verdicts.csv (an older or unfinished run).")]
+    blocks.append(Paragraph(
+        "Reproduced: every training seed (or the paired CI) has the paper's sign; not "
+        "reproduced: the opposite sign; inconclusive: mixed signs, a CI containing 0, or an "
+        "undefined value. A BD-rate comes from one seed and has no CI."))
+    blocks.append(_table(results.verdicts, {"claim": "claim", "measured": "measured",
+                                            "spread": "seeds / CI", "verdict": "verdict"}))
+    if results.pair_seeds is not None:
+        numeric = [c for c in results.pair_seeds.columns if c not in ("seed",)]
+        blocks += [Paragraph("The similar-rate pair across training seeds (test split):"),
+                   _table(results.pair_seeds, {c: c for c in results.pair_seeds.columns},
+                          numeric)]
+    if results.loss_terms is not None:
+        columns = {"which": "epoch", "epoch": "#", "task_term": "λ·d",
+                   "recon_term": "λ·β·D_recon", "rate_term": "R (bpp)"}
+        blocks += [Paragraph("How much each term of eq. 3 weighs in the training loss of the "
+                             "proposed curve's first base model (train means; d and D_recon "
+                             "in the units of vinfo.models.tasks):"),
+                   _table(results.loss_terms, columns, ("task_term", "recon_term", "rate_term"))]
+    seconds = results.timings.get("seconds") if results.timings else None
+    if seconds:
+        total = sum(seconds.values())
+        items = tuple(f"{phase}: {value:.0f} s ({value / total:.0%})"
+                      for phase, value in seconds.items())
+        blocks += [Paragraph(f"Wall time by phase ({results.timings.get('workers', 1)} "
+                             "training worker(s)):"), Bullets(items)]
+    return blocks
+
+
 def _rd_section(results: Results, out: Path) -> tuple[list[Block], pd.DataFrame | None]:
     blocks: list[Block] = [Heading("Rate-distortion")]
     if results.bd is None:
@@ -289,17 +353,15 @@ def _rd_section(results: Results, out: Path) -> tuple[list[Block], pd.DataFrame 
     else:
         bd = results.bd
         columns = {c: c for c in ("figure", "task") if c in bd.columns}
-        columns |= {"anchor": "anchor", "test": "test", "metric": "metric",
-                    "bd_rate_percent": "BD-rate [%]", "bd_metric": "BD-metric", "note": "note"}
-        frame = bd.assign(bd_rate_percent=[_num(v, 5, True) for v in bd["bd_rate_percent"]],
-                          bd_metric=[_num(v, 4, True) for v in bd["bd_metric"]],
-                          note=bd["note"].fillna("").astype(str))
+        columns |= {"anchor": "anchor", "test": "test", "metric": "metric"}
+        frame, value_columns, legend = _bd_cells(bd)
+        columns |= value_columns
         blocks += [
             Heading("BD table (anchor = baseline, test = proposed)", 3),
-            _table(frame, columns, ("bd_rate_percent", "bd_metric")),
+            _table(frame, columns, tuple(c for c in value_columns if c != "note")),
             Paragraph("BD-rate < 0: the test curve needs fewer bits for the same quality. "
                       "BD-metric > 0: the test curve is better at equal rate. n/a: undefined, "
-                      "the note says why."),
+                      f"the note says why. {legend}"),
             Links((("bd_table.csv", _copy(results.root / "bd_table.csv", out)),)),
         ]
     figures = [name for name in ("fig2.png", "fig3.png") if name in results.figures]
@@ -316,18 +378,16 @@ def _rd_section(results: Results, out: Path) -> tuple[list[Block], pd.DataFrame 
     if gain is None or gain.empty:
         blocks.append(Note("No task has both a scalable and a standalone curve: skipped."))
     else:
-        frame = gain.assign(bd_rate_percent=[_num(v, 5, True) for v in gain["bd_rate_percent"]],
-                            bd_metric=[_num(v, 4, True) for v in gain["bd_metric"]],
-                            note=gain["note"].fillna("").astype(str))
+        frame, value_columns, legend = _bd_cells(gain)
         blocks += [
             Paragraph("BD-rate of each scalable curve against the standalone curve (same "
                       "transforms, enhancement latent coded with the base zeroed out): the rate "
                       "saved by conditioning on the base at equal quality. Negative = "
-                      f"conditioning saves bits. Rate axis: {gain['rate_column'].iloc[0]}."),
+                      f"conditioning saves bits. Rate axis: {gain['rate_column'].iloc[0]}. "
+                      f"{legend}"),
             _table(frame, {"task": "task", "beta": "beta", "lmbda_base": "base lambda",
-                           "metric": "metric", "bd_rate_percent": "BD-rate [%]",
-                           "bd_metric": "BD-metric", "note": "note"},
-                   ("beta", "lmbda_base", "bd_rate_percent", "bd_metric")),
+                           "metric": "metric", **value_columns},
+                   ("beta", "lmbda_base", *(c for c in value_columns if c != "note"))),
             Links((("conditional_coding_gain.csv",
                     _write_csv(gain, out, "conditional_coding_gain.csv")),)),
         ]
@@ -463,6 +523,11 @@ def _reading(results: Results, gain: pd.DataFrame | None,
             items.append(f"{row.figure}: '{row.test}' needs {abs(row.bd_rate_percent):.1f} % "
                          f"{direction} bits than '{row.anchor}' at equal {row.metric} "
                          f"(BD-rate {row.bd_rate_percent:+.1f} %).")
+        low = _low_overlap_count(results.bd)
+        if low:
+            items.append(f"{low} of {len(defined)} BD values rest on curves that overlap on less "
+                         "than min_overlap of their range (flagged (low) in the table): they "
+                         "average over a small part of the curves.")
         undefined = len(results.bd) - len(defined)
         if undefined:
             items.append(f"{undefined} of {len(results.bd)} BD values are undefined (too few "
@@ -552,6 +617,7 @@ def build_report(results: Results, out: Path) -> list[Block]:
         Paragraph(f"Results directory: {results.root.resolve()}. Generated by vinfo report."),
     ]
     blocks += _run_section(results)
+    blocks += _verdict_section(results)
     rd_blocks, gain = _rd_section(results, out)
     probe_blocks, paired = _probe_section(results, out)
     co_blocks, _ = _co_adaptation_section(results, out, gain)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from bdrate.core import DEFAULT_METHOD
 from bdrate.directions import metric_direction
 from probes import (
     BitsRecord,
@@ -53,6 +55,7 @@ from probes import (
 from vinfo.data.registry import DATASETS
 from vinfo.data.synthetic import SyntheticConfig
 from vinfo.experiments.evaluate import TASK_EVALUATORS, trivial_metrics
+from vinfo.experiments.plan import DataSource, Executor, Plan, PlannedRun, executor_for
 from vinfo.experiments.plots import Panel, plot_rd_panels, save_figure
 from vinfo.experiments.rd import (
     Comparison,
@@ -68,14 +71,15 @@ from vinfo.experiments.sweep import (
     FinishedRun,
     Progress,
     RunSpec,
+    _dependencies,
     collect_rd,
     curve_label,
     data_record,
-    lambda_sweep,
+    plan_lambda_sweep,
     synthetic_preset_name,
-    train_run,
     train_split_name,
 )
+from vinfo.experiments.verdict import paper_verdicts
 from vinfo.io import write_json_atomic, write_text_atomic
 from vinfo.models.config import CodecConfig, codec_preset
 from vinfo.models.enhancement import STRATEGIES
@@ -196,6 +200,11 @@ class ReproducePreset:
             on a shared machine two spinning threads per process slow training down up to
             tenfold.
         probes: the V-information probes of the base models (``None``: no probe step).
+        pair_seeds: training seeds of the similar-rate pair: for each seed but the first, both
+            base models of the pair and the direct reconstruction from each are trained again
+            with that :attr:`TrainConfig.seed` (data order, augmentation, noise), from the same
+            warm start as the first seed's (a cold start where the pair's model is the first
+            of its curve); ``pair_seeds.csv`` and the verdicts report the spread.
     """
 
     description: str
@@ -215,15 +224,21 @@ class ReproducePreset:
     test_fraction: float = 0.125
     eval_batch_size: int = 16
     bitstream_images: int | None = None
-    bd_method: str = "akima"
+    bd_method: str = DEFAULT_METHOD
     threads: int | None = None
     probes: ProbeStudy | None = None
+    pair_seeds: tuple[int, ...] = (0,)
 
     def __post_init__(self) -> None:
         if len(self.betas) != 2 or self.betas[0] == self.betas[1]:
             raise ValueError(f"betas must be (baseline, proposed), got {self.betas}")
         if len(self.base_lmbdas) < 2:
             raise ValueError("a base curve needs at least 2 lambda values")
+        if not self.pair_seeds or len(set(self.pair_seeds)) != len(self.pair_seeds):
+            raise ValueError(f"pair_seeds must be distinct and not empty, got {self.pair_seeds}")
+        if self.pair_seeds[0] != self.first.seed or self.first.seed != self.warm.seed:
+            raise ValueError("the first pair seed is the seed every model trains with "
+                             f"({self.first.seed}); got {self.pair_seeds}")
 
     @property
     def baseline_beta(self) -> float:
@@ -243,7 +258,14 @@ class ReproducePreset:
             for strategy in secondary.strategies:
                 per_beta = len(self.base_lmbdas) if strategy == "direct" else len(secondary.lmbdas)
                 count += per_beta * (1 if strategy == "standalone" else len(self.betas))
-        return count
+        replicas = 1 + int(self.direct_reconstruction)
+        return count + len(self.betas) * replicas * (len(self.pair_seeds) - 1)
+
+    @property
+    def direct_reconstruction(self) -> bool:
+        """Whether the study trains direct reconstruction from the base models."""
+        return any(s.task == "reconstruction" and "direct" in s.strategies
+                   for s in self.secondary)
 
 
 def _train(lr: float, epochs: int, patience: int, batch_size: int, **extra: Any) -> TrainConfig:
@@ -253,8 +275,8 @@ def _train(lr: float, epochs: int, patience: int, batch_size: int, **extra: Any)
 
 
 _SECONDARY_TINY = (
-    Secondary("reconstruction", ("direct", "scalable", "standalone"), (30.0, 10.0, 3.0, 1.0)),
-    Secondary("segmentation", ("scalable", "standalone"), (3.0, 1.0, 0.3, 0.1)),
+    Secondary("reconstruction", ("direct", "scalable", "standalone"), (0.3, 0.1, 0.03, 0.01)),
+    Secondary("segmentation", ("scalable", "standalone"), (1.0, 0.3, 0.1, 0.03)),
 )
 
 REPRODUCE_PRESETS: Registry[ReproducePreset] = Registry("reproduce preset")
@@ -262,26 +284,26 @@ REPRODUCE_PRESETS.add(
     "tiny",
     ReproducePreset(
         description=(
-            "synthetic 64x64 scenes, tiny codec, depth base, 4 lambdas per curve, probes "
-            "(about 17 min on 2 CPU cores)"
+            "synthetic 64x64 scenes, tiny codec, depth base, 4 lambdas per curve, 2 seeds of the "
+            "similar-rate pair, probes (time on 2 CPU cores not yet measured, issue #13)"
         ),
         codec=codec_preset("tiny").replace(segmentation_classes=7),
         base_task="depth",
         betas=(0.0, 0.1),
-        base_lmbdas=(1.0, 0.1, 0.01, 0.002),
+        # λ in the authors' units (eq. 3 with d = disparity RMSE in px: λ = 1/α); the rate
+        # lands in 0.05-1 bpp at 64x64
+        base_lmbdas=(1000.0, 300.0, 100.0, 30.0),
         secondary=_SECONDARY_TINY,
-        # lr 1e-3 instead of the paper's 1e-4: the CPU budget allows a few hundred steps
-        first=_train(1e-3, 40, 10, 16),
-        warm=_train(1e-3, 12, 5, 16),
-        synthetic=SyntheticConfig.preset("tiny"),
+        # lr 2e-3 instead of the paper's 1e-4: the CPU budget allows about a thousand steps
+        # for the first model of a curve (24 epochs of 48 steps) and ~300 for a warm start
+        first=_train(2e-3, 24, 6, 16),
+        warm=_train(2e-3, 6, 3, 16),
+        synthetic=SyntheticConfig.preset("demo"),
+        bitstream_images=32,
         threads=1,
-        # 8 base models x 3 targets x 2 families on the 256 fresh tiny val images (probe
-        # train/val/test 154/51/51, latent 16x4x4), measured on this 2-core machine shared
-        # with other jobs: 2 min 21 s (tiny-codec checkpoints fed the tiny images), 2 min 30 s
-        # with informative latents whose fits all run ~20 epochs. Reconstruction fits are
-        # ~85 % of it; adding mlp or the shuffled controls would pass the 4 min budget.
+        pair_seeds=(0, 1),
         probes=ProbeStudy(
-            families=("linear", "conv"), max_epochs=20, width=32, controls=False
+            families=("linear", "conv"), max_epochs=20, width=32, controls=False, n_images=256
         ),
     ),
 )
@@ -292,15 +314,16 @@ REPRODUCE_PRESETS.add(
         codec=codec_preset("tiny").replace(segmentation_classes=7),
         base_task="depth",
         betas=(0.0, 0.1),
-        base_lmbdas=(1.0, 0.1, 0.01, 0.002),
+        base_lmbdas=(1000.0, 300.0, 100.0, 30.0),  # the tiny preset's ladders
         secondary=(
-            Secondary("reconstruction", ("direct", "scalable", "standalone"), (30.0, 3.0, 1.0)),
-            Secondary("segmentation", ("scalable", "standalone"), (3.0, 0.3, 0.1)),
+            Secondary("reconstruction", ("direct", "scalable", "standalone"), (0.3, 0.03, 0.01)),
+            Secondary("segmentation", ("scalable", "standalone"), (1.0, 0.1, 0.03)),
         ),
         first=_train(3e-3, 4, 4, 8),
         warm=_train(3e-3, 2, 2, 8),
         synthetic=SyntheticConfig.preset("micro"),
         threads=1,
+        pair_seeds=(0, 1),
         # 8 base models x 3 targets x 2 families on the 64 fresh micro val images (probe
         # train/val/test 38/13/13, latent 16x2x2): measured 9 s (16 s with the controls).
         # 13 test images are fewer than a CI accepts (probes.uncertainty.MIN_BOOTSTRAP_IMAGES):
@@ -493,13 +516,14 @@ def _comparisons(preset: ReproducePreset) -> list[tuple[str, Comparison]]:
 def bd_rows(
     frames: dict[str, pd.DataFrame],
     comparisons: Sequence[tuple[str, Comparison]],
-    method: str = "akima",
+    method: str = DEFAULT_METHOD,
 ) -> pd.DataFrame:
     """The BD table of ``(task, comparison)`` rows, each computed on ``frames[task]``.
 
     Where ``method`` needs monotone curves and one is not (noisy short training), the row is
     computed on the curves' Pareto fronts and says so in ``note``; undefined values (no
-    overlap, too few points) are NaN with the reason in ``note``.
+    overlap, too few points, an interpolant the data cannot support) are NaN with the reason in
+    ``note``. Each row carries the overlaps of its curves (:func:`vinfo.experiments.rd.bd_table`).
     """
     tables = []
     for task in dict.fromkeys(task for task, _ in comparisons):
@@ -563,6 +587,7 @@ def reproduce(
     data_root: str | Path | None = None,
     quiet: bool = True,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> ReproduceResult:
     """Run the study of ``preset`` into ``out`` (resumable; see the module docstring).
 
@@ -572,6 +597,9 @@ def reproduce(
         data_root: dataset root for presets that read real data.
         quiet: no per-model progress bars.
         progress: called with one line per step (``None``: silent).
+        workers: processes that train independent models at once
+            (:class:`~vinfo.experiments.plan.ProcessExecutor`; 1: all in this process).
+            ``None``: :func:`default_workers`. The checkpoints do not depend on it.
 
     Raises:
         ValueError: an unknown preset, a missing data root, or ``out`` holding another
@@ -583,10 +611,20 @@ def reproduce(
     threads = torch.get_num_threads()
     if preset.threads is not None:
         torch.set_num_threads(preset.threads)
+    executor = executor_for(default_workers(preset) if workers is None else workers)
     try:
-        return _reproduce(preset, Path(out), data_root, progress, started)
+        return _reproduce(preset, Path(out), data_root, progress, started, executor)
     finally:
         torch.set_num_threads(threads)
+
+
+def default_workers(preset: ReproducePreset) -> int:
+    """Worker processes for ``preset`` when none are asked for: one per available core for the
+    one-thread CPU presets (at most 2, the two β curves being the widest independent set
+    early on), otherwise 1 (GPU presets share one device)."""
+    if preset.threads != 1:
+        return 1
+    return max(1, min(2, len(os.sched_getaffinity(0))))
 
 
 def _reproduce(
@@ -595,8 +633,15 @@ def _reproduce(
     data_root: str | Path | None,
     progress: Progress | None,
     started: float,
+    executor: Executor,
 ) -> ReproduceResult:
+    phases = _Phases()
     splits = _splits(preset, data_root)
+    source = PresetData(preset, None if data_root is None else str(data_root))
+    for split in (splits.val, splits.test):  # drawn once here; the workers draw their own
+        for index in range(len(split)):
+            split[index]
+    phases("data")
     _check_out(out, preset)
     step = _Steps(preset.num_models(), progress or (lambda message: None))
     runs_dir = out / "runs"
@@ -607,8 +652,7 @@ def _reproduce(
         "bitstream_images": preset.bitstream_images,
     }
 
-    # 1. base curves
-    base_runs: dict[float, list[FinishedRun]] = {}
+    # 1. base curves: one plan, both β (independent curves), run by the executor
     # what the base checkpoints record in model.json, so `vinfo probe` finds their data
     data = data_record(
         preset.dataset,
@@ -617,18 +661,21 @@ def _reproduce(
         split=train_split_name(splits),
         downscale=preset.downscale,
     )
-    for beta in preset.betas:
-        base_runs[beta] = lambda_sweep(
+    base_plan = {
+        beta: plan_lambda_sweep(
             runs_dir / "base" / f"beta={beta:g}",
             RunSpec(preset.base_task, 1.0, beta),
             preset.base_lmbdas,
             preset.codec,
-            splits,
             preset.first,
             preset.warm,
-            progress=step,
             data=data,
         )
+        for beta in preset.betas
+    }
+    _execute([run for beta in preset.betas for run in base_plan[beta]], executor, source, step)
+    phases("training")
+    base_runs = {beta: [_finished(run) for run in runs] for beta, runs in base_plan.items()}
     frames = {
         preset.base_task: collect_rd(
             [run for beta in preset.betas for run in base_runs[beta]],
@@ -638,6 +685,8 @@ def _reproduce(
             **evaluation,
         )
     }
+
+    phases("evaluation")
 
     # 2. the similar-rate pair
     base_frame = frames[preset.base_task]
@@ -661,10 +710,24 @@ def _reproduce(
         + ", ".join(f"{k} lambda={v['lmbda']:g} ({v['bpp']:.4f} bpp)" for k, v in pair.items())
     )
 
-    # 3. secondary tasks
+    # 3. secondary tasks: one plan for all of them and the pair's seed replicas
+    secondary_plans = {
+        secondary.task: _secondary_plan(preset, secondary, base_runs, chosen, runs_dir)
+        for secondary in preset.secondary
+    }
+    replicas = _pair_seed_plan(preset, base_plan, chosen, secondary_plans, runs_dir)
+    _execute(
+        [run for runs in secondary_plans.values() for run in runs]
+        + [run for seeds in replicas.values() for runs in seeds.values() for run in runs],
+        executor, source, step,
+    )
+    phases("training")
     for secondary in preset.secondary:
-        runs = _secondary_runs(preset, secondary, base_runs, chosen, splits, runs_dir, step)
+        runs = [_finished(run) for run in secondary_plans[secondary.task]]
         frames[secondary.task] = collect_rd(runs, splits.test, "test", progress=step, **evaluation)
+    seeds = _pair_seed_table(preset, chosen, secondary_plans, replicas, splits, evaluation, step)
+    write_text_atomic(out / "pair_seeds.csv", seeds.to_csv(index=False))
+    phases("evaluation")
 
     # 4. tables, figures, checks
     files: list[Path] = []
@@ -677,7 +740,10 @@ def _reproduce(
     files += _figures(preset, frames, out)
     trivial = _trivial_check(preset, frames, splits)
     write_text_atomic(out / "trivial.csv", trivial.to_csv(index=False))
-    files.append(out / "trivial.csv")
+    terms = loss_terms(base_plan[proposed][0])
+    write_text_atomic(out / "loss_terms.csv", terms.to_csv(index=False))
+    files += [out / "trivial.csv", out / "pair_seeds.csv", out / "loss_terms.csv"]
+    phases("tables and figures")
 
     # 5. V-information probes of the base models
     probe_pair: pd.DataFrame | None = None
@@ -686,31 +752,40 @@ def _reproduce(
             preset, preset.probes, base_runs, chosen, out, data_root, step
         )
         files += probe_files_written
+    phases("probes")
+    verdicts = paper_verdicts(base_task=preset.base_task, betas=preset.betas, bd=table,
+                              pair_seeds=seeds, pair_probes=probe_pair)
+    write_text_atomic(out / "verdicts.csv", verdicts.to_csv(index=False))
     seconds = time.perf_counter() - started
-    summary = _summary(preset, pair, table, trivial, seconds, probe_pair)
+    summary = _summary(preset, pair, table, trivial, seconds, probe_pair, verdicts, seeds, terms)
     write_text_atomic(out / "summary.md", summary)
-    files += [out / "summary.md", out / "pair.json", out / "reproduce.json"]
+    files += [out / "verdicts.csv", out / "summary.md", out / "pair.json",
+              out / "reproduce.json"]
     report = write_report(out, out / "report")
     files += [report, report.with_suffix(".html")]
+    phases("report")
+    write_json_atomic(out / "timings.json", {"workers": getattr(executor, "workers", 1),
+                                             "seconds": phases.seconds})
+    files.append(out / "timings.json")
     step(f"done in {_clock(seconds)}: {out}; report: {report}")
     return ReproduceResult(out, tuple(files), table, trivial, seconds, report)
 
 
-def _secondary_runs(
+def _secondary_plan(
     preset: ReproducePreset,
     secondary: Secondary,
     base_runs: dict[float, list[FinishedRun]],
     chosen: dict[float, FinishedRun],
-    splits: Splits,
     runs_dir: Path,
-    step: Progress,
-) -> list[FinishedRun]:
+) -> list[PlannedRun]:
+    """The runs of one secondary task: ``direct`` on every base model (warm-started from the
+    first of its β), ``scalable`` curves on the chosen pair, ``standalone`` from the proposed
+    scalable models."""
     root = runs_dir / secondary.task
-    runs: list[FinishedRun] = []
+    runs: list[PlannedRun] = []
     if "direct" in secondary.strategies:
         for beta in preset.betas:
-            # one direct model per base model (highest λ_b first), warm-started from the first
-            first: FinishedRun | None = None
+            first: PlannedRun | None = None
             for base in base_runs[beta]:
                 spec = RunSpec(
                     secondary.task,
@@ -720,48 +795,182 @@ def _secondary_runs(
                     base=str(base.checkpoint),
                     init=None if first is None else str(first.checkpoint),
                 )
-                step(f"train {secondary.task} {spec.curve} on base lambda={base.spec.lmbda:g}")
-                run = train_run(
+                run = PlannedRun(
                     spec,
                     preset.codec,
-                    splits,
                     preset.first if first is None else preset.warm,
                     root / "direct" / f"beta={beta:g}" / f"base_lmbda={base.spec.lmbda:g}",
+                    _dependencies(spec),
+                    message=f"train {secondary.task} {spec.curve} on base "
+                    f"lambda={base.spec.lmbda:g}",
                 )
                 first = first or run
                 runs.append(run)
-    scalable: dict[float, list[FinishedRun]] = {}
+    scalable: dict[float, list[PlannedRun]] = {}
     if "scalable" in secondary.strategies:
         for beta in preset.betas:
-            scalable[beta] = lambda_sweep(
+            scalable[beta] = plan_lambda_sweep(
                 root / "scalable" / f"beta={beta:g}",
                 RunSpec(secondary.task, 1.0, beta, "scalable", base=str(chosen[beta].checkpoint)),
                 secondary.lmbdas,
                 preset.codec,
-                splits,
                 preset.first,
                 preset.warm,
-                progress=step,
             )
             runs += scalable[beta]
     if "standalone" in secondary.strategies:
-        proposed = preset.proposed_beta
-        for source in scalable[proposed]:
+        for source in scalable[preset.proposed_beta]:
             spec = dataclasses.replace(
                 source.spec, strategy="standalone", init=str(source.checkpoint),
                 train_only="entropy_model",
             )
-            step(f"train {secondary.task} {spec.curve} lambda={spec.lmbda:g}")
-            runs.append(
-                train_run(
-                    spec,
-                    preset.codec,
-                    splits,
-                    preset.warm,
-                    root / "standalone" / f"lmbda={spec.lmbda:g}",
-                )
-            )
+            runs.append(PlannedRun(
+                spec, preset.codec, preset.warm,
+                root / "standalone" / f"lmbda={spec.lmbda:g}", _dependencies(spec),
+                message=f"train {secondary.task} {spec.curve} lambda={spec.lmbda:g}",
+            ))
     return runs
+
+
+def _pair_seed_plan(
+    preset: ReproducePreset,
+    base_plan: dict[float, list[PlannedRun]],
+    chosen: dict[float, FinishedRun],
+    secondary_plans: dict[str, list[PlannedRun]],
+    runs_dir: Path,
+) -> dict[int, dict[float, list[PlannedRun]]]:
+    """``seed → β → [base replica, direct replica]`` for every pair seed but the first (see
+    :attr:`ReproducePreset.pair_seeds`)."""
+    replicas: dict[int, dict[float, list[PlannedRun]]] = {}
+    direct = {run.run_dir: run for run in secondary_plans.get("reconstruction", [])
+              if run.spec.strategy == "direct"}
+    for seed in preset.pair_seeds[1:]:
+        replicas[seed] = {}
+        for beta in preset.betas:
+            source = next(r for r in base_plan[beta] if r.run_dir == chosen[beta].run_dir)
+            base = _replica(source, seed, preset.first, runs_dir / "base" / f"beta={beta:g}")
+            runs = [base]
+            if preset.direct_reconstruction:
+                source = next(r for r in direct.values() if r.spec.base == str(source.checkpoint))
+                spec = dataclasses.replace(source.spec, base=str(base.checkpoint))
+                runs.append(_replica(
+                    dataclasses.replace(source, spec=spec), seed, preset.first,
+                    runs_dir / "reconstruction" / "direct" / f"beta={beta:g}",
+                ))
+            replicas[seed][beta] = runs  # replicas carry their sources' data records
+    return replicas
+
+
+def _replica(run: PlannedRun, seed: int, first: TrainConfig, curve_dir: Path) -> PlannedRun:
+    """``run`` trained again with training seed ``seed`` into ``curve_dir/seed=<seed>/…``: from
+    the same warm start, or from scratch (with ``first``'s budget) if it had none."""
+    train = dataclasses.replace(run.train if run.spec.init else first, seed=seed)
+    return dataclasses.replace(
+        run,
+        train=train,
+        run_dir=curve_dir / f"seed={seed}" / run.run_dir.name,
+        after=_dependencies(run.spec),
+        message=f"{run.message} (seed {seed})",
+    )
+
+
+def _pair_seed_table(
+    preset: ReproducePreset,
+    chosen: dict[float, FinishedRun],
+    secondary_plans: dict[str, list[PlannedRun]],
+    replicas: dict[int, dict[float, list[PlannedRun]]],
+    splits: Splits,
+    evaluation: dict[str, Any],
+    step: Progress,
+) -> pd.DataFrame:
+    """One row per pair seed and β: the base model's rate and task metric, and the PSNR of
+    the direct reconstruction from it (when the study has one), on the test split."""
+    base_metric = TASK_EVALUATORS.get(preset.base_task).primary_metric
+    direct = {run.spec.base: run for run in secondary_plans.get("reconstruction", [])
+              if run.spec.strategy == "direct"}
+    rows = []
+    for seed in preset.pair_seeds:
+        for beta in preset.betas:
+            if seed == preset.pair_seeds[0]:
+                base = chosen[beta]
+                models = [base] + ([_finished(direct[str(base.checkpoint)])]
+                                   if str(base.checkpoint) in direct else [])
+            else:
+                models = [_finished(run) for run in replicas[seed][beta]]
+            frame = collect_rd(models, splits.test, "test", progress=step, **evaluation)
+            base_row = frame[frame["strategy"] == BASE_STRATEGY].iloc[0]
+            row = {"seed": seed, "beta": beta, "lmbda": float(base_row["lmbda"]),
+                   "bpp": float(base_row["bpp"]),
+                   f"base_{base_metric}": float(base_row[base_metric])}
+            if len(models) > 1:
+                row["direct_psnr"] = float(frame[frame["strategy"] == "direct"].iloc[0]["psnr"])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+class _Phases:
+    """Wall time per phase of the pipeline: each call charges the time since the last call to
+    the phase named (written to ``timings.json``)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def __call__(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + now - self._last
+        self._last = now
+
+
+def loss_terms(run: PlannedRun) -> pd.DataFrame:
+    """How much each term of eq. 3 weighs in one base model's training loss, at its first and
+    its last epoch: ``λ·d``, ``λ·β·D_recon`` and ``R`` (train means, the loss's own units).
+
+    Args:
+        run: a finished base run (its ``metrics.csv`` is read).
+    """
+    history = pd.read_csv(run.run_dir / "metrics.csv")
+    lmbda, beta = run.spec.lmbda, run.spec.beta
+    rows = []
+    for which, index in (("first", 0), ("last", len(history) - 1)):
+        epoch = history.iloc[index]
+        rows.append({
+            "epoch": int(epoch["epoch"]),
+            "which": which,
+            "lmbda": lmbda,
+            "beta": beta,
+            "task_term": lmbda * float(epoch["train_distortion"]),
+            "recon_term": lmbda * beta * float(epoch["train_aux_rmse"]),
+            "rate_term": float(epoch["train_bpp"]),
+            "distortion": float(epoch["train_distortion"]),
+            "recon_rmse_levels": float(epoch["train_aux_rmse"]),
+            "bpp": float(epoch["train_bpp"]),
+        })
+    return pd.DataFrame(rows)
+
+
+def _finished(run: PlannedRun) -> FinishedRun:
+    return FinishedRun(run.spec, run.run_dir)
+
+
+def _execute(
+    runs: Sequence[PlannedRun], executor: Executor, source: DataSource, step: Progress
+) -> None:
+    plan = Plan()
+    plan.extend(runs)
+    executor.run(plan, source, step)
+
+
+@dataclass(frozen=True)
+class PresetData:
+    """The splits of a preset (a picklable :class:`~vinfo.experiments.plan.DataSource`, so
+    worker processes build their own, scene cache included)."""
+
+    preset: ReproducePreset
+    data_root: str | None = None
+
+    def __call__(self) -> Splits:
+        return _splits(self.preset, self.data_root)
 
 
 PROBE_CACHE = "probe_cache"
@@ -960,6 +1169,9 @@ def _summary(
     trivial: pd.DataFrame,
     seconds: float,
     probe_pair: pd.DataFrame | None = None,
+    verdicts: pd.DataFrame | None = None,
+    seeds: pd.DataFrame | None = None,
+    terms: pd.DataFrame | None = None,
 ) -> str:
     lines = [
         "# vinfo reproduce",
@@ -967,6 +1179,26 @@ def _summary(
         f"Preset: {preset.description}.",
         f"Wall time of the last call: {_clock(seconds)} (mm:ss; a rerun skips finished models).",
         "",
+    ]
+    if verdicts is not None:
+        lines += [
+            "## Verdicts on the paper's claims",
+            "",
+            "Reproduced: every seed (or the CI) has the paper's sign; not reproduced: the "
+            "opposite sign; inconclusive: mixed signs, a CI containing 0, or undefined.",
+            "",
+            _markdown(verdicts),
+        ]
+    if seeds is not None and len(seeds):
+        lines += ["## The similar-rate pair across training seeds (test split)", "",
+                  _markdown(seeds), ""]
+    if terms is not None:
+        lines += [
+            "## Loss terms of one base model (eq. 3: λ·d + λ·β·D_recon + R, train means)",
+            "",
+            _markdown(terms),
+        ]
+    lines += [
         "## Similar-rate base pair",
         "",
         *(f"- {k}: lambda_b = {v['lmbda']:g}, {v['bpp']:.4f} bpp" for k, v in pair.items()),

@@ -38,7 +38,8 @@ from torch.utils.data import Dataset
 from vinfo.data.sample import collate
 from vinfo.data.synthetic import PRESETS, SyntheticConfig
 from vinfo.experiments.evaluate import Evaluation, evaluate
-from vinfo.experiments.objectives import objective_for
+from vinfo.experiments.objectives import initialise_head_at_prior, objective_for
+from vinfo.experiments.plan import PlannedRun
 from vinfo.experiments.rd import RDPoint, rd_frame, write_compressai_json, write_rd_csv
 from vinfo.experiments.splits import (
     EXPERIMENT_DATA,
@@ -293,7 +294,7 @@ def read_spec(run_dir: str | Path) -> RunSpec:
 def train_run(
     spec: RunSpec,
     config: CodecConfig,
-    splits: Splits,
+    splits: Splits | None,
     train: TrainConfig,
     run_dir: str | Path,
     *,
@@ -305,7 +306,8 @@ def train_run(
     Args:
         spec: what to train.
         config: codec sizes (of the enhancement codec for enhancement models).
-        splits: training and validation data (the test split is not touched).
+        splits: training and validation data (the test split is not touched); ``None`` only
+            for a run that has finished, which is checked and skipped.
         train: optimisation settings.
         run_dir: the model's directory.
         resume: continue an interrupted run in ``run_dir`` (same result as an uninterrupted
@@ -330,6 +332,8 @@ def train_run(
     finished = FinishedRun(spec, run_dir)
     if finished.checkpoint.is_file():
         return finished
+    if splits is None:
+        raise ValueError(f"{run_dir}: not finished, and no data was given to train it")
     interrupted = (run_dir / "last_state.pt").is_file()
     if interrupted and not resume:
         raise ValueError(f"{run_dir}: holds an interrupted run; resume it or remove it")
@@ -340,6 +344,8 @@ def train_run(
     model = build_model(spec, config)
     if spec.init is not None:
         warm_start(model, spec.init)
+    elif spec.train_only is None:
+        initialise_head_at_prior(model, splits.train)
     trainer = Trainer(
         model,
         objective_for(model, spec.lmbda),
@@ -364,6 +370,57 @@ def _run_name(lmbda: float) -> str:
     return f"lmbda={lmbda:g}"
 
 
+def plan_lambda_sweep(
+    root: str | Path,
+    template: RunSpec,
+    lmbdas: Sequence[float],
+    config: CodecConfig,
+    first: TrainConfig,
+    warm: TrainConfig | None = None,
+    *,
+    data: Mapping[str, Any] | None = None,
+) -> list[PlannedRun]:
+    """The runs of one RD curve: ``template`` at every λ, highest λ first, the others
+    warm-started from it (§4.1), so they depend on it and on nothing else.
+
+    Args:
+        root: the curve's directory; model ``λ`` goes to ``root/lmbda=<λ>``.
+        template: the spec of every model but ``lmbda`` and ``init`` (a given ``init`` is
+            used for the first model only).
+        lmbdas: the λ values (any order, distinct).
+        config: codec sizes.
+        first: training of the highest-λ model.
+        warm: training of the warm-started models (default: ``first``).
+        data: the data record of every checkpoint (see :func:`train_run`).
+
+    Returns:
+        The planned runs, highest λ first.
+    """
+    if not lmbdas:
+        raise ValueError("no lambda values given")
+    if len(set(lmbdas)) != len(lmbdas):
+        raise ValueError(f"lambda values must be distinct, got {list(lmbdas)}")
+    root = Path(root)
+    runs: list[PlannedRun] = []
+    for lmbda in sorted(lmbdas, reverse=True):
+        head = runs[0] if runs else None
+        spec = dataclasses.replace(
+            template, lmbda=float(lmbda),
+            init=template.init if head is None else str(head.checkpoint),
+        )
+        runs.append(PlannedRun(
+            spec, config, first if head is None else (warm or first),
+            root / _run_name(lmbda), _dependencies(spec), data,
+            f"train {spec.task} {spec.curve} lambda={lmbda:g}",
+        ))
+    return runs
+
+
+def _dependencies(spec: RunSpec) -> tuple[Path, ...]:
+    """The run directories whose checkpoints ``spec`` loads (its base and its warm start)."""
+    return tuple(Path(path).parent for path in (spec.base, spec.init) if path is not None)
+
+
 def lambda_sweep(
     root: str | Path,
     template: RunSpec,
@@ -377,37 +434,22 @@ def lambda_sweep(
     progress: Progress = _silent,
     data: Mapping[str, Any] | None = None,
 ) -> list[FinishedRun]:
-    """Train one RD curve: ``template`` at every λ, highest λ first, the rest warm-started.
+    """Train one RD curve in this process (:func:`plan_lambda_sweep`, run in order).
 
     Args:
-        root: the curve's directory; model ``λ`` goes to ``root/lmbda=<λ>``.
-        template: the spec of every model but ``lmbda`` and ``init`` (a given ``init`` is
-            used for the first model only).
-        lmbdas: the λ values (any order, distinct).
-        config: codec sizes.
+        root, template, lmbdas, config, first, warm, data: see :func:`plan_lambda_sweep`.
         splits: data.
-        first: training of the highest-λ model.
-        warm: training of the warm-started models (default: ``first``).
         resume: continue interrupted runs (see :func:`train_run`).
         progress: called with one line per model.
-        data: the data record of every checkpoint (see :func:`train_run`).
 
     Returns:
         The finished runs, highest λ first.
     """
-    if not lmbdas:
-        raise ValueError("no lambda values given")
-    if len(set(lmbdas)) != len(lmbdas):
-        raise ValueError(f"lambda values must be distinct, got {list(lmbdas)}")
-    root = Path(root)
     runs: list[FinishedRun] = []
-    for index, lmbda in enumerate(sorted(lmbdas, reverse=True)):
-        init = template.init if index == 0 else str(runs[0].checkpoint)
-        spec = dataclasses.replace(template, lmbda=float(lmbda), init=init)
-        progress(f"train {spec.task} {spec.curve} lambda={lmbda:g}")
-        train = first if index == 0 else (warm or first)
-        run_dir = root / _run_name(lmbda)
-        runs.append(train_run(spec, config, splits, train, run_dir, resume=resume, data=data))
+    for run in plan_lambda_sweep(root, template, lmbdas, config, first, warm, data=data):
+        progress(run.message)
+        runs.append(train_run(run.spec, run.config, splits, run.train, run.run_dir,
+                              resume=resume, data=run.data))
     return runs
 
 
@@ -680,6 +722,7 @@ __all__ = [
     "evaluate_run",
     "find_runs",
     "lambda_sweep",
+    "plan_lambda_sweep",
     "rd_point",
     "read_spec",
     "synthetic_preset_name",

@@ -6,6 +6,16 @@
 
     L_b = λ_b · d_b(Z_b, Ẑ_b) + R_b + β · E‖X − X̂‖                            (eq. 3)
 
+vinfo weighs the terms as the authors' code does (``model_transfer.py``,
+``DepthForReconstructionAndrade``: ``α · bpp + D_task + β · D_recon`` with ``α = 1/λ``): β is
+relative to the task distortion, and the loss is
+
+    L_b = λ_b · (d_b + β · D_recon) + R_b,   D_recon = RMSE(X, X̂) in 8-bit levels,
+
+i.e. eq. 3 with its β equal to ``λ_b · β``. So β = 0.1 always means "a tenth of the task's
+weight", whatever λ_b, and the units of ``d_b`` and ``D_recon`` are those of
+:mod:`vinfo.models.tasks` (disparity pixels, 8-bit levels).
+
 ``g_a`` is a :class:`~vinfo.models.transforms.SynthesisTransform` without residual blocks, so
 it is subsumed by the enhancement synthesis (the same layout with blocks), as §3.2 asks.
 β = 0 and β > 0 are one class: β = 0 simply builds no ``g_a``.
@@ -19,10 +29,9 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from vinfo.metrics.image import rmse
 from vinfo.models.config import CodecConfig
 from vinfo.models.entropy import AutoregressiveEntropyModel, EntropyOutput, rate_bits
-from vinfo.models.tasks import get_task
+from vinfo.models.tasks import get_task, reconstruction_loss
 from vinfo.models.transforms import AnalysisTransform, SynthesisTransform, pad_to_stride
 
 
@@ -55,7 +64,8 @@ class LossTerms(NamedTuple):
         loss: the total to minimise.
         distortion: task distortion ``d`` (the task's own unit).
         bpp: rate term, bits per pixel.
-        aux_distortion: ``E‖X − X̂‖`` as RMSE (0 when there is no auxiliary synthesis).
+        aux_distortion: ``D_recon = E‖X − X̂‖`` as RMSE in 8-bit levels (0 when there is no
+            auxiliary synthesis).
     """
 
     loss: Tensor
@@ -124,11 +134,16 @@ class BaseCodec(nn.Module):
         )
 
     def loss(self, out: BaseOutput, x: Tensor, target: Any, lmbda: float) -> LossTerms:
-        """Eq. 3: ``λ_b · d_b + R_b + β · RMSE(x, x̂)``, batch means, rate in bpp."""
+        """Eq. 3 weighted as the authors do: ``λ_b · (d_b + β · D_recon) + R_b``, batch means,
+        rate in bpp, ``D_recon`` in 8-bit levels (:func:`~vinfo.models.tasks.reconstruction_loss`).
+        """
         distortion = self.task.loss(out.task_output, target)
         bpp = out.bpp.mean()
-        aux = rmse(out.x_hat, x) if out.x_hat is not None else torch.zeros_like(bpp)
-        return LossTerms(lmbda * distortion + bpp + self.beta * aux, distortion, bpp, aux)
+        if out.x_hat is None:
+            aux = torch.zeros_like(bpp)
+        else:
+            aux = reconstruction_loss(out.x_hat, x)
+        return LossTerms(lmbda * (distortion + self.beta * aux) + bpp, distortion, bpp, aux)
 
 
 __all__ = ["BaseCodec", "BaseOutput", "LossTerms"]

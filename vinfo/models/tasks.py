@@ -19,11 +19,27 @@ recon.     identity (``x̂ = x̃``)           identity
 Every head is called as ``head(image, target=None)``. Dense heads return a tensor
 ``(B, C, H, W)``; the detection head follows torchvision: in train mode it needs the targets
 and returns its loss dict, in eval mode it returns one prediction dict per image.
+
+Distortions ``d`` are in the units of the authors' code (de Andrade & Bajić,
+``adeandrade/research``, ``projects/compatible-representations``), so that ``λ`` and ``β`` mean
+what they mean there:
+
+- reconstruction: RMSE in 8-bit levels, ``255 · RMSE`` of [0, 1] images, the mean of the
+  per-image RMSE (``functions.calculate_reconstruction_loss``: ``255 * mean(rmse)``);
+- depth: RMSE over the valid pixels, pooled over the batch, in the target's unit (disparity in
+  pixels by default; theirs is ``128 · RMSE`` of the disparity ``(p − 1) / 32768``, i.e. the
+  disparity RMSE in pixels);
+- segmentation: cross-entropy (nats) times the number of classes ``K`` (``loss *= num_classes``);
+- detection: the sum of the detector's own losses, as theirs.
+
+Dense heads start at the prior of their target (:func:`initialise_head`): the output layer's
+weights are zero and its bias is the training set's mean depth or log class frequencies, so the
+first step already scores as the best constant predictor and no budget is spent getting there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,10 +114,15 @@ def _size(config: CodecConfig) -> dict[str, int]:
     return {"min_size": config.detection_min_size}
 
 
+RECONSTRUCTION_LEVELS = 255.0
+"""The reconstruction distortion is the RMSE of [0, 1] images in these units (8-bit levels), as
+in the authors' ``calculate_reconstruction_loss`` (``255 * mean(rmse)``)."""
+
+
 def reconstruction_loss(prediction: Tensor, target: Tensor) -> Tensor:
-    """RMSE between ``x̂`` and ``x`` (the paper's reconstruction distortion, §4.1), mean over
-    images."""
-    return rmse(prediction, target)
+    """RMSE between ``x̂`` and ``x`` in 8-bit levels (``255 ·`` the RMSE of [0, 1] images; the
+    paper's reconstruction distortion, §4.1), mean of the per-image RMSE."""
+    return RECONSTRUCTION_LEVELS * rmse(prediction, target)
 
 
 def depth_loss(prediction: Tensor, target: Tensor) -> Tensor:
@@ -124,7 +145,8 @@ def depth_loss(prediction: Tensor, target: Tensor) -> Tensor:
 
 
 def segmentation_loss(logits: Tensor, target: Tensor) -> Tensor:
-    """Per-pixel cross-entropy in nats, label ``255`` ignored.
+    """Per-pixel cross-entropy in nats times the number of classes ``K`` (the authors' scaling,
+    ``loss *= num_classes``), label ``255`` ignored.
 
     Args:
         logits: ``(B, K, H, W)``.
@@ -132,7 +154,84 @@ def segmentation_loss(logits: Tensor, target: Tensor) -> Tensor:
     """
     if target.ndim == logits.ndim:
         target = target.squeeze(1)
-    return F.cross_entropy(logits, target.long(), ignore_index=IGNORE_INDEX)
+    cross_entropy = F.cross_entropy(logits, target.long(), ignore_index=IGNORE_INDEX)
+    return logits.shape[1] * cross_entropy
+
+
+def depth_prior(targets: Iterable[Tensor]) -> Tensor:
+    """The best constant depth under :func:`depth_loss`: the mean of the valid target pixels.
+
+    Args:
+        targets: depth batches ``(B, 1, H, W)`` (invalid pixels NaN, inf or ``≤ 0``).
+
+    Returns:
+        ``(1,)``, the output bias of a depth head.
+    """
+    total, count = 0.0, 0
+    for target in targets:
+        valid = torch.isfinite(target) & (target > 0)
+        total += float(target[valid].double().sum())
+        count += int(valid.sum())
+    if count == 0:
+        raise ValueError("the depth targets have no valid pixel")
+    return torch.tensor([total / count])
+
+
+def class_prior(targets: Iterable[Tensor], num_classes: int) -> Tensor:
+    """Log class frequencies, the best constant logits under cross-entropy (add-one smoothed,
+    so an absent class gets a finite logit).
+
+    Args:
+        targets: label batches ``(B, H, W)``; ``255`` is ignored.
+        num_classes: ``K``.
+
+    Returns:
+        ``(K,)``, the output bias of a segmentation head.
+    """
+    counts = torch.ones(num_classes, dtype=torch.float64)
+    for target in targets:
+        labels = target[target != IGNORE_INDEX].long()
+        if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+            raise ValueError(f"labels outside [0, {num_classes}) besides {IGNORE_INDEX}")
+        counts += torch.bincount(labels.flatten(), minlength=num_classes).double()
+    return (counts / counts.sum()).log().float()
+
+
+def output_layers(head: nn.Module) -> list[nn.Conv2d]:
+    """The convolutions whose outputs sum to a dense head's output, the one carrying the bias
+    first: the last conv of the light heads, LRASPP's high and low classifiers, DeepLabV3's
+    classifier (its auxiliary head is not part of ``out``)."""
+    net = head.net if isinstance(head, DenseHead) else head
+    if isinstance(net, segmentation.LRASPP):
+        return [net.classifier.high_classifier, net.classifier.low_classifier]
+    if isinstance(net, segmentation.DeepLabV3):
+        return [net.classifier[-1]]
+    if isinstance(net, nn.Sequential) and isinstance(net[-1], nn.Conv2d):
+        return [net[-1]]
+    return []
+
+
+@torch.no_grad()
+def initialise_head(head: nn.Module, bias: Tensor) -> None:
+    """Make ``head`` output the constant ``bias`` per channel: zero output weights, ``bias`` in
+    the first output layer, zero bias in the others (:func:`output_layers`).
+
+    The weights start at zero, not the gradients: the output layer's weight gradient is the
+    features times the error, so training moves off the prior from the first step.
+
+    Raises:
+        ValueError: a head without dense output layers, or a bias of the wrong length.
+    """
+    layers = output_layers(head)
+    if not layers:
+        raise ValueError(f"{type(head).__name__} has no dense output layer to initialise")
+    for index, layer in enumerate(layers):
+        if layer.bias is None or layer.bias.shape != bias.shape:
+            raise ValueError(
+                f"output bias of shape {tuple(bias.shape)} does not fit {layer} of the head"
+            )
+        layer.weight.zero_()
+        layer.bias.copy_(bias if index == 0 else torch.zeros_like(bias))
 
 
 def detection_loss(losses: Mapping[str, Tensor], target: Any = None) -> Tensor:
@@ -150,6 +249,9 @@ class Task:
         loss: ``(head output, target) → scalar`` distortion ``d`` of eq. 3/4.
         metric: reported metric, a name in :mod:`bdrate.directions`.
         description: one line for help texts.
+        prior: ``(targets, config) → bias``: the output bias of a head that predicts the best
+            constant (:func:`depth_prior`, :func:`class_prior`), ``None`` for heads with no
+            dense output layer (reconstruction's identity, detection).
     """
 
     name: str
@@ -157,6 +259,7 @@ class Task:
     loss: Callable[[Any, Any], Tensor]
     metric: str
     description: str
+    prior: Callable[[Iterable[Any], CodecConfig], Tensor] | None = None
 
     def __post_init__(self) -> None:
         if set(self.heads) != set(HEAD_VARIANTS):
@@ -175,6 +278,15 @@ class Task:
         if weights_path is not None:
             head.load_state_dict(_load_state_dict(Path(weights_path)))
         return head
+
+
+    def initialise_head(self, head: nn.Module, targets: Iterable[Any], config: CodecConfig) -> bool:
+        """Start ``head`` at the prior of ``targets`` (batches as the loss takes them); returns
+        whether the task has a prior (see :func:`initialise_head`)."""
+        if self.prior is None:
+            return False
+        initialise_head(head, self.prior(targets, config))
+        return True
 
 
 def _load_state_dict(path: Path) -> dict[str, Tensor]:
@@ -209,6 +321,7 @@ for _task in (
         depth_loss,
         "rmse",
         "monocular depth (LRASPP MobileNetV3), masked RMSE",
+        lambda targets, config: depth_prior(targets),
     ),
     Task(
         "segmentation",
@@ -222,7 +335,8 @@ for _task in (
         },
         segmentation_loss,
         "miou",
-        "semantic segmentation (DeepLabV3 ResNet-50), cross-entropy ignoring 255",
+        "semantic segmentation (DeepLabV3 ResNet-50), K x cross-entropy ignoring 255",
+        lambda targets, config: class_prior(targets, config.segmentation_classes),
     ),
     Task(
         "detection",
@@ -259,13 +373,18 @@ def get_task(name: str) -> Task:
 
 __all__ = [
     "IGNORE_INDEX",
+    "RECONSTRUCTION_LEVELS",
     "TASKS",
     "DenseHead",
     "DetectionHead",
     "Task",
+    "class_prior",
     "depth_loss",
+    "depth_prior",
     "detection_loss",
     "get_task",
+    "initialise_head",
+    "output_layers",
     "reconstruction_loss",
     "segmentation_loss",
 ]

@@ -105,10 +105,13 @@ def test_cityscapes_round_trip(cityscapes_root, synthetic):
         assert torch.equal(loaded.segmentation, expected)
         assert torch.equal(loaded.depth_valid, original.depth_valid)
         v = original.depth_valid
-        # one 1/256 px disparity step, relative to the smallest disparity in the scene
+        assert original.depth_unit == "px"  # the synthetic default: disparity in pixels
+        # disparity read back to within half a 1/256 px step; metric depth is B·fx / d
         d = disp[i].depth[v]
+        assert (d - original.depth[v]).abs().max() <= 0.5 / 256 + 1e-6
+        z = CFG.stereo_baseline_m * CFG.focal / original.depth[v].double()
         rel_step = 0.5 / 256 / d.min()
-        err = (loaded.depth[v] - original.depth[v]).abs() / original.depth[v]
+        err = (loaded.depth[v].double() - z).abs() / z
         assert err.max() <= rel_step * 1.01
         assert disp[i].depth_unit == "px" and loaded.depth_unit == "m"
 

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -41,10 +43,37 @@ def test_bit_exact_reference_values():
     s = generate_scene(TINY, 0)
     assert int((s.image * 255).round().long().sum()) == _REF_IMAGE_SUM
     assert s.boxes.tolist() == _REF_BOXES
+    # the look before the learnable defaults, asked for explicitly: the same maths as ever
+    before = replace(TINY, min_objects=2, max_objects=6, horizon=(0.3, 0.5),
+                     object_depth_m=(3.0, 30.0), depth="metric")
+    s = generate_scene(before, 0)
+    assert int((s.image * 255).round().long().sum()) == 1431564
+    assert s.boxes.tolist() == [[46.0, 27.0, 61.0, 37.0], [17.0, 20.0, 21.0, 24.0],
+                                [0.0, 26.0, 64.0, 55.0]]
 
 
-_REF_IMAGE_SUM = 1431564
-_REF_BOXES = [[46.0, 27.0, 61.0, 37.0], [17.0, 20.0, 21.0, 24.0], [0.0, 26.0, 64.0, 55.0]]
+_REF_IMAGE_SUM = 1715225
+_REF_BOXES = [[0.0, 27.0, 17.0, 51.0]]
+
+
+def test_json_ranges_become_tuples_and_bad_ranges_are_refused():
+    config = SyntheticConfig(horizon=[0.25, 0.5], object_depth_m=[5, 10])
+    assert config == SyntheticConfig(horizon=(0.25, 0.5), object_depth_m=(5.0, 10.0))
+    for bad in ({"horizon": (0.5, 0.2)}, {"horizon": (0.2, 1.0)}, {"object_depth_m": (0, 3)},
+                {"depth": "inches"}, {"stereo_baseline_m": 0.0}):
+        with pytest.raises(ValueError):
+            SyntheticConfig(**bad)
+
+
+def test_scenes_are_cached_and_transforms_do_not_touch_the_cache():
+    from vinfo.data.transforms import hflip
+
+    ds = SyntheticScenes(TINY, transform=hflip)
+    first, again = ds[5], ds[5]
+    assert torch.equal(first.image, again.image)
+    assert torch.equal(first.image, hflip(generate_scene(TINY, 5)).image)
+    uncached = SyntheticScenes(TINY, cache=False)
+    assert torch.equal(uncached[5].image, generate_scene(TINY, 5).image)
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
@@ -56,9 +85,16 @@ def test_sample_shapes_types_and_ranges(preset):
     assert s.image.shape == (3, h, w) and s.image.dtype == torch.float32
     assert 0 <= s.image.min() and s.image.max() <= 1
     assert torch.equal((s.image * 255).round() / 255, s.image)  # 8-bit levels: PNG-exact
-    assert s.depth.shape == (1, h, w) and s.depth_unit == "m"
+    assert s.depth.shape == (1, h, w) and s.depth_unit == "px"  # disparity by default
     assert (s.depth[s.depth_valid] > 0).all() and (s.depth[~s.depth_valid] == 0).all()
-    assert (s.depth[s.depth_valid] <= cfg.max_depth_m).all()
+    # d = B·f / Z with Z <= max_depth_m
+    nearest = cfg.stereo_baseline_m * cfg.focal / cfg.max_depth_m
+    assert (s.depth[s.depth_valid] >= nearest * (1 - 1e-6)).all()
+    metric = generate_scene(replace(cfg, depth="metric"), 3)
+    assert metric.depth_unit == "m" and torch.equal(metric.depth_valid, s.depth_valid)
+    assert (metric.depth[metric.depth_valid] <= cfg.max_depth_m).all()
+    z = cfg.stereo_baseline_m * cfg.focal / s.depth[s.depth_valid].double()
+    torch.testing.assert_close(z, metric.depth[metric.depth_valid].double(), rtol=1e-5, atol=0)
     assert not s.depth_valid[0][s.segmentation == SKY].any()
     assert s.segmentation.dtype == torch.int64
     ok = (s.segmentation < len(SYNTHETIC_CLASSES)) | (s.segmentation == IGNORE_INDEX)

@@ -131,10 +131,13 @@ def write_results(root, *, probes: bool = True) -> None:
         frame.to_csv(root / f"rd_{task}.csv", index=False)
     pd.DataFrame([{"figure": "Fig. 2f", "anchor": "base beta=0", "test": "base beta=0.1",
                    "metric": "rmse", "method": "akima", "bd_rate_percent": -12.5,
-                   "bd_metric": 0.3, "note": "", "task": "depth"},
+                   "bd_metric": 0.3, "bd_rate_overlap": 0.6, "bd_metric_overlap": 0.9,
+                   "min_overlap": 0.75, "note": "", "task": "depth"},
                   {"figure": "Fig. 2b", "anchor": "direct beta=0", "test": "direct beta=0.1",
                    "metric": "psnr", "method": "akima", "bd_rate_percent": math.nan,
-                   "bd_metric": math.nan, "note": "the curves do not overlap",
+                   "bd_metric": math.nan, "bd_rate_overlap": math.nan,
+                   "bd_metric_overlap": math.nan, "min_overlap": 0.75,
+                   "note": "the curves do not overlap",
                    "task": "reconstruction"}]).to_csv(root / "bd_table.csv", index=False)
     pd.DataFrame([{"task": "depth", "metric": "rmse", "trivial": 17.0, "best_model": 9.0,
                    "worst_model": 9.9, "all_models_beat_trivial": True}]).to_csv(
@@ -227,6 +230,14 @@ def test_conditional_coding_gain_matches_bdrate_and_the_rate_scaling_invariant()
     test = recon[recon["label"] == "scalable beta=0.1"].sort_values("bpp")
     reference = bd_rate(anchor["bpp"], anchor["psnr"], test["bpp"], test["psnr"])
     assert gain.loc[0.1, "bd_rate_percent"] == pytest.approx(reference, abs=1e-12)
+    # same metric values: full overlap in the metric; rates halved: in log10(rate) the ranges
+    # (span s) are shifted by log10(2), sharing s - log10(2) of a union s + log10(2)
+    span, shift = np.ptp(np.log10(anchor["bpp"].to_numpy())), np.log10(2)
+    assert gain.loc[0.1, "bd_rate_overlap"] == pytest.approx(1.0, abs=1e-12)
+    assert gain.loc[0.1, "bd_metric_overlap"] == pytest.approx(
+        (span - shift) / (span + shift), abs=1e-12
+    )
+    assert gain.loc[0.1, "min_overlap"] == 0.75
     assert set(gain["metric"]) == {"psnr"} and set(gain["anchor"]) == {"standalone"}
     assert "depth" not in set(gain["task"])  # no standalone curve there
 

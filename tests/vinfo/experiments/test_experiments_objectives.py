@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from vinfo.data import SyntheticConfig, SyntheticScenes, collate
@@ -11,6 +13,7 @@ from vinfo.experiments.objectives import (
     TASK_TARGETS,
     BaseObjective,
     EnhancementObjective,
+    initialise_head_at_prior,
     objective_for,
     task_target,
 )
@@ -22,6 +25,7 @@ from vinfo.experiments.splits import (
     synthetic_splits,
 )
 from vinfo.models import TASKS, BaseCodec, EnhancementCodec, codec_preset
+from vinfo.models.tasks import get_task, initialise_head
 
 TINY = codec_preset("tiny").replace(segmentation_classes=7)
 SMALL_SCENES = SyntheticConfig.preset("tiny", height=32, width=32, num_images=8)
@@ -53,7 +57,7 @@ def test_base_objective_is_eq3(beta):
     assert output.batch_size == 2
     assert set(output.metrics) == {"distortion", "bpp", "aux_rmse"}
     m = output.metrics
-    expected = 2.0 * m["distortion"] + m["bpp"] + beta * m["aux_rmse"]
+    expected = 2.0 * (m["distortion"] + beta * m["aux_rmse"]) + m["bpp"]
     assert output.loss.item() == pytest.approx(expected, rel=1e-5)
     assert (m["aux_rmse"] > 0) == (beta > 0)
     output.loss.backward()
@@ -134,3 +138,48 @@ def test_a_collated_batch_trains_through_the_loader():
     images, samples = next(iter(loader))
     output = BaseObjective(1.0)(BaseCodec(TINY, "segmentation"), (images, samples))
     assert torch.isfinite(output.loss)
+
+
+@pytest.mark.parametrize("task", ["depth", "segmentation"])
+def test_head_starts_at_the_prior_loss_at_step_0_is_the_priors(task):
+    scenes = SyntheticScenes(SyntheticConfig.preset("tiny", height=32, width=32, num_images=9))
+    train = [scenes[i] for i in range(6)]
+    torch.manual_seed(0)
+    codec = BaseCodec(TINY.replace(segmentation_classes=7), task, 0.1)
+    assert initialise_head_at_prior(codec, train)
+    images, samples = collate([scenes[i] for i in range(6, 9)])
+    output = BaseObjective(1.0)(codec, (images, samples))
+    if task == "depth":  # the mean of the valid training pixels, the best constant under RMSE
+        mean = np.concatenate([s.depth[s.depth_valid].numpy() for s in train]).astype(float).mean()
+        target = np.stack([s.depth.numpy() for s in samples])
+        valid = np.stack([s.depth_valid.numpy() for s in samples])
+        expected = np.sqrt(((target - mean) ** 2)[valid].mean())
+    else:  # K x cross-entropy of the add-one smoothed training class frequencies
+        k = 7
+        counts = np.ones(k)
+        for s in train:
+            labels = s.segmentation.numpy()
+            counts += np.bincount(labels[labels != 255], minlength=k)
+        log_q = np.log(counts / counts.sum())
+        labels = np.stack([s.segmentation.numpy() for s in samples])
+        expected = k * -log_q[labels[labels != 255]].mean()
+    assert output.metrics["distortion"] == pytest.approx(expected, rel=1e-5)
+    output.loss.backward()  # zero output weights, yet the output layer gets a gradient
+    assert codec.head.net[-1].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("task", ["depth", "segmentation"])
+def test_paper_heads_output_their_prior_everywhere(task):
+    config = TINY.replace(head_variant="paper", segmentation_classes=7)
+    head = get_task(task).build_head(config).eval()
+    bias = torch.linspace(-1.0, 2.0, 1 if task == "depth" else 7)
+    initialise_head(head, bias)
+    with torch.no_grad():
+        out = head(torch.rand(2, 3, 64, 64))
+    torch.testing.assert_close(out, bias.view(1, -1, 1, 1).expand_as(out))
+
+
+def test_heads_without_a_dense_output_layer_are_refused():
+    with pytest.raises(ValueError, match="no dense output layer"):
+        initialise_head(get_task("reconstruction").build_head(TINY), torch.zeros(3))
+    assert not get_task("reconstruction").initialise_head(nn.Identity(), [], TINY)

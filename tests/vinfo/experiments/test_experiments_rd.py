@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bdrate import bd_metric, bd_rate, read_curves
+from bdrate import UnknownMethodError, bd_metric, bd_rate, read_curves
 from cli.main import app
 from vinfo.experiments.rd import (
     Comparison,
@@ -114,6 +114,42 @@ def test_bd_table_reports_undefined_comparisons_without_failing(tmp_path):
     assert math.isnan(table.loc[1, "bd_rate_percent"]) and "do not overlap" in table.loc[1, "note"]
     markdown = bd_table_markdown(table)
     assert "| Fig. 2a |" in markdown and "n/a" in markdown and "BD-rate < 0" in markdown
+
+
+def closed_form_overlap(a, b) -> float:
+    """Shared length of two ranges over the length of their union (bjontegaard's overlap)."""
+    return max(min(a.max(), b.max()) - max(a.min(), b.min()), 0) / (
+        max(a.max(), b.max()) - min(a.min(), b.min())
+    )
+
+
+@pytest.mark.parametrize("min_overlap", [0.75, 0.95])
+def test_bd_table_reports_the_overlap_of_each_value_and_flags_low_overlap(min_overlap):
+    frame = rd_frame(curve_points(0.0) + curve_points(0.1))
+    labels = ("scalable beta=0.0", "scalable beta=0.1")
+    table = bd_table(
+        frame, [Comparison("Fig. 2b", *labels, "psnr")], method="cubic", min_overlap=min_overlap
+    )
+    anchor, test = (frame[frame["label"] == label] for label in labels)
+    rate_overlap = closed_form_overlap(anchor["psnr"], test["psnr"])
+    metric_overlap = closed_form_overlap(np.log10(anchor["bpp"]), np.log10(test["bpp"]))
+    assert table.loc[0, "bd_rate_overlap"] == pytest.approx(rate_overlap, abs=1e-12)
+    assert table.loc[0, "bd_metric_overlap"] == pytest.approx(metric_overlap, abs=1e-12)
+    assert table.loc[0, "min_overlap"] == min_overlap
+    row = next(line for line in bd_table_markdown(table).splitlines() if "Fig. 2b" in line)
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    flag = {True: " (low)", False: ""}
+    assert cells[5] == f"{rate_overlap * 100:.1f}" + flag[rate_overlap < min_overlap]
+    assert cells[7] == f"{metric_overlap * 100:.1f}" + flag[metric_overlap < min_overlap]
+    assert rate_overlap < 0.95 and min(rate_overlap, metric_overlap) > 0.75  # both cases occur
+    assert "in log10(rate) for BD-metric" in bd_table_markdown(table)
+
+
+def test_bd_table_takes_one_method():
+    frame = rd_frame(curve_points(0.0) + curve_points(0.1))
+    comparison = Comparison("Fig. 2b", "scalable beta=0.0", "scalable beta=0.1", "psnr")
+    with pytest.raises(UnknownMethodError, match="unknown BD method 'all'"):
+        bd_table(frame, [comparison], method="all")
 
 
 def test_rd_panels_are_saved_as_png_and_pdf(tmp_path):

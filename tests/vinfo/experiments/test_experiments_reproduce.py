@@ -80,7 +80,9 @@ def test_tiny_preset_matches_the_issue():
         "segmentation": ("scalable", "standalone"),
     }
     assert all(len(s.lmbdas) >= 4 for s in tiny.secondary)
-    assert tiny.num_models() == 2 * 4 + (2 * 4 + 2 * 4 + 4) + (2 * 4 + 4)
+    seed_replicas = 2 * 2 * (len(tiny.pair_seeds) - 1)  # base + direct per β and extra seed
+    assert len(tiny.pair_seeds) >= 2
+    assert tiny.num_models() == 2 * 4 + (2 * 4 + 2 * 4 + 4) + (2 * 4 + 4) + seed_replicas
 
 
 def test_paper_preset_needs_the_dataset(tmp_path):
@@ -142,6 +144,10 @@ def test_micro_reproduce_end_to_end(micro_run):
         "probes.csv",
         "probes_paired.csv",
         "fig_iv_capacity.png",
+        "pair_seeds.csv",
+        "loss_terms.csv",
+        "verdicts.csv",
+        "timings.json",
     }
     assert expected <= {p.name for p in out.iterdir()}
     report = {"report/report.md", "report/report.html"}
@@ -149,7 +155,18 @@ def test_micro_reproduce_end_to_end(micro_run):
     assert result.report == out / "report" / "report.md"
     assert str(result.report) in lines[-1]  # the last progress line says where the report is
     assert all(p.stat().st_size > 0 for p in result.files)
-    assert any(line.endswith("train depth base beta=0 lambda=1") for line in lines)
+    assert any(line.endswith("train depth base beta=0 lambda=1000") for line in lines)
+    verdicts = pd.read_csv(out / "verdicts.csv")
+    assert set(verdicts["verdict"]) <= {"reproduced", "not reproduced", "inconclusive"}
+    assert len(verdicts) >= 4 and verdicts["measured"].str.len().min() > 0
+    seeds = pd.read_csv(out / "pair_seeds.csv")
+    assert sorted(zip(seeds["seed"], seeds["beta"], strict=True)) == [
+        (0, 0.0), (0, 0.1), (1, 0.0), (1, 0.1)]
+    assert seeds["direct_psnr"].notna().all()
+    terms = pd.read_csv(out / "loss_terms.csv")
+    # λ·d is recomputed from the logged distortion: the rule of eq. 3 as the authors weigh it
+    assert (terms["task_term"] == terms["lmbda"] * terms["distortion"]).all()
+    assert "Verdicts on the paper's claims" in result.report.read_text()
 
     micro = get_preset("micro")
     depth = pd.read_csv(out / "rd_depth.csv")
@@ -167,6 +184,8 @@ def test_micro_reproduce_end_to_end(micro_run):
     table = pd.read_csv(out / "bd_table.csv")
     assert list(table["figure"].unique()) == ["Fig. 2f", "Fig. 2b", "Fig. 2d", "Fig. 3"]
     assert "BD-rate < 0" in (out / "bd_table.md").read_text()
+    assert {"bd_rate_overlap", "bd_metric_overlap", "min_overlap"} <= set(table.columns)
+    assert "| overlap [%] |" in (out / "bd_table.md").read_text()
 
     # the RD CSVs are what `vinfo bdrate` reads
     curves = read_curves(out / "rd_depth.csv")

@@ -110,6 +110,9 @@ def test_report_sections_and_numbers(report):
     # the conditional-coding gain of the fixture is exactly −50 % for β = 0.1
     assert "Conditioning on the beta=0.1 base saves 50.0 % of the reconstruction rate" in text
     assert "'base beta=0.1' needs 12.5 % fewer bits than 'base beta=0'" in text
+    # the overlap beside each BD value, flagged below min_overlap, and said in the reading
+    assert "60.0 (low)" in text and "90.0" in text
+    assert "1 of 1 BD values rest on curves that overlap on less than min_overlap" in text
     # the reading lists the intervals that exclude 0, and only those
     assert ("reconstruction/linear at lambda=0.01: ΔI_V +0.0200 [+0.0100, +0.0300] bits/px "
             "(CI above 0)") in text

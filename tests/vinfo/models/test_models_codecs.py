@@ -35,7 +35,8 @@ def test_base_codec_shapes_and_loss(task, beta):
         assert out.x_hat.shape == x.shape
     torch.testing.assert_close(out.bpp, out.rate_bits / (40 * 36))
     terms = codec.loss(out, x, target, lmbda=10.0)
-    expected = 10.0 * terms.distortion + terms.bpp + beta * terms.aux_distortion
+    # the authors' weighting: λ · (d + β · D_recon) + R (β relative to the task distortion)
+    expected = 10.0 * (terms.distortion + beta * terms.aux_distortion) + terms.bpp
     torch.testing.assert_close(terms.loss, expected)
     terms.loss.backward()
     assert codec.f_b.layers[0].weight.grad is not None

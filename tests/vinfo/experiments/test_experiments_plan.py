@@ -1,0 +1,93 @@
+"""Plans of runs: the process executor trains the same checkpoints as the local one, and a
+failing run stops only the runs that depend on it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vinfo.data import SyntheticConfig
+from vinfo.experiments.plan import (
+    LocalExecutor,
+    Plan,
+    PlanError,
+    PlannedRun,
+    ProcessExecutor,
+    executor_for,
+)
+from vinfo.experiments.reproduce import PresetData, get_preset
+from vinfo.experiments.sweep import RunSpec, plan_lambda_sweep
+from vinfo.train import TrainConfig
+
+MICRO = dataclasses.replace(
+    get_preset("micro"), synthetic=SyntheticConfig.preset("micro", num_images=24)
+)
+TRAIN = TrainConfig(lr=3e-3, max_epochs=2, patience=2, batch_size=8, quiet=True, device="cpu")
+
+
+def two_curves(root) -> Plan:
+    plan = Plan()
+    for beta in (0.0, 0.1):
+        plan.extend(plan_lambda_sweep(root / f"beta={beta:g}", RunSpec("depth", 1.0, beta),
+                                      (300.0, 30.0), MICRO.codec, TRAIN))
+    return plan
+
+
+def weights(path) -> dict[str, torch.Tensor]:
+    return load_file(str(path))
+
+
+@pytest.mark.slow
+def test_process_executor_trains_the_checkpoints_of_the_local_one(tmp_path):
+    local, parallel = two_curves(tmp_path / "local"), two_curves(tmp_path / "parallel")
+    torch.set_num_threads(1)  # the workers' setting: the same kernels, the same numbers
+    lines: list[str] = []
+    LocalExecutor().run(local, PresetData(MICRO), lambda line: None)
+    ProcessExecutor(2).run(parallel, PresetData(MICRO), lines.append)
+    assert len(lines) == 4
+    for a, b in zip(local.runs, parallel.runs, strict=True):
+        wa, wb = weights(a.checkpoint), weights(b.checkpoint)
+        assert wa.keys() == wb.keys()
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
+        ha = pd.read_csv(a.run_dir / "metrics.csv").drop(columns="seconds")
+        hb = pd.read_csv(b.run_dir / "metrics.csv").drop(columns="seconds")
+        pd.testing.assert_frame_equal(ha, hb)
+    # a rerun finds every model finished and trains nothing
+    before = {r.checkpoint: r.checkpoint.stat().st_mtime_ns for r in parallel.runs}
+    ProcessExecutor(2).run(two_curves(tmp_path / "parallel"), PresetData(MICRO), lines.append)
+    assert {r.checkpoint: r.checkpoint.stat().st_mtime_ns for r in parallel.runs} == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_failing_run_stops_only_its_dependents(tmp_path, workers):
+    plan = two_curves(tmp_path)
+    bad_init = tmp_path / "broken" / "model.safetensors"
+    bad_init.parent.mkdir()
+    bad_init.write_bytes(b"not a safetensors file")
+    first = plan.runs[0]
+    broken = dataclasses.replace(first, spec=dataclasses.replace(first.spec, init=str(bad_init)),
+                                 after=())
+    plan.runs[0] = broken
+    with pytest.raises(PlanError) as raised:
+        executor_for(workers).run(plan, PresetData(MICRO), lambda line: None)
+    assert list(raised.value.failed) == [broken.run_dir]
+    assert raised.value.skipped == [plan.runs[1].run_dir]  # warm-started from the broken run
+    assert not broken.checkpoint.exists() and not plan.runs[1].checkpoint.exists()
+    assert all(run.checkpoint.is_file() for run in plan.runs[2:])  # the other curve finished
+
+
+def test_plans_refuse_duplicates_and_unknown_dependencies(tmp_path):
+    plan = two_curves(tmp_path)
+    with pytest.raises(ValueError, match="planned twice"):
+        plan.add(plan.runs[0])
+    orphan = PlannedRun(RunSpec("depth", 1.0), MICRO.codec, TRAIN, tmp_path / "x",
+                        after=(tmp_path / "nowhere",))
+    with pytest.raises(ValueError, match="not planned"):
+        plan.add(orphan)
+    with pytest.raises(ValueError, match="workers"):
+        executor_for(0)

@@ -1,0 +1,265 @@
+"""A plan of runs with dependencies, and the executors that carry it out.
+
+A study is a graph of model trainings: the warm-started models of a curve need the curve's
+first model, enhancement models need their base, the standalone models need the scalable ones
+they start from. :class:`Plan` holds that graph as :class:`PlannedRun` entries (each a
+:func:`vinfo.experiments.sweep.train_run` call with its arguments) and their dependencies;
+an executor runs it:
+
+- :class:`LocalExecutor`: in this process, in plan order (``vinfo reproduce --workers 1``);
+- :class:`ProcessExecutor`: a pool of worker processes on this machine, each with one torch
+  thread, that starts every run as soon as its dependencies have finished.
+
+Both give the same checkpoints: :func:`~vinfo.experiments.sweep.train_run` seeds every run
+from its own :class:`~vinfo.train.TrainConfig` and builds its data from a
+:class:`DataSource`, so a run does not depend on which process trains it or what ran before it.
+Each run writes its own directory atomically; when one fails, the runs that do not depend on
+it still run, and :class:`PlanError` lists what failed once everything else is done. A cluster
+executor (one job per run, dependencies as job dependencies) only has to implement
+:class:`Executor`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from vinfo.experiments.splits import Splits
+from vinfo.models.config import CodecConfig
+from vinfo.train import TrainConfig
+
+Progress = Callable[[str], None]
+
+
+class DataSource(Protocol):
+    """Builds the splits a run trains on; picklable, so a worker process can build its own."""
+
+    def __call__(self) -> Splits: ...
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One :func:`~vinfo.experiments.sweep.train_run` call of a plan.
+
+    Attributes:
+        spec: what to train (a :class:`~vinfo.experiments.sweep.RunSpec`).
+        config: codec sizes.
+        train: optimisation settings.
+        run_dir: the run's directory; also its key in the plan.
+        after: run directories that must have finished first (warm start, base).
+        data: the data record of the checkpoint (see ``train_run``).
+        message: the progress line printed when the run starts.
+    """
+
+    spec: Any
+    config: CodecConfig
+    train: TrainConfig
+    run_dir: Path
+    after: tuple[Path, ...] = ()
+    data: Mapping[str, Any] | None = None
+    message: str = ""
+
+    @property
+    def checkpoint(self) -> Path:
+        from vinfo.experiments.sweep import CHECKPOINT
+
+        return self.run_dir / CHECKPOINT
+
+
+@dataclass
+class Plan:
+    """Runs in a valid order (every run after the runs it needs).
+
+    Attributes:
+        runs: the runs; :meth:`add` checks that dependencies come first.
+    """
+
+    runs: list[PlannedRun] = field(default_factory=list)
+
+    def add(self, run: PlannedRun) -> PlannedRun:
+        """Append ``run``; its dependencies must already be in the plan or finished on disk.
+
+        Raises:
+            ValueError: a run directory planned twice, or an unknown dependency.
+        """
+        known = {r.run_dir for r in self.runs}
+        if run.run_dir in known:
+            raise ValueError(f"{run.run_dir}: planned twice")
+        for needed in run.after:
+            if needed not in known and not _finished(needed):
+                raise ValueError(f"{run.run_dir}: depends on {needed}, which is not planned")
+        self.runs.append(run)
+        return run
+
+    def extend(self, runs: Iterable[PlannedRun]) -> None:
+        for run in runs:
+            self.add(run)
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+
+class PlanError(RuntimeError):
+    """Some runs of a plan failed; the others finished (or were skipped as dependents).
+
+    Attributes:
+        failed: run directory → the error's last line.
+        skipped: run directories not started because a dependency failed.
+    """
+
+    def __init__(self, failed: Mapping[Path, str], skipped: Sequence[Path]) -> None:
+        self.failed, self.skipped = dict(failed), list(skipped)
+        lines = [f"{path}: {reason}" for path, reason in self.failed.items()]
+        more = f"; {len(self.skipped)} dependent run(s) not started" if self.skipped else ""
+        super().__init__(f"{len(self.failed)} run(s) failed{more}: " + "; ".join(lines))
+
+
+class Executor(Protocol):
+    """Carries out a :class:`Plan`."""
+
+    def run(self, plan: Plan, source: DataSource, progress: Progress) -> None:
+        """Train every run of ``plan`` on ``source``'s splits; raise :class:`PlanError` after
+        the end if some failed."""
+        ...
+
+
+def _train(run: PlannedRun, splits: Splits | None) -> None:
+    from vinfo.experiments.sweep import train_run
+
+    train_run(run.spec, run.config, splits, run.train, run.run_dir, data=run.data)
+
+
+def _error_line(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}".splitlines()[0]
+
+
+class LocalExecutor:
+    """Runs a plan in this process, in plan order."""
+
+    def run(self, plan: Plan, source: DataSource, progress: Progress) -> None:
+        splits: Splits | None = None
+        failed: dict[Path, str] = {}
+        skipped: list[Path] = []
+        for run in plan.runs:
+            if any(needed in failed or needed in skipped for needed in run.after):
+                skipped.append(run.run_dir)
+                continue
+            progress(run.message)
+            if splits is None and not run.checkpoint.is_file():
+                splits = source()
+            try:
+                _train(run, splits)  # a finished run is checked and skipped without data
+            except Exception as error:  # noqa: BLE001 - reported with the others at the end
+                failed[run.run_dir] = _error_line(error)
+        if failed:
+            raise PlanError(failed, skipped)
+
+
+_WORKER_SPLITS: dict[int, Splits] = {}
+
+
+def _worker_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _worker_train(run: PlannedRun, source: DataSource) -> None:
+    key = hash(source)  # one build of the splits (and its scene cache) per worker and source
+    if key not in _WORKER_SPLITS:
+        _WORKER_SPLITS.clear()
+        _WORKER_SPLITS[key] = source()
+    try:
+        _train(run, _WORKER_SPLITS[key])
+    except Exception as error:
+        # the traceback as text: exceptions of library types may not unpickle in the parent
+        raise RuntimeError(_error_line(error) + "\n" + traceback.format_exc()) from None
+
+
+class ProcessExecutor:
+    """Runs a plan in ``workers`` processes of this machine, each run once its dependencies
+    have finished (``spawn`` start method, so no torch state is forked).
+
+    Args:
+        workers: worker processes (≥ 1).
+        threads: torch intra-op threads per worker (1: on a small machine two busy threads
+            per process slow training down, and one process per core uses every core).
+    """
+
+    def __init__(self, workers: int, threads: int = 1) -> None:
+        if workers < 1 or threads < 1:
+            raise ValueError(f"workers and threads must be >= 1, got {workers}, {threads}")
+        self.workers, self.threads = workers, threads
+
+    def run(self, plan: Plan, source: DataSource, progress: Progress) -> None:
+        planned = {run.run_dir for run in plan.runs}
+        pending = list(plan.runs)
+        done: set[Path] = set()
+        failed: dict[Path, str] = {}
+        skipped: list[Path] = []
+        running: dict[Future[None], PlannedRun] = {}
+
+        def ready(run: PlannedRun) -> bool:
+            return all(n in done or (n not in planned and _finished(n)) for n in run.after)
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(self.workers, context, _worker_init, (self.threads,)) as pool:
+            while pending or running:
+                for run in list(pending):
+                    if any(n in failed or n in skipped for n in run.after):
+                        pending.remove(run)
+                        skipped.append(run.run_dir)
+                    elif ready(run) and run.checkpoint.is_file():
+                        pending.remove(run)  # finished before: checked and skipped here
+                        progress(run.message)
+                        _train(run, None)
+                        done.add(run.run_dir)
+                    elif ready(run) and len(running) < self.workers:
+                        pending.remove(run)
+                        progress(run.message)
+                        running[pool.submit(_worker_train, run, source)] = run
+                if not running:
+                    if pending and not any(ready(run) for run in pending):
+                        raise ValueError("the plan's dependencies can never be met")
+                    continue
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    run = running.pop(future)
+                    error = future.exception()
+                    if error is None:
+                        done.add(run.run_dir)
+                    else:
+                        failed[run.run_dir] = str(error).splitlines()[0]
+                        progress(f"failed: {run.run_dir}: {failed[run.run_dir]}")
+        if failed:
+            raise PlanError(failed, skipped)
+
+
+def _finished(run_dir: Path) -> bool:
+    from vinfo.experiments.sweep import CHECKPOINT
+
+    return (run_dir / CHECKPOINT).is_file()
+
+
+def executor_for(workers: int) -> Executor:
+    """:class:`LocalExecutor` for one worker, :class:`ProcessExecutor` for more."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    return LocalExecutor() if workers == 1 else ProcessExecutor(workers)
+
+
+__all__ = [
+    "DataSource",
+    "Executor",
+    "LocalExecutor",
+    "Plan",
+    "PlanError",
+    "PlannedRun",
+    "ProcessExecutor",
+    "executor_for",
+]

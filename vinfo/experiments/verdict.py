@@ -1,0 +1,166 @@
+"""Automatic verdicts on the paper's claims that a reproduce run covers.
+
+One row per claim: the measured value, its spread across seeds or its CI, and whether the
+paper's sign is ``reproduced``, ``not reproduced`` or ``inconclusive``. The rules are
+deliberately plain, so a reader can check them against the tables:
+
+- a claim measured in several seeds is *reproduced* when every seed has the paper's sign,
+  *not reproduced* when every seed has the opposite sign, and *inconclusive* otherwise;
+- a claim with a CI is reproduced / not reproduced when the CI excludes 0 on the paper's /
+  the other side, and inconclusive when it contains 0;
+- a BD-rate of one seed has neither: its sign decides, and the spread column says "one seed,
+  no CI" so that nobody reads more into it; an undefined BD-rate is inconclusive.
+
+The claims (de Andrade & Bajić, §4): with β = 0.1 instead of 0, (1) reconstruction *directly*
+from the base representation is better (PSNR up at the similar-rate pair, BD-rate of Fig. 2b
+negative); (2) *scalable* reconstruction needs fewer bits (BD-rate < 0); (3) the base task
+does not pay for it — the paper finds it improves too (base BD-rate < 0); (4) the base
+representation holds more V-information about the image, ``I_V(X → ŷ_b)`` higher for β = 0.1
+(paired CI above 0).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+VERDICTS = ("reproduced", "not reproduced", "inconclusive")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One claim of the paper checked against a run.
+
+    Attributes:
+        claim: what the paper says, in one line.
+        measured: the measured value(s), with units.
+        spread: the spread across seeds, or the CI, or why there is none.
+        verdict: one of :data:`VERDICTS`.
+    """
+
+    claim: str
+    measured: str
+    spread: str
+    verdict: str
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+
+def sign_verdict(values: Sequence[float], paper_sign: int) -> str:
+    """Reproduced when every value has ``paper_sign`` (+1 / −1), not reproduced when every
+    value has the other sign, inconclusive otherwise (a zero, a NaN or mixed signs)."""
+    signs = {int(np.sign(v)) if not math.isnan(v) else 0 for v in values}
+    if signs == {paper_sign}:
+        return "reproduced"
+    if signs == {-paper_sign}:
+        return "not reproduced"
+    return "inconclusive"
+
+
+def interval_verdict(low: float, high: float, paper_sign: int) -> str:
+    """Reproduced when the CI ``[low, high]`` lies strictly on the paper's side of 0, not
+    reproduced when it lies strictly on the other side, inconclusive when it contains 0."""
+    if math.isnan(low) or math.isnan(high):
+        return "inconclusive"
+    if low > 0 or high < 0:
+        return sign_verdict([(low + high) / 2], paper_sign)
+    return "inconclusive"
+
+
+def _bd_row(bd: pd.DataFrame | None, task: str, anchor: str, test: str) -> pd.Series | None:
+    if bd is None:
+        return None
+    rows = bd[(bd["anchor"] == anchor) & (bd["test"] == test)]
+    if "task" in bd.columns:
+        rows = rows[rows["task"] == task]
+    return None if rows.empty else rows.iloc[0]
+
+
+def _bd_verdict(claim: str, row: pd.Series | None) -> Verdict:
+    if row is None or pd.isna(row["bd_rate_percent"]):
+        why = "no BD table" if row is None else str(row.get("note") or "undefined")
+        return Verdict(claim, f"BD-rate undefined ({why})", "one seed, no CI", "inconclusive")
+    value = float(row["bd_rate_percent"])
+    return Verdict(claim, f"BD-rate {value:+.2f} % ({row['figure']})", "one seed, no CI",
+                   sign_verdict([-value], +1))
+
+
+def paper_verdicts(
+    *,
+    base_task: str,
+    betas: tuple[float, float],
+    bd: pd.DataFrame | None,
+    pair_seeds: pd.DataFrame | None = None,
+    pair_probes: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The verdicts of a run, one row per claim (columns of :class:`Verdict`).
+
+    Args:
+        base_task: the base task of the study.
+        betas: ``(baseline, proposed)``.
+        bd: the BD table (``bd_table.csv``: ``figure, anchor, test, bd_rate_percent, note,
+            task``).
+        pair_seeds: ``pair_seeds.csv`` (``seed, beta, direct_psnr``…), or ``None``.
+        pair_probes: the paired ``ΔI_V`` of the similar-rate pair (proposed minus baseline;
+            ``target, family, delta_iv, delta_iv_ci_low, delta_iv_ci_high``), or ``None``.
+    """
+    b0, b1 = betas
+    label = {strategy: (f"{strategy} beta={b0:g}", f"{strategy} beta={b1:g}")
+             for strategy in ("direct", "scalable", "base")}
+    rows: list[Verdict] = []
+
+    # (1) direct reconstruction from the base, per seed and as a BD-rate
+    claim = f"beta={b1:g} helps direct reconstruction from the base (PSNR at the pair, Fig. 2b)"
+    if pair_seeds is not None and "direct_psnr" in pair_seeds.columns:
+        wide = pair_seeds.pivot(index="seed", columns="beta", values="direct_psnr")
+        gaps = (wide[b1] - wide[b0]).dropna()
+        bd_row = _bd_row(bd, "reconstruction", *label["direct"])
+        bd_value = math.nan if bd_row is None else float(bd_row["bd_rate_percent"])
+        per_seed = ", ".join(f"seed {int(s)}: {g:+.2f} dB" for s, g in gaps.items())
+        values = [*gaps.tolist()] + ([] if math.isnan(bd_value) else [-bd_value])
+        measured = f"PSNR gap {gaps.mean():+.2f} dB (mean of {len(gaps)} seeds)"
+        if not math.isnan(bd_value):
+            measured += f"; direct BD-rate {bd_value:+.2f} %"
+        spread = (f"{per_seed}; range {gaps.min():+.2f} to {gaps.max():+.2f} dB"
+                  if len(gaps) else "no seeds")
+        rows.append(Verdict(claim, measured, spread, sign_verdict(values, +1)))
+    else:
+        rows.append(_bd_verdict(claim, _bd_row(bd, "reconstruction", *label["direct"])))
+
+    # (2) scalable reconstruction
+    rows.append(_bd_verdict(f"beta={b1:g} helps scalable reconstruction (BD-rate < 0, Fig. 2d)",
+                            _bd_row(bd, "reconstruction", *label["scalable"])))
+
+    # (3) the base task's cost
+    rows.append(_bd_verdict(
+        f"the base task ({base_task}) does not pay for beta={b1:g}; the paper finds it improves "
+        "(base BD-rate < 0, Fig. 2f)",
+        _bd_row(bd, base_task, *label["base"]),
+    ))
+
+    # (4) V-information of the base representation toward reconstruction, per family
+    if pair_probes is not None and not pair_probes.empty:
+        recon = pair_probes[(pair_probes["target"] == "reconstruction")
+                            & (pair_probes["family"] != "null")]
+        for row in recon.itertuples():
+            level = float(getattr(row, "confidence", 0.95))
+            rows.append(Verdict(
+                f"I_V(reconstruction | y_b) higher for beta={b1:g} ({row.family} probes)",
+                f"ΔI_V {row.delta_iv:+.4f} bits/px",
+                f"paired {level:.0%} CI [{row.delta_iv_ci_low:+.4f}, "
+                f"{row.delta_iv_ci_high:+.4f}]",
+                interval_verdict(row.delta_iv_ci_low, row.delta_iv_ci_high, +1),
+            ))
+    else:
+        rows.append(Verdict(f"I_V(reconstruction | y_b) higher for beta={b1:g}",
+                            "no probe step", "-", "inconclusive"))
+    return pd.DataFrame([asdict(v) for v in rows])
+
+
+__all__ = ["VERDICTS", "Verdict", "interval_verdict", "paper_verdicts", "sign_verdict"]
