@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from probes.families import count_parameters, get_family
 from probes.heads import CategoricalHead, ContinuousHead, Head, get_target
 from probes.null import SMOOTHING_GRID, categorical_null_logits, fit_null
-from probes.storage import channel_moments, gather_rows, row_chunks
+from probes.storage import allocate, channel_moments, gather_rows, row_chunks
 from probes.uncertainty import (
     MIN_BOOTSTRAP_IMAGES,
     bootstrap_entropies,
@@ -854,37 +854,71 @@ def control_task(splits: Splits, seed: int = 0, decimals: int = 0) -> Splits:
         decimals: rounding of ``y`` that defines a type.
 
     Returns:
-        :class:`Splits` with the same ``y`` and the control targets (and masks); the targets
-        are materialised in memory.
+        :class:`Splits` with the same ``y`` and the control targets (and masks), allocated
+        by :func:`probes.storage.allocate` (on disk beyond the memory budget) and written
+        one chunk of training images at a time: no temporary holds all targets.
     """
     parts = [as_probe_data(split) for split in splits]
-    factor = parts[0].z.shape[-1] // parts[0].y.shape[-1]
-    c_y = parts[0].y.shape[1]
-    vectors = torch.cat([part.y.permute(0, 2, 3, 1).reshape(-1, c_y) for part in parts])
-    _, types = torch.unique(torch.round(vectors * 10**decimals), dim=0, return_inverse=True)
+    train = parts[0]
+    factor = train.z.shape[-1] // train.y.shape[-1]
+    _, c_y, h, w = train.y.shape
+    positions = h * w
+    # the type of every latent position of every split, chunk by chunk into one sort
+    vectors = torch.cat([torch.round(part.y[rows].permute(0, 2, 3, 1).reshape(-1, c_y)
+                                     * 10**decimals)
+                         for part in parts for rows in row_chunks(part.y)])
+    _, types = torch.unique(vectors, dim=0, return_inverse=True)
+    del vectors
     generator = torch.Generator().manual_seed(seed)
-    train_z = F.pixel_unshuffle(parts[0].z.double(), factor)  # (N, C_t·s², h, w)
-    train_z = train_z.permute(0, 2, 3, 1).reshape(-1, train_z.shape[1])  # (N·h·w, C_t·s²)
+    n_train = train.y.shape[0]
+    draw = torch.randint(0, n_train * positions, (int(types.max()) + 1,), generator=generator)
+    source = draw[types]  # the training position whose patch each position gets
+    del types, draw
+    order = torch.argsort(source, stable=True)
+    sorted_source = source[order]
+    del source
     has_mask = any(part.mask is not None for part in parts)
-    if has_mask:
-        mask = parts[0].mask if parts[0].mask is not None else torch.ones_like(
-            parts[0].z[:, :1], dtype=torch.bool)
-        train_mask = F.pixel_unshuffle(mask.double(), factor)
-        train_mask = train_mask.permute(0, 2, 3, 1).reshape(-1, train_mask.shape[1])
-    draw = torch.randint(0, train_z.shape[0], (int(types.max()) + 1,), generator=generator)
-    out, start = [], 0
+    outputs, offsets, start = [], [], 0
     for part in parts:
-        n, _, h, w = part.y.shape
-        index = draw[types[start:start + n * h * w]]
-        start += n * h * w
+        n = part.y.shape[0]
+        z = allocate(tuple(part.z.shape), part.z.dtype)
+        mask = allocate((n, 1, *part.z.shape[-2:]), torch.bool) if has_mask else None
+        outputs.append((z, mask))
+        offsets.append(start)
+        start += n * positions
+    bounds = torch.tensor(offsets[1:] + [start])
 
-        def patches(values: Tensor, n=n, h=h, w=w) -> Tensor:
-            return F.pixel_shuffle(values.view(n, h, w, -1).permute(0, 3, 1, 2), factor)
+    def patch_view(values: Tensor) -> Tensor:  # (n, C, s·h, s·w) → (n, h, w, C, s, s) view
+        n, c = values.shape[:2]
+        return values.view(n, c, h, factor, w, factor).permute(0, 2, 4, 1, 3, 5)
 
-        z = patches(train_z[index]).to(part.z.dtype)
-        control_mask = patches(train_mask[index]).bool() if has_mask else None
-        out.append(ProbeData(part.y, z, control_mask))
-    return Splits(*out)
+    for rows in row_chunks(train.z):
+        first, last = rows.start * positions, rows.stop * positions
+        lo, hi = (int(i) for i in torch.searchsorted(sorted_source,
+                                                     torch.tensor([first, last])))
+        if lo == hi:
+            continue
+        taken = sorted_source[lo:hi] - first  # positions within this chunk
+        patches = patch_view(train.z[rows].contiguous()).reshape(-1, *train.z.shape[1:2],
+                                                                 factor, factor)[taken]
+        if has_mask:
+            chunk_mask = (train.mask[rows] if train.mask is not None else torch.ones(
+                rows.stop - rows.start, 1, *train.z.shape[-2:], dtype=torch.bool))
+            mask_patches = patch_view(chunk_mask.bool().contiguous()).reshape(
+                -1, 1, factor, factor)[taken]
+        target = order[lo:hi]
+        split = torch.bucketize(target, bounds, right=True)
+        for k, (z, mask) in enumerate(outputs):
+            pick = split == k
+            if not bool(pick.any()):
+                continue
+            local = target[pick] - offsets[k]
+            image, pos = local // positions, local % positions
+            patch_view(z)[image, pos // w, pos % w] = patches[pick].to(z.dtype)
+            if mask is not None:
+                patch_view(mask)[image, pos // w, pos % w] = mask_patches[pick]
+    return Splits(*(ProbeData(part.y, z, mask)
+                    for part, (z, mask) in zip(parts, outputs, strict=True)))
 
 
 SHUFFLE_TOLERANCE = 0.01

@@ -225,36 +225,55 @@ def _level_histogram(z: Tensor, mask: Tensor | None) -> Tensor:
     return counts.view(LEVELS, *shape)
 
 
+NEWTON_BAND_BYTES = 1 << 20
+"""Bytes of one float64 ``(LEVELS, C_t, rows, W)`` weight array per band of target rows solved
+at once by the discretized null (its Newton steps keep some twenty such arrays alive)."""
+
+
 def _discretized_null(head: DiscretizedHead, train, val) -> NullFit:
     moments = pixel_moments(train.z, train.mask)
     head = dataclasses.replace(head, scale=_pooled_scale(moments))
     counts = _level_histogram(train.z, train.mask)  # (L, C_t, H, W)
     val_counts = _level_histogram(val.z, val.mask)
     pseudo = _pooled_quantiles(counts)  # (L, C_t, 1, 1), sums to 1 per channel
-    # each value's objective only needs the levels with a weight: its own training levels and
-    # the pseudo-observations', gathered into (S, C_t, H, W), S ≤ 256
-    support = (counts > 0) | (pseudo > 0)
-    size = max(int(support.sum(0).max()), 1)
-    index = torch.argsort(support.to(torch.int8), dim=0, descending=True, stable=True)[:size]
-    levels = index.double() / (LEVELS - 1)
-    counts_s = counts.gather(0, index)
-    pseudo_s = pseudo.expand_as(counts).gather(0, index)
-    all_levels = (torch.arange(LEVELS, dtype=torch.float64) / (LEVELS - 1)).view(-1, 1, 1, 1)
-    all_levels = all_levels.expand(-1, *counts.shape[1:])
     std = (moments.m2 / moments.count.clamp_min(1)).sqrt().clamp_min(0.5 / (LEVELS - 1))
     # initial guess: the moments (a logistic of scale s has std s·π/√3)
     factor = math.sqrt(3) / math.pi if head.kind == "logistic" else 1.0
-    params = _to_raw(head, moments.mean, std * factor)  # (2·C_t, H, W)
-
-    best = (math.inf, 0.0, params, "converged", 0)
-    for k in SHRINKAGE_GRID:
-        raw, method, iterations = _newton(head, best[2], counts_s + k * pseudo_s, levels)
-        with torch.no_grad():
-            value = float(_level_bits(head, raw, val_counts, all_levels).sum())
-        if value < best[0]:
-            best = (value, k, raw, method, iterations)
-    _, k, params, method, iterations = best
-    return NullFit(head, params.float(), method, k, iterations)
+    start = _to_raw(head, moments.mean, std * factor).double()  # (2·C_t, H, W)
+    # the values are independent 2-parameter problems: solve them a band of target rows at a
+    # time, so memory does not depend on the image size or on how many levels the data show
+    height, width = counts.shape[2:]
+    rows = max(1, NEWTON_BAND_BYTES // (LEVELS * counts.shape[1] * width * 8))
+    solutions = {k: torch.empty_like(start) for k in SHRINKAGE_GRID}
+    val_bits = dict.fromkeys(SHRINKAGE_GRID, 0.0)
+    methods = {k: "converged" for k in SHRINKAGE_GRID}
+    iterations = dict.fromkeys(SHRINKAGE_GRID, 0)
+    for top in range(0, height, rows):
+        band = slice(top, top + rows)
+        band_counts = counts[:, :, band]
+        # each value's objective only needs the levels with a weight: its own training levels
+        # and the pseudo-observations', gathered into (S, C_t, rows, W), S ≤ 256
+        support = (band_counts > 0) | (pseudo > 0)
+        size = max(int(support.sum(0).max()), 1)
+        index = torch.argsort(support.to(torch.int8), dim=0, descending=True, stable=True)[:size]
+        levels = index.double() / (LEVELS - 1)
+        counts_s = band_counts.gather(0, index)
+        pseudo_s = pseudo.expand_as(band_counts).gather(0, index)
+        del support, index
+        all_levels = (torch.arange(LEVELS, dtype=torch.float64) / (LEVELS - 1)).view(-1, 1, 1, 1)
+        all_levels = all_levels.expand(-1, *band_counts.shape[1:])
+        raw = start[:, band]
+        for k in SHRINKAGE_GRID:  # each k warm-starts from the previous one's solution
+            raw, method, steps = _newton(head, raw, counts_s + k * pseudo_s, levels)
+            solutions[k][:, band] = raw
+            with torch.no_grad():
+                val_bits[k] += float(_level_bits(head, raw, val_counts[:, :, band],
+                                                 all_levels).sum())
+            if method == "budget":
+                methods[k] = "budget"
+            iterations[k] = max(iterations[k], steps)
+    k = min(SHRINKAGE_GRID, key=lambda key: (val_bits[key], key))
+    return NullFit(head, solutions[k].float(), methods[k], k, iterations[k])
 
 
 PSEUDO_LEVELS = 32

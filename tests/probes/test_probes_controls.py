@@ -5,6 +5,7 @@ import math
 
 import torch
 
+from probes import storage
 from probes.estimator import (
     ProbeData,
     Splits,
@@ -43,6 +44,27 @@ def test_control_task_keeps_patch_marginals_and_is_a_function_of_the_types():
             assert tuple(patch) in train_patches  # drawn from the training targets' patches
             assert types.setdefault(tuple(vector), tuple(patch)) == tuple(patch)  # per type
     assert len(types) <= 9  # 3 levels × 2 channels
+
+
+def test_control_task_beyond_the_budget_is_written_to_scratch_in_chunks(tmp_path, monkeypatch):
+    """Past the memory budget the control targets (and masks) are scratch files filled one
+    chunk of training images at a time; they equal the in-memory ones."""
+    splits = [gaussian(n, s, levels=3) for n, s in ((30, 1), (10, 2), (20, 3))]
+    splits[1] = splits[1]._replace(mask=torch.rand(10, 1, 8, 8) > 0.3)  # only val masked
+    splits = Splits(*splits)
+    in_memory = control_task(splits, seed=4)
+    monkeypatch.setenv("VINFO_PROBE_MEMORY", "0")
+    monkeypatch.setenv("VINFO_SCRATCH_DIR", str(tmp_path))
+    monkeypatch.setattr(storage, "CHUNK_BYTES", 8 * 8 * 4 * 3)  # 3 training images a chunk
+    opened = []
+    real = storage.tempfile.TemporaryFile
+    monkeypatch.setattr(storage.tempfile, "TemporaryFile",
+                        lambda *a, **k: opened.append(1) or real(*a, **k))
+    on_disk = control_task(splits, seed=4)
+    assert len(opened) == 6  # a target and a mask per split
+    for a, b in zip(in_memory, on_disk, strict=True):
+        assert torch.equal(a.z, b.z) and torch.equal(a.mask, b.mask)
+    assert on_disk.train.mask.all() and torch.equal(on_disk.val.y, splits.val.y)
 
 
 def test_shuffled_control_fires_on_an_under_trained_null_and_not_on_a_converged_one():

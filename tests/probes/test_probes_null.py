@@ -8,6 +8,7 @@ import pytest
 import torch
 from scipy import optimize, special, stats
 
+from probes import null
 from probes.estimator import ProbeData, VInfoProbe
 from probes.heads import CategoricalHead, ContinuousHead, DiscretizedHead
 from probes.null import SHRINKAGE_GRID, SMOOTHING_GRID, categorical_null_logits, fit_null
@@ -78,7 +79,9 @@ def logistic_bits(levels, counts, mean, log_scale):
     return -(counts * log_mass).sum() / math.log(2)
 
 
-def test_discretized_null_converges_to_the_per_pixel_maximum_likelihood():
+@pytest.mark.parametrize("band_bytes", [null.NEWTON_BAND_BYTES, 1])  # one band, a row a band
+def test_discretized_null_converges_to_the_per_pixel_maximum_likelihood(band_bytes, monkeypatch):
+    monkeypatch.setattr(null, "NEWTON_BAND_BYTES", band_bytes)
     g = torch.Generator().manual_seed(0)
     centre = torch.tensor([0.2, 0.5, 0.9, 1.0]).view(1, 1, 2, 2).expand(60, 3, 2, 2)
     z = ((centre + 0.03 * torch.randn(60, 3, 2, 2, generator=g)).clamp(0, 1) * 255).round() / 255
