@@ -234,16 +234,21 @@ class Prior(nn.Module):
 
 
 class ProbeNet(nn.Module):
-    """``f[y] = head.offset(null, body((y - y_loc) / y_scale) + prior)``; ``f[∅] = null``.
+    """``f[y] = head.offset(null, prior) + body((y - y_loc) / y_scale)``; ``f[∅] = null``.
 
     ``null`` is the fitted null's ``(P, H, W)`` raw parameters (:mod:`probes.null`), a buffer:
-    ``H_V(Z|∅)`` is the null's and never changes while the probe trains. The probe predicts
-    its residual from the null in each pixel's own units (:meth:`probes.heads.Head.offset`):
-    a body output ``m`` moves a pixel's mean by ``m`` of that pixel's null standard
-    deviations, so that an optimiser step costs a pixel the same fraction of its residual
-    whatever its spread. The per-pixel ``prior`` offsets start at 0 and train with the body;
-    with the body's output for the null input they make the family's null a free distribution
-    per pixel, i.e. the null.
+    ``H_V(Z|∅)`` is the null's and never changes while the probe trains. The per-pixel
+    ``prior`` offsets move each pixel from the null in its own units
+    (:meth:`probes.heads.Head.offset`: a prior offset ``c`` moves a pixel's mean by ``c`` of
+    that pixel's null standard deviations), so that an optimiser step costs every pixel the
+    same fraction of its residual whatever its spread. The body's output is added to the raw
+    parameters, in the head's units (for location-scale heads the pooled within-pixel
+    standard deviation of :func:`probes.null.fit_null`): the same function of ``y`` at every
+    pixel. Scaling it by each pixel's null spread instead would make the family depend on
+    the null's sampling noise and exclude the truth (``Z = X² + σε`` with a per-pixel
+    spread estimated from 150 images: the mean can then be right at no pixel, -0.11 bits).
+    The prior starts at 0 and trains with the body; with the body's output for the null
+    input it makes the family's null a free distribution per pixel, i.e. the null.
 
     ``y_loc``/``y_scale`` (buffers ``(1, C, 1, 1)``, identity until :meth:`standardize`) only
     condition the optimisation, as the head's target normalisation does: every family's first
@@ -274,8 +279,11 @@ class ProbeNet(nn.Module):
         # channels-last, as the body (VInfoProbe._build): oneDNN's kernels for it run the
         # readout's 1×1 conv (C → P·s² channels) ~3× faster than the default layout on CPU
         y = ((y - self.y_loc) / self.y_scale).contiguous(memory_format=torch.channels_last)
-        return self.head.offset(self.null.expand(batch, -1, -1, -1),
-                                self.body(y) + self.prior(batch))
+        # the prior moves each pixel in its own units; the body's output is the same function
+        # of y at every pixel, in the head's (pooled) units, so the family is "a free
+        # distribution per pixel + a shared function of y" whatever the null's spreads
+        base = self.head.offset(self.null.expand(batch, -1, -1, -1), self.prior(batch))
+        return base + self.body(y)
 
 
 class LinearGaussianFit(NamedTuple):
@@ -597,15 +605,16 @@ class VInfoProbe:
     def _load_closed_form(self, net: ProbeNet, train: ProbeData, val: ProbeData) -> None:
         """Write the closed-form linear-Gaussian fit into ``net`` (its readout and prior).
 
-        The fit is on the targets standardised per pixel by the null, the units in which the
-        probe predicts (:meth:`probes.heads.Head.offset`), so it is a member of the family.
+        The fit is on the targets centred per pixel by the null and scaled by the head's
+        scale, the units of the body's output (:class:`ProbeNet`); its per-pixel intercepts and
+        log-scales go to the prior in each pixel's null units, so it is a member of the family.
         """
         h, w = train.y.shape[-2:]
         c_t = train.z.shape[1]
         factor = train.z.shape[-1] // w
         null = self.null_.params.view(c_t, 2, *self.null_.params.shape[1:]).double()
         centre = self.head_.loc + self.head_.scale * null[:, 0]  # (C_t, H, W) target units
-        spread = self.head_.scale * null[:, 1].exp()
+        spread = torch.full_like(centre, self.head_.scale)  # the body's units (ProbeNet)
         # iteratively reweighted: each pass weighs the pixels by the precision of the previous
         # pass's residuals (ordinary least squares lets a few noisy pixels set the shared
         # weights); the pass with the best validation bits is kept
@@ -638,8 +647,11 @@ class VInfoProbe:
             def to_pixels(values: Tensor) -> Tensor:  # (Q, P) → (C_t, H, W)
                 return F.pixel_shuffle(values.reshape(1, -1, h, w), factor)[0]
 
-            prior[:, 0] = to_pixels(fit.intercept)
-            prior[:, 1] = to_pixels(fit.log_sigma)
+            # intercept and log σ are in the head's units; the prior moves a pixel in units
+            # of its null spread exp(null log-scale) (Head.offset)
+            null_log_scale = net.null.view(c_t, 2, *net.null.shape[1:])[:, 1]
+            prior[:, 0] = to_pixels(fit.intercept) * (-null_log_scale).exp()
+            prior[:, 1] = to_pixels(fit.log_sigma) - null_log_scale
 
     def _build(self, train: ProbeData, family: str) -> ProbeNet:
         factor = train.z.shape[-1] // train.y.shape[-1]

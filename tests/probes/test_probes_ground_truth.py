@@ -94,17 +94,19 @@ def test_mlp_hits_the_v_information_of_a_square_linear_sees_nothing():
     assert abs(mlp.score(data.test) - square_truth(0.8)) < 0.1
 
 
-def test_mlp_on_a_gaussian_square_is_within_its_tail_error():
-    """X ~ N(0, 1): Var X² = 2, truth ½·log2(2.09/0.09) = 2.269 bits. The 4.5 % of values with
-    |X| > 2 are too rare for 150 training images to fit X² there (their squared error is
-    ~0.8 against 0.09), which costs ~0.11 bits at the default budget; the bound says so."""
+def test_mlp_hits_the_v_information_of_a_gaussian_square():
+    """X ~ N(0, 1): Var X² = 2, truth ½·log2(2.09/0.09) = 2.269 bits, at default settings.
+
+    This failed (-0.11 bits) while the body's output was scaled by each pixel's null spread:
+    estimated from 150 heavy-tailed values per pixel, the spreads differ by ~15 %, so one
+    shared function of x could give the mean x² at no pixel (core squared error 0.019 against
+    σ² = 0.09). The body now predicts in one unit for all pixels (ProbeNet)."""
     data = splits(square_split, 150, 50, 150)
-    common = dict(solver="gradient", lr=0.01, max_epochs=60, patience=8)
-    linear = VInfoProbe("linear", "depth", **common).fit(data.train, data.val)
-    mlp = VInfoProbe("mlp", "depth", width=32, **common).fit(data.train, data.val)
+    linear = VInfoProbe("linear", "depth").fit(data.train, data.val)
+    mlp = VInfoProbe("mlp", "depth").fit(data.train, data.val)
     assert square_truth(2.0) == pytest.approx(2.2687, abs=1e-4)
-    assert abs(linear.score(data.test)) < 0.03
-    assert abs(mlp.score(data.test) - square_truth(2.0)) < 0.15
+    assert abs(linear.score(data.test)) < 0.02
+    assert abs(mlp.score(data.test) - square_truth(2.0)) < 0.1
 
 
 def shift_split(n, seed, rho=0.8):
