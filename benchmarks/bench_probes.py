@@ -3,10 +3,13 @@
 (a) The linear probe against scikit-learn on the same cached features: Ridge (continuous
     depth, Gaussian residuals) and LogisticRegression (categorical segmentation, C chosen on
     the validation split, untimed), one model per position inside the 16×16 patch, as vinfo's
-    linear family (1×1 conv + pixel shuffle). vinfo's family also has a free distribution per
-    target pixel (its null; the former global null is gone), so its test NLL should be at or
-    below scikit-learn's (a negative NLL diff); prints the times (vinfo: null + probe +
-    validation scoring) and the speed ratio (goal: vinfo ≥ 3× faster at no worse NLL).
+    linear family (1×1 conv + pixel shuffle), each given a one-hot column per latent position:
+    one intercept per target pixel, as vinfo's positional prior (and for Ridge one residual
+    variance per pixel), so that both sides fit the same family. Rows: vinfo's closed form
+    (the same least squares, reweighted) and its default solver. Prints the times (vinfo:
+    null + probe + validation scoring), NLLs, the speed ratio and whether each row meets the
+    goal (vinfo ≥ 3× faster at an NLL at most 0.005 bits/pixel above scikit-learn's), with
+    the load average before and after.
 (b) A sweep of all families × three targets × 1 seed on the same representation, without
     bootstrap controls (goal: ≤ 2 minutes on 2 cores).
 
@@ -58,40 +61,58 @@ def handmade_bundle(path: Path, source: DataSource) -> None:
     save_bundle(path, y_hat, ids, source.metadata())
 
 
-def patch_rows(y: torch.Tensor, z: torch.Tensor, factor: int) -> tuple[np.ndarray, np.ndarray]:
-    """Design ``(N·P, C)`` and targets ``(N·P, Q)`` per patch position ``q`` (pixel_unshuffle)."""
-    x = y.flatten(2).transpose(1, 2).reshape(-1, y.shape[1])  # (N·P, C)
+def patch_rows(y: torch.Tensor, z: torch.Tensor, factor: int, positions: bool = False
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Design ``(N·P, C)`` and targets ``(N·P, Q)`` per patch position ``q`` (pixel_unshuffle).
+
+    With ``positions`` the design also has a one-hot column per latent position ``p``, so a
+    model per ``q`` has one intercept per ``(q, p)``, i.e. per target pixel: vinfo's
+    positional prior (the family contains its per-pixel null).
+    """
+    x = y.flatten(2).transpose(1, 2).reshape(-1, y.shape[1]).double().numpy()  # (N·P, C)
+    if positions:
+        count = y.shape[-2] * y.shape[-1]
+        x = np.concatenate([x, np.tile(np.eye(count), (y.shape[0], 1))], 1)
     zq = F.pixel_unshuffle(z.double(), factor).flatten(2).transpose(1, 2)  # (N, P, Q)
-    return x.double().numpy(), zq.reshape(-1, zq.shape[-1]).numpy()
+    return x, zq.reshape(-1, zq.shape[-1]).numpy()
 
 
 def sklearn_depth_bits(train, test, factor: int) -> float:
-    """Test bits/pixel of one Ridge per patch position with ML residual variance."""
-    x, z = patch_rows(train.y, train.z, factor)
+    """Test bits/pixel of one Ridge per patch position ``q`` with one intercept and one ML
+    residual variance per target pixel (vinfo's linear family with its positional prior)."""
+    x, z = patch_rows(train.y, train.z, factor, positions=True)
     _, m = patch_rows(train.y, train.mask.double(), factor)
-    xt, zt = patch_rows(test.y, test.z, factor)
+    xt, zt = patch_rows(test.y, test.z, factor, positions=True)
     _, mt = patch_rows(test.y, test.mask.double(), factor)
-    bits, count = 0.0, 0.0
+    count = train.y.shape[-2] * train.y.shape[-1]
+    pixel, pixel_t = np.tile(np.arange(count), train.y.shape[0]), np.tile(np.arange(count),
+                                                                          test.y.shape[0])
+    bits, scored = 0.0, 0.0
     for q in range(z.shape[1]):
         rows, rows_t = m[:, q] > 0, mt[:, q] > 0
         model = Ridge(alpha=1e-6).fit(x[rows], z[rows, q])
-        variance = np.mean((z[rows, q] - model.predict(x[rows])) ** 2)
+        residual = z[rows, q] - model.predict(x[rows])
+        squares = np.bincount(pixel[rows], residual**2, minlength=count)
+        variance = squares / np.maximum(np.bincount(pixel[rows], minlength=count), 1)
+        variance = np.maximum(variance, 1e-12)[pixel_t[rows_t]]
         residual = zt[rows_t, q] - model.predict(xt[rows_t])
-        nats = 0.5 * residual**2 / variance + 0.5 * math.log(2 * math.pi * variance)
-        bits, count = bits + nats.sum() / LN2, count + rows_t.sum()
-    return bits / count
+        nats = 0.5 * residual**2 / variance + 0.5 * np.log(2 * math.pi * variance)
+        bits, scored = bits + nats.sum() / LN2, scored + rows_t.sum()
+    return bits / scored
 
 
 def sklearn_segmentation_bits(train, test, factor: int, classes: int, c: float = 1.0,
                                positions: range | None = None) -> float:
-    """Test bits/pixel of one multinomial LogisticRegression (L2, ``C = c``) per patch position.
+    """Test bits/pixel of one multinomial LogisticRegression (L2, ``C = c``) per patch position,
+    on the features and a one-hot column per latent position (per-pixel intercepts, as
+    vinfo's positional prior; L2-penalised like the weights).
 
     Features are standardised (fitted on train), which only helps lbfgs converge; a class that a
     position never shows in training gets probability 1e-9 there. ``positions`` restricts the
     fit and the score to some patch positions (for choosing ``c``).
     """
-    x, z = patch_rows(train.y, train.z, factor)
-    xt, zt = patch_rows(test.y, test.z, factor)
+    x, z = patch_rows(train.y, train.z, factor, positions=True)
+    xt, zt = patch_rows(test.y, test.z, factor, positions=True)
     scaler = StandardScaler().fit(x)
     x, xt = scaler.transform(x), scaler.transform(xt)
     bits, count = 0.0, 0.0
@@ -133,32 +154,57 @@ def timed(function, repeat: int = 1):
     return value, best
 
 
-def compare_linear(inputs) -> None:
-    """(a): vinfo's linear probe against scikit-learn, same features, same splits."""
+SPEED_GOAL = 3.0
+"""vinfo's linear probe should be this many times faster than scikit-learn..."""
+EQUAL_NLL = 0.005
+"""...at a test NLL no worse than scikit-learn's by more than this (bits per target pixel)."""
+
+
+def compare_linear(inputs) -> bool:
+    """(a): vinfo's linear probe against scikit-learn, same features, same splits, the same
+    family (per-pixel intercepts on both sides); returns whether every row met the goal."""
     data = inputs.data["r"]
     factor = data["depth"].train.z.shape[-1] // data["depth"].train.y.shape[-1]
-    print(f"(a) linear probe (positional null), {len(inputs.sample_ids[0])} train / "
-          f"{len(inputs.sample_ids[1])} val / {len(inputs.sample_ids[2])} test images; "
-          "test NLL in bits per target pixel")
-    print(f"{'target':13} {'vinfo':>8} {'sklearn':>8} {'vinfo NLL':>10} {'sklearn NLL':>11} "
-          f"{'NLL diff':>9} {'speed-up':>9}")
+    print(f"(a) linear probe (per-pixel intercepts on both sides), "
+          f"{len(inputs.sample_ids[0])} train / {len(inputs.sample_ids[1])} val / "
+          f"{len(inputs.sample_ids[2])} test images; test NLL in bits per target pixel; goal: "
+          f"≥ {SPEED_GOAL:g}x faster at an NLL at most {EQUAL_NLL} above scikit-learn's")
+    print(f"{'target':13} {'solver':12} {'vinfo':>8} {'sklearn':>8} {'vinfo NLL':>10} "
+          f"{'sklearn NLL':>11} {'NLL diff':>9} {'speed-up':>9}  goal")
     classes = inputs.head_kwargs["segmentation"]["num_classes"]
     segmentation = data["segmentation"]
     c = select_c(segmentation.train, segmentation.val, factor, classes)
-    references = {
-        "depth": (partial(sklearn_depth_bits, factor=factor), 3, "Ridge"),
-        "segmentation": (partial(sklearn_segmentation_bits, factor=factor, classes=classes, c=c),
-                         1, f"LogisticRegression C={c:g}"),
-    }
-    for target, (reference, repeat, name) in references.items():
+    depth_reference = (partial(sklearn_depth_bits, factor=factor), 3, "Ridge")
+    # (target, solver, reference, whether the row counts toward the goal): for depth the goal
+    # row is the closed form, the same least squares as Ridge (equal NLL); the default solver
+    # falls back to a gradient fit where the closed form does not beat the null on validation,
+    # which reaches another NLL, so that row is shown for information only
+    rows = [
+        ("depth", "closed_form", depth_reference, True),
+        ("depth", "auto", depth_reference, False),
+        ("segmentation", "auto", (partial(sklearn_segmentation_bits, factor=factor,
+                                          classes=classes, c=c),
+                                  1, f"LogisticRegression C={c:g}"), True),
+    ]
+    met_all, reference_cache = True, {}
+    for target, solver, (reference, repeat, name), goal in rows:
         splits = data[target]
-        probe = VInfoProbe("linear", target, head_kwargs=inputs.head_kwargs.get(target))
+        probe = VInfoProbe("linear", target, solver=solver,
+                           head_kwargs=inputs.head_kwargs.get(target))
         fitted, ours = timed(partial(probe.fit, splits.train, splits.val), repeat)
         nll = fitted.evaluate(splits.test).h_cond
-        theirs_nll, theirs = timed(partial(reference, splits.train, splits.test), repeat)
-        print(f"{target:13} {ours:7.2f}s {theirs:7.2f}s {nll:10.4f} {theirs_nll:11.4f} "
-              f"{(nll - theirs_nll) / abs(theirs_nll):+9.2%} {theirs / ours:8.1f}x "
-              f"({fitted.solver_} vs {name})")
+        if target not in reference_cache:
+            reference_cache[target] = timed(partial(reference, splits.train, splits.test),
+                                            repeat)
+        theirs_nll, theirs = reference_cache[target]
+        met = theirs / ours >= SPEED_GOAL and nll <= theirs_nll + EQUAL_NLL
+        if goal:
+            met_all &= met
+        verdict = ("met" if met else "not met") if goal else "info"
+        print(f"{target:13} {solver:12} {ours:7.2f}s {theirs:7.2f}s {nll:10.4f} "
+              f"{theirs_nll:11.4f} {nll - theirs_nll:+9.4f} {theirs / ours:8.1f}x  "
+              f"{verdict} ({fitted.solver_} vs {name})")
+    return met_all
 
 
 def sweep(inputs, width: int | None, max_epochs: int | None) -> None:
@@ -215,7 +261,9 @@ def main() -> None:
                                     ["depth", "segmentation", "reconstruction"],
                                     representation.source)
     if not args.skip_linear:
-        compare_linear(inputs)
+        met = compare_linear(inputs)
+        load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+        print(f"(a) speed goal {'met' if met else 'not met'} (load average now {load})")
     if not args.skip_sweep:
         sweep(inputs, args.width, args.max_epochs)
 

@@ -359,11 +359,16 @@ def linear_gaussian_closed_form(data: ProbeData, positional: bool = True,
     z_sum = torch.zeros_like(count)
     # Moments per intercept group g (q, or (q, p)) without materialising (N, Q, C, P):
     # gram_q = Σ m·y·yᵀ - Σ_g count_g·ȳ_g·ȳ_gᵀ, rhs_q = Σ m·y·z - Σ_g z̄_g·Σ_g m·y.
-    gram = torch.zeros(q, c_y * c_y, dtype=torch.float64)
+    # the Gram matrices are symmetric: accumulate their upper triangles only
+    upper_i, upper_j = torch.triu_indices(c_y, c_y)
+    gram = torch.zeros(q, len(upper_i), dtype=torch.float64)
     y_sums = torch.zeros(q, n_groups, c_y, dtype=torch.float64)
     rhs = torch.zeros(q, c_y, dtype=torch.float64)
     block = max(1, GRAM_BLOCK // (c_y * c_y))  # bounds the (rows, C²) outer products
-    for yc, zq, m in chunks():
+    parts = list(row_chunks(z))
+    # a split that fits one chunk is prepared once for both passes over it
+    cached = list(chunks()) if len(parts) == 1 else None
+    for yc, zq, m in cached or chunks():
         count += m.sum(dims, keepdim=True)
         z_sum += (m * zq).sum(dims, keepdim=True)
         if null:
@@ -372,7 +377,7 @@ def linear_gaussian_closed_form(data: ProbeData, positional: bool = True,
         weights = m.transpose(0, 1).reshape(q, -1)  # (Q, n·P)
         for begin in range(0, rows.shape[0], block):
             part = rows[begin:begin + block]
-            outer = (part.unsqueeze(2) * part.unsqueeze(1)).flatten(1)  # (rows, C²)
+            outer = part[:, upper_i] * part[:, upper_j]  # (rows, C·(C+1)/2)
             gram += weights[:, begin:begin + block] @ outer
         y_sums += torch.einsum("nqp,ncp->qpc", m, yc) if positional else \
             torch.einsum("nqp,ncp->qc", m, yc).unsqueeze(1)
@@ -384,7 +389,10 @@ def linear_gaussian_closed_form(data: ProbeData, positional: bool = True,
         intercept = z_mean
     else:
         means = y_sums / count[0].unsqueeze(-1)  # (Q, G, C)
-        gram = gram.view(q, c_y, c_y) - torch.einsum("qgc,qgd->qcd", y_sums, means)
+        full = torch.zeros(q, c_y, c_y, dtype=torch.float64)
+        full[:, upper_i, upper_j] = gram
+        full[:, upper_j, upper_i] = gram
+        gram = full - torch.einsum("qgc,qgd->qcd", y_sums, means)
         rhs = rhs - torch.einsum("qg,qgc->qc", z_mean[0], y_sums)
         load = ridge * gram.diagonal(dim1=1, dim2=2).mean(1).clamp_min(1e-12)
         gram = gram + load[:, None, None] * torch.eye(c_y, dtype=gram.dtype)
@@ -392,7 +400,7 @@ def linear_gaussian_closed_form(data: ProbeData, positional: bool = True,
         y_mean = means.permute(0, 2, 1).unsqueeze(0) + y_offset.unsqueeze(1)  # (1, Q, C, G)
         intercept = z_mean - torch.einsum("qc,oqcg->oqg", weight, y_mean)
     squares = torch.zeros_like(count)
-    for yc, zq, m in chunks():
+    for yc, zq, m in cached or chunks():
         prediction = torch.einsum("qc,ncp->nqp", weight, yc + y_offset) + intercept
         squares += (m * (zq - prediction).square()).sum(dims, keepdim=True)
     log_sigma = 0.5 * (squares / count).clamp_min(1e-12).log()
@@ -602,8 +610,9 @@ class VInfoProbe:
         net.load_state_dict(best_state)
         return best_epoch, "budget"
 
-    def _load_closed_form(self, net: ProbeNet, train: ProbeData, val: ProbeData) -> None:
-        """Write the closed-form linear-Gaussian fit into ``net`` (its readout and prior).
+    def _load_closed_form(self, net: ProbeNet, train: ProbeData, val: ProbeData) -> float:
+        """Write the closed-form linear-Gaussian fit into ``net`` (its readout and prior);
+        returns its validation bits per pixel.
 
         The fit is on the targets centred per pixel by the null and scaled by the head's
         scale, the units of the body's output (:class:`ProbeNet`); its per-pixel intercepts and
@@ -630,6 +639,7 @@ class VInfoProbe:
             sigma = F.pixel_shuffle(fit.log_sigma.reshape(1, -1, h, w).double(), factor)[0]
             weights = (-2 * sigma).exp()
         self._write_linear(net, best[1], factor, (h, w))
+        return best[0]
 
     @staticmethod
     def _write_linear(net: ProbeNet, fit: LinearGaussianFit, factor: int,
@@ -712,18 +722,19 @@ class VInfoProbe:
             self.null_ = fit_null(self._make_head(train), train, val)
         self.head_ = self.null_.head
         self.net_ = self._build(train, self.family)
-        self.h_null_val_ = _mean_bits(self.net_, self.head_, val, True, self.batch_size)
+        # the null is fixed: its validation bits are computed once
+        null_bits, pixels = _per_image_bits(self.net_, self.head_, val, True, self.batch_size)
+        self.h_null_val_ = float(null_bits.sum() / max(pixels.sum(), 1.0))
         epochs, self.stopped_by_, self.solver_ = 0, "null", "gradient"
         if self._use_closed_form(self.head_):
             self.solver_, self.stopped_by_ = "closed_form", "closed_form"
-            self._load_closed_form(self.net_, train, val)
+            closed_val = self._load_closed_form(self.net_, train, val)
             # the closed form's weights are ordinary least squares, which per-pixel variances
             # can make worse than no weights at all (a few near-deterministic pixels dominate
             # the likelihood), while a trained linear probe weighs the pixels by their
             # precision: with solver "auto", a closed form that loses to the null on
             # validation is replaced by a gradient fit
-            if (self.solver == "auto" and _mean_bits(self.net_, self.head_, val, False,
-                                                     self.batch_size) >= self.h_null_val_):
+            if self.solver == "auto" and closed_val >= self.h_null_val_:
                 self.net_ = self._build(train, self.family)
                 self.solver_ = "gradient"
         if self.solver_ == "gradient" and self.family != "null":
@@ -732,7 +743,6 @@ class VInfoProbe:
         self.epochs_ = (self.null_.iterations, epochs)
         self.n_parameters_ = count_parameters(self.net_.body)
         self.h_cond_train_ = _mean_bits(self.net_, self.head_, train, False, self.batch_size)
-        null_bits, pixels = _per_image_bits(self.net_, self.head_, val, True, self.batch_size)
         cond_bits, _ = _per_image_bits(self.net_, self.head_, val, False, self.batch_size)
         self.h_cond_val_ = float(cond_bits.sum() / max(pixels.sum(), 1.0))
         self.val_gain_, self.val_gain_se_ = _ratio_and_se(null_bits - cond_bits, pixels)

@@ -60,6 +60,26 @@ def test_closed_form_recovers_weights():
     assert fit.log_sigma.exp().mean() == pytest.approx(0.5, abs=0.03)
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_closed_form_is_least_squares_with_one_intercept_per_pixel(masked):
+    """Against scikit-learn: per patch output q, LinearRegression on y and a one-hot column per
+    latent position (one intercept per target pixel), fitted on the valid pixels only."""
+    from sklearn.linear_model import LinearRegression
+
+    data = patch_gaussian(60, 4, masked=masked)
+    fit = linear_gaussian_closed_form(data)
+    factor, positions = 2, 16
+    x = data.y.flatten(2).transpose(1, 2).reshape(-1, 3).double().numpy()  # (N·P, C)
+    x = np.concatenate([x, np.tile(np.eye(positions), (60, 1))], 1)
+    z = torch.nn.functional.pixel_unshuffle(data.z.double(), factor).flatten(2)
+    z = z.transpose(1, 2).reshape(-1, factor**2).numpy()  # (N·P, Q)
+    valid = np.isfinite(z)
+    for q in range(factor**2):
+        model = LinearRegression(fit_intercept=False).fit(x[valid[:, q]], z[valid[:, q], q])
+        np.testing.assert_allclose(fit.weight[q].numpy(), model.coef_[:3], atol=1e-5)
+        np.testing.assert_allclose(fit.intercept[q].numpy(), model.coef_[3:], atol=1e-5)
+
+
 def segmentation_split(n, seed):
     g = torch.Generator().manual_seed(seed)
     y = torch.randn(n, 2, 4, 4, generator=g)
