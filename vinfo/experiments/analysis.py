@@ -263,6 +263,11 @@ def _key(value: float) -> float:
     return float(f"{float(value):.9g}")
 
 
+CONTROL_COLUMNS = ("shuffled_iv", "shuffled_iv_ci_low", "shuffled_iv_ci_high", "control_iv",
+                   "control_iv_ci_low", "control_iv_ci_high", "selectivity")
+"""The controls of :func:`probes.estimator.run_probes` (NaN where they were not run)."""
+
+
 def iv_across_beta(probes: pd.DataFrame,
                    lmbdas: Mapping[float, float] | None = None) -> pd.DataFrame:
     """``I_V`` per target × family × β with its CI.
@@ -277,8 +282,9 @@ def iv_across_beta(probes: pd.DataFrame,
         One row per (target, family, β, λ), sorted by target (in table order), capacity
         rank, β and λ: ``target``, ``family``, ``capacity_rank``, ``beta``, ``lmbda``, ``repr``,
         ``iv``, ``iv_ci_low``, ``iv_ci_high`` (bits per target pixel) and, where present,
-        ``h_null``, ``h_cond``, ``n_seeds``, ``n_resamples``, ``n_test_images``,
-        ``shuffled_flag``, ``capacity_flag``.
+        ``h_null``, ``h_cond``, ``n_seeds``, ``n_resamples``, ``n_test_images``, the controls
+        (:data:`CONTROL_COLUMNS`), ``no_gain_flag``, ``budget_flag``, ``shuffled_flag``,
+        ``capacity_flag``.
 
     Raises:
         ValueError: missing columns, or no row left at ``lmbdas``.
@@ -292,7 +298,8 @@ def iv_across_beta(probes: pd.DataFrame,
             chosen = ", ".join(f"beta={b:g} lambda={v:g}" for b, v in lmbdas.items())
             raise ValueError(f"the probe table has no row at {chosen}")
     optional = [c for c in ("h_null", "h_cond", "n_seeds", "n_resamples", "n_test_images",
-                            "shuffled_flag", "capacity_flag") if c in frame.columns]
+                            *CONTROL_COLUMNS, "no_gain_flag", "budget_flag", "shuffled_flag",
+                            "capacity_flag") if c in frame.columns]
     columns = ["target", "family", "capacity_rank", "beta", "lmbda", "repr", "iv", "iv_ci_low",
                "iv_ci_high", *optional]
     order = {target: i for i, target in enumerate(dict.fromkeys(frame["target"]))}

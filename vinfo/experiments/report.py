@@ -432,14 +432,18 @@ def _probe_section(results: Results, out: Path) -> tuple[list[Block], pd.DataFra
     columns["flags"] = "flags"
     blocks += [
         Heading("I_V across beta", 3),
-        Paragraph(f"Rows: {where}. Flags: S = the shuffled-representation control is above "
-                  "0, C = below a lower-capacity family (the fit is suspect)."),
+        Paragraph(f"Rows: {where}. Flags: N = no fit beat the null on validation (I_V is "
+                  "the raw test difference), B = a fit stopped on its budget (it may not have "
+                  "converged), S = the shuffled-representation control is above 0.01 bits with "
+                  "its CI above 0 (a leak), C = below a lower-capacity family (the fit is "
+                  "suspect)."),
         _table(frame, columns, ("beta", "lmbda", "iv", "h_null")),
         Links((("iv_across_beta.csv", _write_csv(table, out, "iv_across_beta.csv")),
                ("probes.csv", _copy(results.root / "probes.csv", out)))),
         Image(_save(plot_iv_across_beta(table), out, "iv_across_beta"), "I_V across beta",
               f"I_V against probe capacity with CI bands, {where}."),
     ]
+    blocks += _controls_blocks(table)
     if "fig_iv_capacity.png" in results.figures:
         blocks.append(Image(_copy(results.figures["fig_iv_capacity.png"], out),
                             "I_V by capacity, every representation",
@@ -475,13 +479,66 @@ def _probe_section(results: Results, out: Path) -> tuple[list[Block], pd.DataFra
     return blocks, paired
 
 
+FLAGS = (("no_gain_flag", "N"), ("budget_flag", "B"), ("shuffled_flag", "S"),
+         ("capacity_flag", "C"))
+"""Letter of each flag column of ``probes.csv`` (the letters of ``vinfo probe``)."""
+
+
 def _flags(table: pd.DataFrame) -> list[str]:
-    flags = []
-    for _, row in table.iterrows():
-        text = ("S" if bool(row.get("shuffled_flag", False)) else "") + (
-            "C" if bool(row.get("capacity_flag", False)) else "")
-        flags.append(text or "-")
-    return flags
+    return ["".join(letter for column, letter in FLAGS if _true(row.get(column, False))) or "-"
+            for _, row in table.iterrows()]
+
+
+def _true(value: Any) -> bool:
+    """A flag read back from CSV: ``True``/``False`` (bool or text); NaN is not set."""
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value) and not (isinstance(value, float) and math.isnan(value))
+
+
+def _controls_blocks(table: pd.DataFrame) -> list[Block]:
+    """The controls of the I_V table's rows: the shuffled control and the control task with
+    their CIs and the selectivity, or a note that they were not run."""
+    blocks: list[Block] = [Heading("Controls", 3)]
+    shown = table[table["family"] != "null"]
+    ran = ("selectivity" in shown.columns
+           and bool(pd.to_numeric(shown["selectivity"], errors="coerce").notna().any()))
+    if not ran:
+        blocks.append(Note("The controls were not run for this study (its probe settings have "
+                           "controls off, as the tiny and micro presets do to save time): the "
+                           "shuffled control and the control task are not shown. `vinfo probe` "
+                           "runs them by default."))
+        return blocks
+    shown = shown[pd.to_numeric(shown["selectivity"], errors="coerce").notna()]
+    frame = shown.assign(
+        iv=[f"{v:+.4f}" for v in shown["iv"]],
+        shuffled=[f"{v:+.4f} {_ci(lo, hi)}" for v, lo, hi in zip(
+            shown["shuffled_iv"], shown["shuffled_iv_ci_low"], shown["shuffled_iv_ci_high"],
+            strict=True)],
+        control=[f"{v:+.4f} {_ci(lo, hi)}" for v, lo, hi in zip(
+            shown["control_iv"], shown["control_iv_ci_low"], shown["control_iv_ci_high"],
+            strict=True)],
+        selectivity=[f"{v:+.4f}" for v in shown["selectivity"]],
+        flags=_flags(shown))
+    leaks = int(sum(_true(v) for v in shown.get("shuffled_flag", [])))
+    iv, selectivity = pd.to_numeric(shown["iv"]), pd.to_numeric(shown["selectivity"])
+    low = int(((iv > 0) & (selectivity < 0.5 * iv)).sum())
+    blocks += [
+        Paragraph("Shuffled control: the first seed's fit repeated with every target paired "
+                  "to another image's representation; a family that does not leak scores at or "
+                  "below 0 (flag S above 0.01 bits with its CI above 0). Control task (Hewitt & "
+                  "Liang 2019): every distinct representation vector gets one random training "
+                  "target patch, so I_V on it measures what the family can memorise; "
+                  "selectivity = I_V − I_V(control task). "
+                  f"{leaks} of {len(shown)} rows flag a leak; {low} with I_V > 0 have a "
+                  "selectivity below half their I_V (much of that I_V could be memorisation)."),
+        _table(frame, {"target": "target", "family": "family", "beta": "beta",
+                       "lmbda": "lambda", "iv": "I_V [bits/px]",
+                       "shuffled": "shuffled I_V [CI]", "control": "control-task I_V [CI]",
+                       "selectivity": "selectivity", "flags": "flags"},
+               ("beta", "lmbda", "iv", "selectivity")),
+    ]
+    return blocks
 
 
 def _co_adaptation_section(results: Results, out: Path,

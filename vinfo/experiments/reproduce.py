@@ -130,7 +130,9 @@ class ProbeStudy:
         width: hidden width of the families (``None``: each family's default).
         n_images: probe only the first ``n_images`` images (``None``: all).
         controls: also fit every family on shuffled representations (the leakage check of
-            :func:`probes.estimator.shuffled_control`; about 1.5x the fitting time).
+            :func:`probes.estimator.shuffled_control`) and on the control task
+            (:func:`probes.estimator.control_task`, for the selectivity); about 2x the fitting
+            time. The report shows them in its "Controls" table, or says they were not run.
     """
 
     families: tuple[str, ...] = ("linear", "conv")

@@ -5,6 +5,7 @@ reading states only what the intervals show."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from html.parser import HTMLParser
 
@@ -190,3 +191,38 @@ def test_reading_flags_a_difference_that_comes_from_a_negative_iv(tmp_path):
     assert "depth/linear at lambda=0.01: ΔI_V -0.0200 [-0.0300, -0.0100] bits/px (CI below 0).\n" \
         in text  # no note where both I_V are non-negative
     assert "at 90% coverage, about 0.8 of 8 intervals" in text  # the recorded coverage
+
+
+def test_controls_are_reported_when_run_and_noted_when_not(tmp_path, report):
+    root, path = report  # the fixture's probe table has no controls
+    assert "The controls were not run for this study" in path.read_text(encoding="utf-8")
+    root = tmp_path / "run"
+    write_results(root)
+    probes = probes_frame()
+    real = probes["family"] != "null"
+    probes["control_iv"] = [0.8 * iv if real_row else math.nan
+                            for iv, real_row in zip(probes["iv"], real, strict=True)]
+    probes["control_iv_ci_low"] = probes["control_iv"] - 0.01
+    probes["control_iv_ci_high"] = probes["control_iv"] + 0.01
+    probes["selectivity"] = probes["iv"] - probes["control_iv"]
+    probes["shuffled_iv"] = probes["shuffled_iv_ci_low"] = probes["shuffled_iv_ci_high"] = \
+        [-0.001 if real_row else math.nan for real_row in real]
+    leak = probes.index[real & (probes["target"] == "depth") & (probes["family"] == "conv")
+                        & (probes["beta"] == 0.0) & (probes["lmbda"] == 0.1)]
+    probes.loc[leak, ["shuffled_iv", "shuffled_iv_ci_low", "shuffled_iv_ci_high"]] = \
+        [0.05, 0.02, 0.08]
+    probes["shuffled_flag"] = probes.index.isin(leak)
+    probes.to_csv(root / "probes.csv", index=False)
+    text = " ".join(parse_html(
+        (write_report(root).parent / "report.html").read_text(encoding="utf-8")).text)
+    assert "Controls" in text and "The controls were not run" not in text
+    # rows at the pair's λ (β=0 at 0.1, β=0.1 at 0.01), families above null
+    pair = probes[real & (((probes["beta"] == 0.0) & (probes["lmbda"] == 0.1))
+                          | ((probes["beta"] == 0.1) & (probes["lmbda"] == 0.01)))]
+    low = int(((pair["iv"] > 0) & (pair["selectivity"] < 0.5 * pair["iv"])).sum())
+    assert f"1 of {len(pair)} rows flag a leak; {low} with I_V > 0 have a selectivity" in text
+    row = probes.loc[leak[0]]
+    assert "+0.0500 [+0.020, +0.080]" in text
+    assert f"{row['control_iv']:+.4f} [{row['control_iv'] - 0.01:+.3f}, " \
+           f"{row['control_iv'] + 0.01:+.3f}]" in text
+    assert f"{row['selectivity']:+.4f}" in text
