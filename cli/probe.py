@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from probes import FAMILIES, TARGETS, FitEvent, Representation, probe_files
+from probes import ESTIMATORS, FAMILIES, TARGETS, FitEvent, Representation, probe_files
 from probes.estimator import NULLS
 
 app = typer.Typer(invoke_without_command=True, no_args_is_help=True)
@@ -81,6 +81,25 @@ def _flags(frame: pd.DataFrame) -> list[str]:
     present = [(column, letter) for column, letter in FLAGS.items() if column in frame]
     return ["".join(letter for column, letter in present if bool(row[column])) or "-"
             for _, row in frame.iterrows()]
+
+
+_MDL_COLUMNS = {
+    "repr": "repr", "target": "target", "family": "family", "capacity_rank": "rank",
+    "params": "params", "online_bits_per_pixel": "online", "online_ci": "CI",
+    "null_per_pixel": "null online", "mdl_iv": "online I_V", "mdl_iv_ci": "CI ",
+    "compression": "vs uniform", "compression_null": "vs null", "first_block": "block 1",
+}
+
+
+def _mdl_table(frame: pd.DataFrame) -> str:
+    def ci(name: str) -> list[str]:
+        return [f"[{low:+.4f}, {high:+.4f}]" for low, high in
+                zip(frame[f"{name}_ci_low"], frame[f"{name}_ci_high"], strict=True)]
+
+    table = frame.assign(online_ci=ci("online_bits_per_pixel"), mdl_iv_ci=ci("mdl_iv"),
+                         null_per_pixel=frame["null_online_bits"] / frame["pixels"])
+    table = table[list(_MDL_COLUMNS)].rename(columns=_MDL_COLUMNS)
+    return table.to_string(index=False, float_format=lambda value: f"{value:.4f}", na_rep="-")
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -151,7 +170,12 @@ def probe(
         help="Write the paired ΔI_V table against the anchor (.csv or .json)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON records instead of a table."),
     plot: Path = typer.Option(None, "--plot", show_default=False,
-                              help="Plot I_V against capacity rank (.png, .pdf, .svg)."),
+                              help="Plot I_V (mdl: the online I_V) against the parameter count "
+                              "of each family, with CI bands (.png, .pdf, .svg)."),
+    estimator: str = typer.Option(
+        "iv", "--estimator", show_default=True,
+        help="iv: held-out V-information; mdl: online code length (Voita & Titov 2020) of the "
+        "training targets in blocks of growing size, --seeds block orders."),
     pvi_maps: Path = typer.Option(
         None, "--pvi-maps", show_default=False,
         help="Directory for per-pixel PVI maps (.npy + .png) and per-image totals."),
@@ -178,6 +202,12 @@ def probe(
 
     With several --repr: ΔI_V = I_V(repr) − I_V(anchor) with a paired CI (same images, seeds).
 
+    --estimator mdl: the online code length of the training targets, blocks of 0.1 %, 0.2 %,
+    ..., 100 % of the images, each sent with the family fitted on the blocks before it (the
+    first with the uniform code; left out for depth, which has none). Columns: online bits per
+    target pixel, the null's, online I_V = their difference, compression against the uniform
+    code and the null; CIs across --seeds block orders (default 3).
+
     Example: vinfo probe --repr b0.safetensors --repr b01.safetensors --target depth
     --family linear,resnet --seeds 3 --out probes.csv --plot iv.png
     """
@@ -186,6 +216,16 @@ def probe(
     from probes.report import FIGURE_SUFFIXES, plot_iv_by_capacity, save_figure
 
     targets, families = _names(target), _names(family) or ["linear"]
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"--estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
+    mdl = estimator == "mdl"
+    if mdl:
+        refused = [name for name, given in (("--paired-out", paired_out), ("--pvi-maps", pvi_maps),
+                                            ("--bootstrap", bootstrap), ("--anchor", anchor),
+                                            ("--pvi-images", pvi_images)) if given is not None]
+        if refused:
+            raise ValueError(f"{', '.join(refused)}: not with --estimator mdl (held-out fits "
+                             "only)")
     if not representations:
         raise ValueError("give at least one --repr (or a sub-command: families, targets)")
     if not targets:
@@ -214,14 +254,15 @@ def probe(
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, disable=quiet) as progress:
         total = len(representations) * len(targets) * len(families) * (seeds or 1)
-        task = progress.add_task("fitting probes", total=total)
+        task = progress.add_task("fitting probes", total=None if mdl else total)
 
         def fitted(event: FitEvent) -> None:
             progress.update(task, advance=1, description=f"{event.repr} {event.target} "
                             f"{event.family} seed {event.seed}")
 
         run = probe_files(
-            representations, targets, families, tuple(range(seeds or 1)), dataset=dataset,
+            representations, targets, families, tuple(range(seeds or (3 if mdl else 1))),
+            estimator=estimator, dataset=dataset,
             root=data_root, split=split, preset=preset, n_images=n_images, downscale=downscale,
             cache_dir=cache_dir, probe_kwargs=probe_kwargs, pvi_dir=pvi_maps,
             on_representation=loaded, callback=fitted, anchor=anchor, **options)
@@ -231,9 +272,22 @@ def probe(
     if paired_out is not None:
         _write_frame(paired, paired_out)
     if plot is not None:
-        save_figure(plot_iv_by_capacity(frame), plot)
+        save_figure(plot_iv_by_capacity(frame, "mdl_iv" if mdl else "iv"), plot)
     if as_json:
         typer.echo(frame.to_json(orient="records", indent=2))
+        return
+    if mdl:
+        first = frame.iloc[0]
+        typer.echo(f"data: {first['source']}; online code of {first['n_train_images']} training "
+                   f"images in {first['n_blocks']} blocks, {first['n_orders']} block order(s); "
+                   "bits per target pixel")
+        typer.echo(_mdl_table(frame))
+        typer.echo("online: online code length per target pixel (Voita & Titov 2020); null "
+                   "online: the same with the per-pixel null of each fit; online I_V = null − "
+                   "family; vs uniform / vs null: compression ratios (code length of the uniform "
+                   "code or the null over the family's). block 1: sent with the uniform code, or "
+                   "excluded (a density has no uniform code). CIs: Student t across block "
+                   "orders.")
         return
     typer.echo(f"data: {frame['source'].iloc[0]}; bits per target pixel; "
                f"{frame['n_test_images'].iloc[0]} test images, {frame['n_seeds'].iloc[0]} "

@@ -7,7 +7,8 @@ One small module per concept: :mod:`probes.heads` (per-pixel likelihoods, target
 :mod:`probes.paired` (``ΔI_V`` between representations with paired CIs),
 :mod:`probes.representations` (safetensors bundles of ``ŷ``, computed from checkpoints and
 cached), :mod:`probes.sources` (data sources, targets, shared splits), :mod:`probes.pipeline`
-(files → table, what ``vinfo probe`` runs) and :mod:`probes.pvi` (pointwise maps).
+(files → table, what ``vinfo probe`` runs), :mod:`probes.mdl` (online code length, the
+second estimator) and :mod:`probes.pvi` (pointwise maps).
 :mod:`probes.report` (figures, PVI files) is imported separately because it selects
 matplotlib's ``Agg`` backend. Definitions follow Xu et al., ICLR 2020; all entropies are in
 bits.
@@ -38,8 +39,9 @@ from probes.heads import (
     Target,
     get_target,
 )
+from probes.mdl import BLOCK_FRACTIONS, OnlineCode, mdl_probes, online_code
 from probes.paired import PAIRED_COLUMNS, load_bits, paired_differences, save_bits
-from probes.pipeline import ProbeRun, probe_files
+from probes.pipeline import ESTIMATORS, ProbeRun, probe_files
 from probes.pvi import PVIMaps, pvi_maps
 from probes.representations import (
     BundleError,
@@ -71,6 +73,7 @@ from probes.uncertainty import (
 )
 
 __all__ = [
+    "BLOCK_FRACTIONS",
     "FAMILIES",
     "PAIRED_COLUMNS",
     "TARGETS",
@@ -81,10 +84,12 @@ __all__ = [
     "ContinuousHead",
     "DataSource",
     "DiscretizedHead",
+    "ESTIMATORS",
     "EntropyEstimates",
     "Estimate",
     "FitEvent",
     "Head",
+    "OnlineCode",
     "PVIMaps",
     "PerImageBits",
     "ProbeData",
@@ -114,6 +119,8 @@ __all__ = [
     "load_bits",
     "load_bundle",
     "load_representation",
+    "mdl_probes",
+    "online_code",
     "paired_differences",
     "probe_files",
     "pvi_maps",

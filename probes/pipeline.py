@@ -17,10 +17,14 @@ import pandas as pd
 from probes.estimator import BitsRecord, FitEvent, run_probes
 from probes.families import get_family
 from probes.heads import get_target
+from probes.mdl import mdl_probes
 from probes.paired import paired_differences
 from probes.representations import Representation, load_representation, unique_names
 from probes.sources import DEFAULT_FRACTIONS, ProbeInputs, build_probe_inputs
 from probes.uncertainty import MIN_BOOTSTRAP_IMAGES
+
+ESTIMATORS = ("iv", "mdl")
+"""Estimators of :func:`probe_files`: held-out V-information or the online code length."""
 
 
 class ProbeRun(NamedTuple):
@@ -69,6 +73,7 @@ def probe_files(
     pvi_images: int = 4,
     on_representation: Callable[[Representation], None] | None = None,
     callback: Callable[[FitEvent], None] | None = None,
+    estimator: str = "iv",
 ) -> ProbeRun:
     """Probe representation files (checkpoints or bundles) on the same images and seeds.
 
@@ -99,6 +104,10 @@ def probe_files(
         pvi_images: maps written per probe (the hardest test images).
         on_representation: called after each representation is loaded or computed.
         callback: called after every probe fit (see :func:`probes.estimator.run_probes`).
+        estimator: ``iv`` (held-out V-information, :func:`probes.estimator.run_probes`) or
+            ``mdl`` (online code length, :func:`probes.mdl.mdl_probes`: ``seeds`` are then the
+            block orders; no bootstrap, controls, PVI maps or paired table, ``paired`` is
+            empty).
 
     Returns:
         :class:`ProbeRun`.
@@ -115,6 +124,10 @@ def probe_files(
         raise ValueError("at least one seed is needed")
     if not families or not targets:
         raise ValueError("at least one family and one target are needed")
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
+    if estimator == "mdl" and pvi_dir is not None:
+        raise ValueError("PVI maps come from held-out fits: not with the mdl estimator")
     for family in families:
         get_family(family)
     for target in targets:
@@ -140,9 +153,18 @@ def probe_files(
         raise ValueError(f"representations index different data ({described}); pass "
                          "--dataset/--split/--preset/--n-images to probe them on the same images")
     source = representations[0].source
+    mdl = estimator == "mdl"
     inputs = build_probe_inputs({r.name: r.bundle for r in representations}, targets, source,
                                 fractions=fractions, split_seed=split_seed,
-                                min_test=MIN_BOOTSTRAP_IMAGES if n_resamples > 0 else 1)
+                                min_test=MIN_BOOTSTRAP_IMAGES if n_resamples > 0 and not mdl
+                                else 1)
+    paths_by_name = {name: str(path) for name, path in zip(names, paths, strict=True)}
+    if mdl:
+        frame = mdl_probes(inputs.data, families, seeds, confidence=confidence,
+                           probe_kwargs=probe_kwargs, head_kwargs=inputs.head_kwargs)
+        frame.insert(1, "repr_path", frame["repr"].map(paths_by_name))
+        frame["source"] = source.describe()
+        return ProbeRun(frame, representations, inputs, pd.DataFrame(), BitsRecord())
     callbacks = [] if callback is None else [callback]
     if pvi_dir is not None:
         from probes.report import PVIWriter  # selects matplotlib's Agg backend: import late
@@ -157,7 +179,6 @@ def probe_files(
     frame = run_probes(inputs.data, families, seeds, n_resamples=n_resamples,
                        confidence=confidence, controls=controls, probe_kwargs=probe_kwargs,
                        head_kwargs=inputs.head_kwargs, callback=report, record=bits)
-    paths_by_name = {name: str(path) for name, path in zip(names, paths, strict=True)}
     frame.insert(1, "repr_path", frame["repr"].map(paths_by_name))
     frame["source"] = source.describe()
     paired = paired_differences(bits, anchor_name, n_resamples=n_resamples,
@@ -180,4 +201,4 @@ def _anchor(anchor: str | Path | None, paths: Sequence[str | Path],
                       f"{', '.join(names)}")
 
 
-__all__ = ["ProbeRun", "probe_files"]
+__all__ = ["ESTIMATORS", "ProbeRun", "probe_files"]

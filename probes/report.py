@@ -1,4 +1,4 @@
-"""Figures and files of a probe run: ``I_V`` against capacity, pointwise V-information maps.
+"""Figures and files of a probe run: ``I_V`` against complexity, pointwise V-information maps.
 
 Not imported by :mod:`probes` itself, because it selects matplotlib's headless ``Agg``
 backend; import it where figures are written (the CLI, notebooks that save files). Every file
@@ -29,39 +29,66 @@ from vinfo.io import atomic_path, write_text_atomic  # noqa: E402
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 
 
-def plot_iv_by_capacity(frame: pd.DataFrame) -> matplotlib.figure.Figure:
-    """``I_V`` (bits per target pixel) against family capacity rank, one line per
-    representation with its CI band, one panel per target; the caller saves the figure.
+PLOT_VALUES = {
+    "iv": "I_V [bits / target pixel]",
+    "mdl_iv": "online I_V (MDL) [bits / target pixel]",
+    "online_bits_per_pixel": "online code length [bits / target pixel]",
+}
+"""Columns :func:`plot_iv_by_capacity` can plot, with their axis labels."""
+
+
+def plot_iv_by_capacity(frame: pd.DataFrame, value: str | None = None
+                        ) -> matplotlib.figure.Figure:
+    """The complexity–information plot (Pimentel et al. 2020; Voita & Titov 2020): ``I_V``
+    (or the MDL estimate) against the family's parameter count (log scale), one line per
+    representation with its CI band, each point labelled with its family, one panel per
+    target; the caller saves the figure.
+
+    The null family (0 parameters, ``I_V = 0`` by definition) is the line at 0.
 
     Args:
-        frame: rows of :func:`probes.estimator.run_probes` (``repr``, ``target``, ``family``,
-            ``capacity_rank``, ``iv``, ``iv_ci_low``, ``iv_ci_high``, ``null``).
+        frame: rows of :func:`probes.estimator.run_probes` or :func:`probes.mdl.mdl_probes`
+            (``repr``, ``target``, ``family``, ``params``, ``value`` and its ``_ci_low`` /
+            ``_ci_high``).
+        value: a column of :data:`PLOT_VALUES`; default ``iv``, or ``mdl_iv`` for an MDL table.
 
     Raises:
-        ValueError: an empty table or missing columns.
+        ValueError: an empty table, missing columns, an unknown ``value``, or no family
+            above the null.
     """
-    needed = {"repr", "target", "family", "capacity_rank", "iv", "iv_ci_low", "iv_ci_high"}
+    if value is None:
+        value = "mdl_iv" if "mdl_iv" in frame.columns and "iv" not in frame.columns else "iv"
+    if value not in PLOT_VALUES:
+        raise ValueError(f"value must be one of {', '.join(PLOT_VALUES)}, got {value!r}")
+    needed = {"repr", "target", "family", "params", value, f"{value}_ci_low",
+              f"{value}_ci_high"}
     if frame.empty or not needed <= set(frame.columns):
         raise ValueError(f"need a non-empty probe table with columns {sorted(needed)}")
-    targets = list(dict.fromkeys(frame["target"]))
+    shown = frame[frame["params"] > 0]
+    if shown.empty:
+        raise ValueError("no family above the null to plot (only the null has 0 parameters)")
+    targets = list(dict.fromkeys(shown["target"]))
     sns.set_theme(style="whitegrid", context="paper")
     figure, axes = plt.subplots(1, len(targets), figsize=(4.4 * len(targets), 3.4),
                                 squeeze=False, layout="constrained")
-    palette = dict(zip(dict.fromkeys(frame["repr"]),
-                       sns.color_palette(n_colors=frame["repr"].nunique()), strict=True))
+    palette = dict(zip(dict.fromkeys(shown["repr"]),
+                       sns.color_palette(n_colors=shown["repr"].nunique()), strict=True))
     for axis, target in zip(axes.flat, targets, strict=True):
-        rows = frame[frame["target"] == target].sort_values("capacity_rank")
-        for name, group in rows.groupby("repr", sort=False):
+        rows = shown[shown["target"] == target].sort_values("params")
+        for index, (name, group) in enumerate(rows.groupby("repr", sort=False)):
             color = palette[name]
-            axis.plot(group["capacity_rank"], group["iv"], marker="o", color=color, label=name)
-            axis.fill_between(group["capacity_rank"], group["iv_ci_low"], group["iv_ci_high"],
-                              color=color, alpha=0.2, linewidth=0)
-        ticks = rows.drop_duplicates("capacity_rank")
-        axis.set_xticks(ticks["capacity_rank"], ticks["family"])
+            axis.plot(group["params"], group[value], marker="o", color=color, label=name)
+            axis.fill_between(group["params"], group[f"{value}_ci_low"],
+                              group[f"{value}_ci_high"], color=color, alpha=0.2, linewidth=0)
+            if index == 0:
+                for _, row in group.iterrows():
+                    axis.annotate(row["family"], (row["params"], row[value]),
+                                  textcoords="offset points", xytext=(3, 4), fontsize="x-small")
+        axis.set_xscale("log")
         axis.axhline(0.0, color="0.5", linewidth=0.8)
         null = ", ".join(sorted(set(rows["null"]))) if "null" in rows else ""
         axis.set(title=f"{target} ({null} null)" if null else target,
-                 xlabel="probe family (capacity rank →)", ylabel="I_V [bits / target pixel]")
+                 xlabel="probe parameters (log scale)", ylabel=PLOT_VALUES[value])
         axis.legend(fontsize="small", title=None)
     return figure
 
@@ -176,6 +203,7 @@ class PVIWriter:
 
 __all__ = [
     "FIGURE_SUFFIXES",
+    "PLOT_VALUES",
     "PVIWriter",
     "plot_iv_by_capacity",
     "safe_name",

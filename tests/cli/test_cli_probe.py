@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pandas as pd
 import pytest
@@ -164,6 +165,29 @@ def test_downscale_defaults_to_the_checkpoints_record_and_can_be_given(files, tm
     assert result.stdout.startswith("data: synthetic/tiny/val (first 100 images, x4 downscale)")
 
 
+def test_mdl_estimator_on_a_checkpoint_and_a_bundle(files, tmp_path):
+    out, plot = tmp_path / "mdl.csv", tmp_path / "mdl.png"
+    result = run("probe", "--estimator", "mdl", "--repr", files["checkpoint"], "--repr",
+                 files["bundle"], "--target", "segmentation", "--family", "null,linear",
+                 "--n-images", "100", "--max-epochs", "2", "--seeds", "2", "--cache-dir",
+                 files["cache"], "--out", out, "--plot", plot, "--quiet")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("data: synthetic/tiny/val (first 100 images); online code of ")
+    assert "2 block order(s)" in lines[0] and "online I_V" in lines[1] and "vs uniform" in lines[1]
+    frame = pd.read_csv(out, keep_default_na=False, na_values=[""])
+    assert len(frame) == 4 and (frame["estimator"] == "mdl").all()
+    assert (frame["n_orders"] == 2).all() and (frame["first_block"] == "uniform").all()
+    # the uniform code of 7 classes (the tiny preset's) over every coded pixel
+    assert frame["uniform_bits"].tolist() == pytest.approx(
+        (frame["pixels"] * math.log2(7)).tolist())
+    assert frame["mdl_iv"].tolist() == pytest.approx(
+        ((frame["null_online_bits"] - frame["online_bits"]) / frame["pixels"]).tolist(),
+        abs=1e-9)
+    assert (frame["mdl_iv_ci_low"] <= frame["mdl_iv"] + 1e-12).all()
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+
 def _foreign(d):
     save_file({"w": torch.ones(1)}, str(d / "foreign.safetensors"))
     return d / "foreign.safetensors"
@@ -189,6 +213,10 @@ BAD_INPUTS = {
     "unknown anchor": (lambda f, d: ["--anchor", "elsewhere"], "anchor 'elsewhere' is none"),
     "plot format": (lambda f, d: ["--plot", d / "iv.gif"], "must end in .png"),
     "no repr": (lambda f, d: ["--repr-less"], "give at least one --repr"),
+    "unknown estimator": (lambda f, d: ["--estimator", "bayes"],
+                          "--estimator must be one of iv, mdl, got 'bayes'"),
+    "mdl with a paired output": (lambda f, d: ["--estimator", "mdl", "--paired-out",
+                                               d / "p2.csv"], "not with --estimator mdl"),
 }
 
 

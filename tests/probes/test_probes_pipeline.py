@@ -72,10 +72,22 @@ def test_too_few_test_images_fail_before_any_fit():
 def test_plot_and_pvi_files(tmp_path):
     frame = pd.DataFrame({
         "repr": ["a", "a", "b", "b"], "target": "depth", "family": ["null", "linear"] * 2,
-        "capacity_rank": [0, 1] * 2, "iv": [0, 0.5, 0, 0.3], "iv_ci_low": [0, 0.4, 0, 0.2],
-        "iv_ci_high": [0, 0.6, 0, 0.4], "null": "positional"})
-    path = save_figure(plot_iv_by_capacity(frame), tmp_path / "iv.png")
+        "capacity_rank": [0, 1] * 2, "params": [0, 120] * 2, "iv": [0, 0.5, 0, 0.3],
+        "iv_ci_low": [0, 0.4, 0, 0.2], "iv_ci_high": [0, 0.6, 0, 0.4], "null": "positional"})
+    # the complexity-information plot: I_V against parameters (log), the null is the 0 line
+    figure = plot_iv_by_capacity(frame)
+    axis = figure.axes[0]
+    assert axis.get_xscale() == "log" and "parameters" in axis.get_xlabel()
+    lines = [line for line in axis.get_lines() if line.get_label() in ("a", "b")]
+    assert [list(line.get_xdata()) for line in lines] == [[120], [120]]
+    assert [list(line.get_ydata()) for line in lines] == [[0.5], [0.3]]
+    path = save_figure(figure, tmp_path / "iv.png")
     assert path.read_bytes().startswith(b"\x89PNG")
+    mdl = frame.rename(columns={"iv": "mdl_iv", "iv_ci_low": "mdl_iv_ci_low",
+                                "iv_ci_high": "mdl_iv_ci_high"})
+    assert "MDL" in plot_iv_by_capacity(mdl).axes[0].get_ylabel()  # chosen from the columns
+    with pytest.raises(ValueError, match="no family above the null"):
+        plot_iv_by_capacity(frame[frame["family"] == "null"])
     with pytest.raises(ValueError, match="non-empty"):
         plot_iv_by_capacity(frame.iloc[:0])
     with pytest.raises(ValueError, match="figures are written as"):

@@ -446,9 +446,10 @@ def _probe_section(results: Results, out: Path) -> tuple[list[Block], pd.DataFra
     blocks += _controls_blocks(table)
     if "fig_iv_capacity.png" in results.figures:
         blocks.append(Image(_copy(results.figures["fig_iv_capacity.png"], out),
-                            "I_V by capacity, every representation",
-                            "I_V against capacity for every probed representation (from the "
-                            "probe step)."))
+                            "I_V against probe parameters",
+                            "I_V against the parameter count of each probe family, with CI "
+                            "bands, for the similar-rate pair (the complexity-information plot, "
+                            "from the probe step)."))
     paired = None
     blocks.append(Heading("Paired difference ΔI_V = I_V(β=0.1) − I_V(β=0) at the same λ", 3))
     if results.paired is None:

@@ -18,8 +18,8 @@ The pipeline, for one preset (:data:`REPRODUCE_PRESETS`):
    ``summary.md`` with the wall time;
 5. if the preset has a :class:`ProbeStudy`: V-information probes of every base model (both β,
    every λ) on the same images (``probes.csv``), ``ΔI_V`` of β = proposed minus β = baseline
-   at the same λ with paired CIs (``probes_paired.csv``) and ``I_V`` against probe capacity
-   for the similar-rate pair (``fig_iv_capacity.png``);
+   at the same λ with paired CIs (``probes_paired.csv``) and ``I_V`` against the probe
+   families' parameter counts for the similar-rate pair (``fig_iv_capacity.png``);
 6. the report of :mod:`vinfo.experiments.report` (``report/report.md`` and ``report.html``).
 
 Everything lands under ``out``; rerunning skips finished models and resumes interrupted ones.
