@@ -145,7 +145,8 @@ def probe(
         help="Shrink images and targets by this factor, the codec's input resolution "
         "(default: recorded in the checkpoint, else 1)."),
     seeds: int = typer.Option(None, "--seeds", show_default=False,
-                              help="Training seeds per probe (default 1)."),
+                              help="Training seeds per probe (default 1); with --estimator mdl "
+                              "the block orders (default 3)."),
     bootstrap: int = typer.Option(None, "--bootstrap", show_default=False,
                                   help="Bootstrap resamples of the CIs (default 1000)."),
     null: str = typer.Option(None, "--null", show_default=False,
