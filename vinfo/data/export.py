@@ -142,7 +142,8 @@ def export_cityscapes(
     Args:
         samples: samples with ``segmentation`` and ``depth`` (disparity in px or metres).
         out: dataset root (created).
-        focal_px: the camera's focal length in pixels (``intrinsic.fx``).
+        focal_px: the focal length in pixels of the disparity's camera (``intrinsic.fx``; as
+            on Cityscapes it may be a larger camera than the images').
         split: ``"train"``, ``"val"`` or ``"test"``.
         city: city folder and file-name prefix.
         baseline_m: stereo baseline in metres written to ``extrinsic.baseline``.
@@ -197,7 +198,7 @@ def _coco(dataset: SyntheticScenes, out: Path, **kwargs: object) -> Path:
 
 
 def _cityscapes(dataset: SyntheticScenes, out: Path, **kwargs: object) -> Path:
-    return export_cityscapes(dataset, out, focal_px=dataset.config.focal,
+    return export_cityscapes(dataset, out, focal_px=dataset.config.disparity_focal,
                              baseline_m=dataset.config.stereo_baseline_m,
                              classes=dataset.classes, **kwargs)
 

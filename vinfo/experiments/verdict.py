@@ -16,7 +16,9 @@ from the base representation is better (PSNR up at the similar-rate pair, BD-rat
 negative); (2) *scalable* reconstruction needs fewer bits (BD-rate < 0); (3) the base task
 does not pay for it — the paper finds it improves too (base BD-rate < 0); (4) the base
 representation holds more V-information about the image, ``I_V(X → ŷ_b)`` higher for β = 0.1
-(paired CI above 0).
+(paired CI above 0). A control precedes them: (0) every base representation holds
+V-information about its own task, ``I_V(Z_b | ŷ_b) > 0`` with its CI above 0 (a base that
+learned nothing would make every other row meaningless).
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ def paper_verdicts(
     bd: pd.DataFrame | None,
     pair_seeds: pd.DataFrame | None = None,
     pair_probes: pd.DataFrame | None = None,
+    probes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The verdicts of a run, one row per claim (columns of :class:`Verdict`).
 
@@ -109,11 +112,28 @@ def paper_verdicts(
         pair_seeds: ``pair_seeds.csv`` (``seed, beta, direct_psnr``…), or ``None``.
         pair_probes: the paired ``ΔI_V`` of the similar-rate pair (proposed minus baseline;
             ``target, family, delta_iv, delta_iv_ci_low, delta_iv_ci_high``), or ``None``.
+        probes: the probes of every base model (``probes.csv``: ``beta, lmbda, target,
+            family, iv, iv_ci_low, iv_ci_high``), or ``None``.
     """
     b0, b1 = betas
     label = {strategy: (f"{strategy} beta={b0:g}", f"{strategy} beta={b1:g}")
              for strategy in ("direct", "scalable", "base")}
     rows: list[Verdict] = []
+
+    # (0) control: every base representation carries its own task
+    if probes is not None and not probes.empty:
+        own = probes[(probes["target"] == base_task) & (probes["family"] != "null")]
+        for family, group in own.groupby("family", sort=False):
+            weakest = group.loc[group["iv_ci_low"].idxmin()]
+            rows.append(Verdict(
+                f"control: every base model holds I_V({base_task} | y_b) > 0 ({family} probes)",
+                f"I_V {group['iv'].min():.4f} to {group['iv'].max():.4f} bits/px over "
+                f"{len(group)} base models",
+                f"lowest CI [{weakest['iv_ci_low']:+.4f}, {weakest['iv_ci_high']:+.4f}] "
+                f"(beta={weakest['beta']:g}, lambda={weakest['lmbda']:g})",
+                "reproduced" if bool((group["iv_ci_low"] > 0).all())
+                else "inconclusive" if bool((group["iv_ci_high"] > 0).all()) else "not reproduced",
+            ))
 
     # (1) direct reconstruction from the base, per seed and as a BD-rate
     claim = f"beta={b1:g} helps direct reconstruction from the base (PSNR at the pair, Fig. 2b)"

@@ -43,6 +43,12 @@ class CodecConfig:
         detection_min_size: shorter side the detector resizes its input to (``None``:
             torchvision's default, 800 for ResNet-50, 320 for MobileNetV3-320); CPU presets
             set it to their image size so tiny images are not upscaled.
+        standardise_input: the analysis transforms standardise the image with the ImageNet
+            channel statistics, as the authors' reconstruction and segmentation models do
+            (``means``/``scales`` of their ``train_*.py``). Their depth model takes the raw
+            [0, 1] image; vinfo standardises for every task because without it the latent's
+            content part starts about 100x below the quantisation noise and a tiny codec sits at
+            the per-pixel prior for hundreds of steps (measured: issue #13).
     """
 
     N: int = 96
@@ -57,6 +63,7 @@ class CodecConfig:
     segmentation_classes: int = 19
     detection_classes: int = 91
     detection_min_size: int | None = None
+    standardise_input: bool = True
 
     def __post_init__(self) -> None:
         for name in ("N", "M", "in_channels", "segmentation_classes", "detection_classes"):

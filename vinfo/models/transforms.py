@@ -49,18 +49,26 @@ def _blocks(channels: int, count: int) -> list[nn.Module]:
     return [ResidualBottleneckBlock(channels) for _ in range(count)]
 
 
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+"""The channel statistics of :attr:`CodecConfig.standardise_input` (the authors' ``means`` and
+``scales``)."""
+
+
 class AnalysisTransform(nn.Module):
     """Analysis transform ``f: x → y``, ``(B, in_channels, H, W) → (B, M, H/16, W/16)``.
 
     Layout: ``[conv5x5/2 → ELU → RB × n] × 3 → conv5x5/2 → M``, widths from
-    :meth:`CodecConfig.stage_channels`.
+    :meth:`CodecConfig.stage_channels`. With :attr:`CodecConfig.standardise_input` (and 3
+    input channels) the image in ``[0, 1]`` is first standardised with the ImageNet channel
+    statistics, ``(x − mean) / std``; the targets (``x`` for reconstruction) stay in ``[0, 1]``.
     """
 
     def __init__(self, config: CodecConfig, in_channels: int | None = None) -> None:
         super().__init__()
         widths = config.stage_channels()
         layers: list[nn.Module] = []
-        previous = config.in_channels if in_channels is None else in_channels
+        previous = channels = config.in_channels if in_channels is None else in_channels
         for index, width in enumerate(widths):
             layers.append(nn.Conv2d(previous, width, 5, stride=2, padding=2))
             if index < len(widths) - 1:
@@ -68,12 +76,20 @@ class AnalysisTransform(nn.Module):
                 layers.extend(_blocks(width, config.blocks_per_stage))
             previous = width
         self.layers = nn.Sequential(*layers)
+        self.standardise = config.standardise_input and channels == 3
+        if self.standardise:  # constants, not state: checkpoints do not carry them
+            self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
+                                 persistent=False)
+            self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
+                                 persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         """Args: x ``(B, C_in, H, W)`` with ``H, W`` divisible by 16. Returns y ``(B, M, H/16,
         W/16)``."""
         if x.shape[-2] % STRIDE or x.shape[-1] % STRIDE:
             raise ValueError(f"input size {tuple(x.shape[-2:])} is not a multiple of {STRIDE}")
+        if self.standardise:
+            x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
         return self.layers(x)
 
 
@@ -136,6 +152,8 @@ def pad_to_stride(x: Tensor, stride: int = STRIDE) -> Tensor:
 
 
 __all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "STRIDE",
     "AnalysisTransform",
     "ResidualBottleneckBlock",

@@ -88,7 +88,7 @@ def test_cityscapes_layout(cityscapes_root):
     disp = Image.open(cityscapes_root / "disparity/val/synthetic" / f"{stem}_disparity.png")
     assert np.array(disp).dtype in (np.int32, np.uint16) and np.array(disp).max() > 255
     cam = json.loads((cityscapes_root / "camera/val/synthetic" / f"{stem}_camera.json").read_text())
-    assert cam["extrinsic"]["baseline"] > 0 and cam["intrinsic"]["fx"] == CFG.focal
+    assert cam["extrinsic"]["baseline"] > 0 and cam["intrinsic"]["fx"] == CFG.disparity_focal
 
 
 def test_cityscapes_round_trip(cityscapes_root, synthetic):
@@ -109,7 +109,7 @@ def test_cityscapes_round_trip(cityscapes_root, synthetic):
         # disparity read back to within half a 1/256 px step; metric depth is B·fx / d
         d = disp[i].depth[v]
         assert (d - original.depth[v]).abs().max() <= 0.5 / 256 + 1e-6
-        z = CFG.stereo_baseline_m * CFG.focal / original.depth[v].double()
+        z = CFG.stereo_baseline_m * CFG.disparity_focal / original.depth[v].double()
         rel_step = 0.5 / 256 / d.min()
         err = (loaded.depth[v].double() - z).abs() / z
         assert err.max() <= rel_step * 1.01

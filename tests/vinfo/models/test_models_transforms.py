@@ -47,3 +47,22 @@ def test_training_path_still_has_gradients():
     y_hat = torch.randn(1, 16, 2, 2, requires_grad=True)
     g(y_hat).square().mean().backward()
     assert y_hat.grad is not None and bool(y_hat.grad.abs().sum() > 0)
+
+
+def test_analysis_standardises_its_image_with_imagenet_statistics():
+    # f(x) with standardisation = the same layers applied to (x - mean) / std, computed here
+    # from the published ImageNet statistics; the constants are not part of the state dict
+    config = codec_preset("tiny")
+    torch.manual_seed(0)
+    f = AnalysisTransform(config)
+    plain = AnalysisTransform(config.replace(standardise_input=False))
+    plain.load_state_dict(f.state_dict())
+    assert set(f.state_dict()) == set(plain.state_dict())
+    x = torch.rand(2, 3, 32, 32)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    torch.testing.assert_close(f(x), plain((x - mean) / std))
+    assert not torch.allclose(f(x), plain(x))
+    # an analysis of other than 3 channels (no image) is left alone
+    other = AnalysisTransform(config, in_channels=5)
+    assert not other.standardise

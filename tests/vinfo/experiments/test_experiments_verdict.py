@@ -1,0 +1,84 @@
+import math
+
+import pandas as pd
+import pytest
+
+from vinfo.experiments.verdict import interval_verdict, paper_verdicts, sign_verdict
+
+
+@pytest.mark.parametrize(("values", "sign", "expected"), [
+    ([1.0, 2.0], +1, "reproduced"),
+    ([-1.0, -0.5], +1, "not reproduced"),
+    ([1.0, -0.5], +1, "inconclusive"),
+    ([1.0, math.nan], +1, "inconclusive"),
+    ([0.0], +1, "inconclusive"),
+    ([-3.0], -1, "reproduced"),
+])
+def test_sign_verdict(values, sign, expected):
+    assert sign_verdict(values, sign) == expected
+
+
+@pytest.mark.parametrize(("low", "high", "expected"), [
+    (0.1, 0.5, "reproduced"),
+    (-0.5, -0.1, "not reproduced"),
+    (-0.1, 0.5, "inconclusive"),
+    (math.nan, 0.5, "inconclusive"),
+])
+def test_interval_verdict(low, high, expected):
+    assert interval_verdict(low, high, +1) == expected
+
+
+def _bd(direct=-20.0, scalable=math.nan, base=5.0):
+    rows = [("Fig. 2b", "direct beta=0", "direct beta=0.1", direct, "reconstruction"),
+            ("Fig. 2d", "scalable beta=0", "scalable beta=0.1", scalable, "reconstruction"),
+            ("Fig. 2f", "base beta=0", "base beta=0.1", base, "depth")]
+    return pd.DataFrame(rows, columns=["figure", "anchor", "test", "bd_rate_percent", "task"]
+                        ).assign(note="")
+
+
+def _probes(depth_ci_low):
+    rows = []
+    for index, low in enumerate(depth_ci_low):
+        rows.append({"beta": 0.0, "lmbda": float(index + 1), "target": "depth",
+                     "family": "linear", "iv": low + 0.1, "iv_ci_low": low,
+                     "iv_ci_high": low + 0.2})
+        rows.append({"beta": 0.0, "lmbda": float(index + 1), "target": "reconstruction",
+                     "family": "linear", "iv": -1.0, "iv_ci_low": -2.0, "iv_ci_high": -0.5})
+    return pd.DataFrame(rows)
+
+
+def test_paper_verdicts_rules():
+    seeds = pd.DataFrame({"seed": [0, 0, 1, 1], "beta": [0.0, 0.1, 0.0, 0.1],
+                          "direct_psnr": [17.0, 19.5, 17.2, 18.9]})
+    pair = pd.DataFrame({"target": ["reconstruction"], "family": ["conv"], "delta_iv": [0.3],
+                         "delta_iv_ci_low": [0.1], "delta_iv_ci_high": [0.5]})
+    table = paper_verdicts(base_task="depth", betas=(0.0, 0.1), bd=_bd(), pair_seeds=seeds,
+                           pair_probes=pair, probes=_probes([0.05, 0.2]))
+    # control first: both base models' depth CIs are above 0 (the reconstruction rows of the
+    # probe table, negative on purpose, must not count)
+    assert table["claim"].iloc[0].startswith("control: every base model holds I_V(depth")
+    assert table["verdict"].iloc[0] == "reproduced"
+    assert "lambda=1" in table["spread"].iloc[0]  # the weakest model is named
+    # direct: both seeds positive (+2.5, +1.7 dB) and BD-rate -20 % (negative = fewer bits)
+    direct = table[table["claim"].str.contains("direct")].iloc[0]
+    assert direct["verdict"] == "reproduced"
+    assert "+2.50 dB" in direct["spread"] and "+1.70 dB" in direct["spread"]
+    assert "-20.00 %" in direct["measured"]
+    # scalable undefined: inconclusive, never hidden; base BD-rate +5 %: not reproduced
+    assert table[table["claim"].str.contains("scalable")]["verdict"].item() == "inconclusive"
+    assert table[table["claim"].str.contains("base task")]["verdict"].item() == "not reproduced"
+    assert table[table["claim"].str.contains("conv probes")]["verdict"].item() == "reproduced"
+    assert len(table) == 5  # control, direct, scalable, base, one probe family
+
+
+def test_control_fails_when_a_base_model_learned_nothing():
+    table = paper_verdicts(base_task="depth", betas=(0.0, 0.1), bd=None,
+                           probes=_probes([0.3, -0.1]))
+    assert table["verdict"].iloc[0] == "inconclusive"  # CI [-0.1, 0.1] contains 0
+    table = paper_verdicts(base_task="depth", betas=(0.0, 0.1), bd=None,
+                           probes=_probes([0.3, -0.5]))
+    assert table["verdict"].iloc[0] == "not reproduced"  # CI [-0.5, -0.3] below 0
+    # without probes there is no control row, and the I_V claim says so
+    table = paper_verdicts(base_task="depth", betas=(0.0, 0.1), bd=None)
+    assert not table["claim"].str.startswith("control").any()
+    assert table["measured"].iloc[-1] == "no probe step"
