@@ -68,6 +68,7 @@ from vinfo.experiments.report import write_report
 from vinfo.experiments.splits import Splits, dataset_splits, experiment_transforms
 from vinfo.experiments.sweep import (
     BASE_STRATEGY,
+    WARM_STARTS,
     FinishedRun,
     Progress,
     RunSpec,
@@ -185,8 +186,10 @@ class ReproducePreset:
         betas: ``(baseline, proposed)`` reconstruction rewards (eq. 3).
         base_lmbdas: ``λ_b`` of the base curves.
         secondary: the secondary tasks.
-        first: training of the first (highest-λ) model of a curve.
+        first: training of the first model of a curve.
         warm: training of the warm-started models.
+        warm_start: how a curve's models are warm-started, one of
+            :data:`~vinfo.experiments.sweep.WARM_STARTS` (the base and the scalable curves).
         dataset: a name in :data:`vinfo.data.DATASETS`.
         synthetic: the synthetic dataset's config (when ``dataset`` is ``synthetic``).
         needs_data_root: whether ``--data-root`` is required.
@@ -230,8 +233,12 @@ class ReproducePreset:
     threads: int | None = None
     probes: ProbeStudy | None = None
     pair_seeds: tuple[int, ...] = (0,)
+    warm_start: str = "highest"
 
     def __post_init__(self) -> None:
+        if self.warm_start not in WARM_STARTS:
+            raise ValueError(f"warm_start must be one of {', '.join(WARM_STARTS)}, "
+                             f"got {self.warm_start!r}")
         if len(self.betas) != 2 or self.betas[0] == self.betas[1]:
             raise ValueError(f"betas must be (baseline, proposed), got {self.betas}")
         if len(self.base_lmbdas) < 2:
@@ -278,7 +285,7 @@ def _train(lr: float, epochs: int, patience: int, batch_size: int, **extra: Any)
 
 _SECONDARY_TINY = (
     Secondary("reconstruction", ("direct", "scalable", "standalone"), (3.0, 1.0, 0.3, 0.1)),
-    Secondary("segmentation", ("scalable", "standalone"), (1.0, 0.3, 0.1, 0.03)),
+    Secondary("segmentation", ("scalable", "standalone"), (3.0, 1.0, 0.3, 0.1)),
 )
 
 REPRODUCE_PRESETS: Registry[ReproducePreset] = Registry("reproduce preset")
@@ -286,23 +293,24 @@ REPRODUCE_PRESETS.add(
     "tiny",
     ReproducePreset(
         description=(
-            "synthetic 64x64 scenes, tiny codec, depth base, 4 lambdas per curve, 2 seeds of the "
-            "similar-rate pair, probes (time on 2 CPU cores not yet measured, issue #13)"
+            "synthetic 64x64 scenes with haze, tiny codec (M=32), depth base, 4 lambdas per "
+            "curve, 2 seeds of the similar-rate pair, probes (about 15 min on 2 CPU cores)"
         ),
-        codec=codec_preset("tiny").replace(segmentation_classes=7),
+        codec=codec_preset("tiny").replace(segmentation_classes=7, M=32),
         base_task="depth",
         betas=(0.0, 0.1),
         # λ in the authors' units (eq. 3 with d = disparity RMSE in full-resolution px: λ =
-        # 1/α); with a 4x4x16 latent the rate only binds below λ ≈ 1
-        base_lmbdas=(30.0, 0.3, 0.1, 0.03),
+        # 1/α); with a 4x4x32 latent depth needs few bits and the rate binds below λ ≈ 0.5
+        base_lmbdas=(0.4, 0.2, 0.1, 0.05),
         secondary=_SECONDARY_TINY,
-        # lr 2e-3 instead of the paper's 1e-4: the CPU budget allows about 1500 steps for the
-        # first model of a curve (16 epochs of 96 steps) and ~300 for a warm start, at half the
-        # rate so that it adapts to its λ rather than keeps learning the task
-        first=_train(2e-3, 16, 4, 8),
+        # lr 2e-3 instead of the paper's 1e-4: the CPU budget allows about 1000 steps for the
+        # first model of a curve (10 epochs of 96 steps) and ~300 for a warm start, at half the
+        # rate; each curve is a chain upward from its lowest λ (WARM_STARTS)
+        first=_train(2e-3, 10, 4, 8),
         warm=_train(1e-3, 3, 3, 8),
+        warm_start="chain",
         synthetic=SyntheticConfig.preset("demo"),
-        bitstream_images=32,
+        bitstream_images=16,
         threads=1,
         pair_seeds=(0, 1),
         probes=ProbeStudy(
@@ -324,6 +332,7 @@ REPRODUCE_PRESETS.add(
         ),
         first=_train(3e-3, 4, 4, 8),
         warm=_train(3e-3, 2, 2, 8),
+        warm_start="chain",
         synthetic=SyntheticConfig.preset("micro"),
         threads=1,
         pair_seeds=(0, 1),
@@ -673,6 +682,7 @@ def _reproduce(
             preset.first,
             preset.warm,
             data=data,
+            warm_start=preset.warm_start,
         )
         for beta in preset.betas
     }
@@ -823,6 +833,7 @@ def _secondary_plan(
                 preset.codec,
                 preset.first,
                 preset.warm,
+                warm_start=preset.warm_start,
             )
             runs += scalable[beta]
     if "standalone" in secondary.strategies:

@@ -370,6 +370,17 @@ def _run_name(lmbda: float) -> str:
     return f"lmbda={lmbda:g}"
 
 
+WARM_STARTS = ("highest", "chain")
+"""How the models of one RD curve are warm-started (:func:`plan_lambda_sweep`):
+
+- ``highest`` — the highest-λ model is trained first and every other is fine-tuned from it
+  (§4.1 of the paper);
+- ``chain`` — the lowest-λ model is trained first and each next-higher λ is fine-tuned from the
+  one below it, so a model never has less training than a model of lower rate. At a CPU
+  budget where training is not converged, the fine-tuned models of ``highest`` end up better
+  than the model they start from, so its highest-rate point is dominated (issue #13)."""
+
+
 def plan_lambda_sweep(
     root: str | Path,
     template: RunSpec,
@@ -379,9 +390,10 @@ def plan_lambda_sweep(
     warm: TrainConfig | None = None,
     *,
     data: Mapping[str, Any] | None = None,
+    warm_start: str = "highest",
 ) -> list[PlannedRun]:
-    """The runs of one RD curve: ``template`` at every λ, highest λ first, the others
-    warm-started from it (§4.1), so they depend on it and on nothing else.
+    """The runs of one RD curve: ``template`` at every λ, the first trained from scratch (or
+    from ``template.init``) and the others warm-started as ``warm_start`` says.
 
     Args:
         root: the curve's directory; model ``λ`` goes to ``root/lmbda=<λ>``.
@@ -389,27 +401,32 @@ def plan_lambda_sweep(
             used for the first model only).
         lmbdas: the λ values (any order, distinct).
         config: codec sizes.
-        first: training of the highest-λ model.
+        first: training of the first model.
         warm: training of the warm-started models (default: ``first``).
         data: the data record of every checkpoint (see :func:`train_run`).
+        warm_start: one of :data:`WARM_STARTS`.
 
     Returns:
-        The planned runs, highest λ first.
+        The planned runs, the first first (``highest``: highest λ first; ``chain``: lowest λ
+        first, then upward).
     """
     if not lmbdas:
         raise ValueError("no lambda values given")
     if len(set(lmbdas)) != len(lmbdas):
         raise ValueError(f"lambda values must be distinct, got {list(lmbdas)}")
+    if warm_start not in WARM_STARTS:
+        raise ValueError(f"warm_start must be one of {', '.join(WARM_STARTS)}, "
+                         f"got {warm_start!r}")
     root = Path(root)
     runs: list[PlannedRun] = []
-    for lmbda in sorted(lmbdas, reverse=True):
-        head = runs[0] if runs else None
+    for lmbda in sorted(lmbdas, reverse=warm_start == "highest"):
+        source = None if not runs else runs[0] if warm_start == "highest" else runs[-1]
         spec = dataclasses.replace(
             template, lmbda=float(lmbda),
-            init=template.init if head is None else str(head.checkpoint),
+            init=template.init if source is None else str(source.checkpoint),
         )
         runs.append(PlannedRun(
-            spec, config, first if head is None else (warm or first),
+            spec, config, first if source is None else (warm or first),
             root / _run_name(lmbda), _dependencies(spec), data,
             f"train {spec.task} {spec.curve} lambda={lmbda:g}",
         ))
@@ -722,6 +739,7 @@ __all__ = [
     "evaluate_run",
     "find_runs",
     "lambda_sweep",
+    "WARM_STARTS",
     "plan_lambda_sweep",
     "rd_point",
     "read_spec",

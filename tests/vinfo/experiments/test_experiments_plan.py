@@ -91,3 +91,27 @@ def test_plans_refuse_duplicates_and_unknown_dependencies(tmp_path):
         plan.add(orphan)
     with pytest.raises(ValueError, match="workers"):
         executor_for(0)
+
+
+@pytest.mark.parametrize("warm_start", ["highest", "chain"])
+def test_warm_starts_of_a_curve(tmp_path, warm_start):
+    warm = dataclasses.replace(TRAIN, lr=1e-3)
+    runs = plan_lambda_sweep(tmp_path, RunSpec("depth", 1.0, 0.0), (0.1, 1.0, 0.01), MICRO.codec,
+                             TRAIN, warm, warm_start=warm_start)
+    lmbdas = [run.spec.lmbda for run in runs]
+    by_lmbda = {run.spec.lmbda: run for run in runs}
+    assert runs[0].spec.init is None and runs[0].train == TRAIN and runs[0].after == ()
+    assert all(run.train == warm for run in runs[1:])
+    if warm_start == "highest":  # the paper's: every model from the highest-λ one
+        assert lmbdas == [1.0, 0.1, 0.01]
+        sources = {0.1: 1.0, 0.01: 1.0}
+    else:  # upward, each from the next-lower λ
+        assert lmbdas == [0.01, 0.1, 1.0]
+        sources = {0.1: 0.01, 1.0: 0.1}
+    for lmbda, source in sources.items():
+        assert by_lmbda[lmbda].spec.init == str(by_lmbda[source].checkpoint)
+        assert by_lmbda[lmbda].after == (by_lmbda[source].run_dir,)
+    Plan().extend(runs)  # a valid order
+    with pytest.raises(ValueError, match="warm_start"):
+        plan_lambda_sweep(tmp_path, RunSpec("depth", 1.0, 0.0), (1.0,), MICRO.codec, TRAIN,
+                          warm_start="lowest")

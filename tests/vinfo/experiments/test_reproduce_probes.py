@@ -102,7 +102,7 @@ def test_micro_probes_every_base_model_and_pairs_the_betas(micro_run):
     summary = (out / "summary.md").read_text()
     assert "## V-information probes of the similar-rate pair" in summary
     # the base checkpoints record their data, so `vinfo probe` finds the same images
-    run_dir = out / "runs" / "base" / "beta=0.1" / "lmbda=1000"
+    run_dir = out / "runs" / "base" / "beta=0.1" / "lmbda=30"
     spec = json.loads((run_dir / "model.json").read_text())
     assert spec["data"] == {"dataset": "synthetic", "preset": "micro", "split": "train",
                             "root": None}
