@@ -294,7 +294,7 @@ REPRODUCE_PRESETS.add(
     ReproducePreset(
         description=(
             "synthetic 64x64 scenes with haze, tiny codec (M=32), depth base, 4 lambdas per "
-            "curve, 2 seeds of the similar-rate pair, probes (about 15 min on 2 CPU cores)"
+            "curve, 2 seeds of the similar-rate pair, probes (about 12 min on 2 idle CPU cores)"
         ),
         codec=codec_preset("tiny").replace(segmentation_classes=7, M=32),
         base_task="depth",
@@ -314,7 +314,7 @@ REPRODUCE_PRESETS.add(
         threads=1,
         pair_seeds=(0, 1),
         probes=ProbeStudy(
-            families=("linear", "conv"), max_epochs=20, width=32, controls=False, n_images=256
+            families=("linear", "conv"), max_epochs=20, width=32, controls=False, n_images=512
         ),
     ),
 )
