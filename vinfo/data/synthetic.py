@@ -341,8 +341,8 @@ def generate_scene(config: SyntheticConfig, index: int) -> Sample:
     brightness = rng.uniform(0.8, 1.1)
     image = colours.T[:, region] * (texture * brightness)[None]  # (3, H, W)
     if config.haze_m is not None:  # aerial perspective; the sky (Z = inf) is all haze
-        fade = np.where(np.isfinite(depth), depth / (np.where(np.isfinite(depth), depth, 0.0)
-                                                     + config.haze_m), 1.0)
+        finite = np.isfinite(depth)
+        fade = np.where(finite, depth / (np.where(finite, depth, 0.0) + config.haze_m), 1.0)
         image = (1.0 - fade) * image + fade * np.array(HAZE_COLOUR)[:, None, None]
     image = image + config.noise_std * rng.standard_normal((3, H, W))
     if config.blur:

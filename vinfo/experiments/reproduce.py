@@ -68,11 +68,11 @@ from vinfo.experiments.report import write_report
 from vinfo.experiments.splits import Splits, dataset_splits, experiment_transforms
 from vinfo.experiments.sweep import (
     BASE_STRATEGY,
-    WARM_STARTS,
     FinishedRun,
     Progress,
     RunSpec,
     _dependencies,
+    check_warm_start,
     collect_rd,
     curve_label,
     data_record,
@@ -236,9 +236,7 @@ class ReproducePreset:
     warm_start: str = "highest"
 
     def __post_init__(self) -> None:
-        if self.warm_start not in WARM_STARTS:
-            raise ValueError(f"warm_start must be one of {', '.join(WARM_STARTS)}, "
-                             f"got {self.warm_start!r}")
+        check_warm_start(self.warm_start)
         if len(self.betas) != 2 or self.betas[0] == self.betas[1]:
             raise ValueError(f"betas must be (baseline, proposed), got {self.betas}")
         if len(self.base_lmbdas) < 2:

@@ -381,6 +381,13 @@ WARM_STARTS = ("highest", "chain")
   than the model they start from, so its highest-rate point is dominated (issue #13)."""
 
 
+def check_warm_start(warm_start: str) -> None:
+    """Raise ``ValueError`` unless ``warm_start`` is one of :data:`WARM_STARTS`."""
+    if warm_start not in WARM_STARTS:
+        raise ValueError(f"warm_start must be one of {', '.join(WARM_STARTS)}, "
+                         f"got {warm_start!r}")
+
+
 def plan_lambda_sweep(
     root: str | Path,
     template: RunSpec,
@@ -414,9 +421,7 @@ def plan_lambda_sweep(
         raise ValueError("no lambda values given")
     if len(set(lmbdas)) != len(lmbdas):
         raise ValueError(f"lambda values must be distinct, got {list(lmbdas)}")
-    if warm_start not in WARM_STARTS:
-        raise ValueError(f"warm_start must be one of {', '.join(WARM_STARTS)}, "
-                         f"got {warm_start!r}")
+    check_warm_start(warm_start)
     root = Path(root)
     runs: list[PlannedRun] = []
     for lmbda in sorted(lmbdas, reverse=warm_start == "highest"):
@@ -740,6 +745,7 @@ __all__ = [
     "find_runs",
     "lambda_sweep",
     "WARM_STARTS",
+    "check_warm_start",
     "plan_lambda_sweep",
     "rd_point",
     "read_spec",
