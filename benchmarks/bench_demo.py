@@ -47,6 +47,8 @@ def main() -> None:
     args = parser.parse_args()
     preset = args.preset  # with --results: the preset that folder was run with
     if args.results is not None:
+        if not (args.results / "timings.json").is_file():
+            parser.error(f"{args.results}: no timings.json (not a finished reproduce folder)")
         timings = json.loads((args.results / "timings.json").read_text())
         print(f"load average now (1, 5, 15 min): {_load()} (the run's own load is not recorded)")
         total = _print_split(timings, f"{args.results}")
