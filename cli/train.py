@@ -10,7 +10,7 @@ from cli.options import SYNTHETIC_PRESET_HELP
 from vinfo.data import DATASETS
 from vinfo.experiments.sweep import train_curve
 from vinfo.models import CODEC_PRESETS, STRATEGIES, TASKS
-from vinfo.train import TrainConfig
+from vinfo.train import LR_SCHEDULES, TrainConfig
 from vinfo.train.distributed import is_main_process
 
 app = typer.Typer(
@@ -33,6 +33,8 @@ _QUIET = typer.Option(False, "--quiet", "-q", help="No progress output.")
 # Optimisation options default to None and are dropped, so TrainConfig's defaults (the
 # paper's: Adam 1e-4, patience 10, up to 1000 epochs) stay the one source of truth.
 _LR = typer.Option(None, "--lr", help="Adam learning rate \\[default: 1e-4].", show_default=False)
+_SCHEDULE = typer.Option(None, "--lr-schedule", help="Learning-rate schedule: "
+                         f"{', '.join(LR_SCHEDULES)} \\[default: constant].", show_default=False)
 _EPOCHS = typer.Option(None, "--max-epochs", help="Epochs of the first model \\[default: 1000].",
                        show_default=False)
 _WARM = typer.Option(None, "--warm-epochs", help="Epochs of warm-started models \\[default: as "
@@ -70,6 +72,7 @@ def base(
     downscale: int = _DOWNSCALE,
     augment: bool = _AUGMENT,
     lr: float = _LR,
+    lr_schedule: str = _SCHEDULE,
     max_epochs: int = _EPOCHS,
     warm_epochs: int = _WARM,
     max_steps: int = _STEPS,
@@ -81,7 +84,8 @@ def base(
     quiet: bool = _QUIET,
 ) -> None:
     """Train base codecs: L = lambda * d(Z_b, Z_b^) + R_b + beta * ||X - X^|| (eq. 3)."""
-    first, warm = _configs(quiet, warm_epochs, lr=lr, max_epochs=max_epochs,
+    first, warm = _configs(quiet, warm_epochs, lr=lr, lr_schedule=lr_schedule,
+                           max_epochs=max_epochs,
                            max_steps=max_steps, patience=patience, batch_size=batch_size,
                            seed=seed, device=device)
     runs = train_curve(out, task=task, lmbdas=lmbda, beta=beta, dataset=dataset,
@@ -111,6 +115,7 @@ def enhancement(
     downscale: int = _DOWNSCALE,
     augment: bool = _AUGMENT,
     lr: float = _LR,
+    lr_schedule: str = _SCHEDULE,
     max_epochs: int = _EPOCHS,
     warm_epochs: int = _WARM,
     max_steps: int = _STEPS,
@@ -123,7 +128,8 @@ def enhancement(
 ) -> None:
     """Train enhancement codecs on a frozen base: L = lambda * d(Z_e, Z_e^) + R(Y_e | Y_b)
     (eq. 4)."""
-    first, warm = _configs(quiet, warm_epochs, lr=lr, max_epochs=max_epochs,
+    first, warm = _configs(quiet, warm_epochs, lr=lr, lr_schedule=lr_schedule,
+                           max_epochs=max_epochs,
                            max_steps=max_steps, patience=patience, batch_size=batch_size,
                            seed=seed, device=device)
     runs = train_curve(out, task=task, lmbdas=lmbda, strategy=strategy, base=base, init=init,

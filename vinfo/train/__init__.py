@@ -1,6 +1,7 @@
 """Training: one model-agnostic trainer (early stopping, atomic checkpoints, resume, NaN guard)."""
 
 from vinfo.train.trainer import (
+    LR_SCHEDULES,
     NonFiniteLossError,
     ResumeError,
     StepOutput,
@@ -8,11 +9,13 @@ from vinfo.train.trainer import (
     Trainer,
     TrainResult,
     move_to_device,
+    scheduled_lr,
     seed_everything,
     select_device,
 )
 
 __all__ = [
+    "LR_SCHEDULES",
     "NonFiniteLossError",
     "ResumeError",
     "StepOutput",
@@ -20,6 +23,7 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "move_to_device",
+    "scheduled_lr",
     "seed_everything",
     "select_device",
 ]

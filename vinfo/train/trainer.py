@@ -75,12 +75,32 @@ class StepOutput(NamedTuple):
 Objective = Callable[[nn.Module, Any], StepOutput]
 
 
+LR_SCHEDULES = ("constant", "cosine")
+"""The learning-rate schedules of :class:`TrainConfig` (the lr is a function of the optimizer
+step alone, so a resumed run follows the same schedule)."""
+
+
+def scheduled_lr(lr: float, schedule: str, step: int, total_steps: int) -> float:
+    """The learning rate of optimizer step ``step`` (0-based) of ``total_steps``.
+
+    ``cosine`` is :class:`torch.optim.lr_scheduler.CosineAnnealingLR` with ``eta_min=0`` and
+    ``T_max=total_steps``, stepped once per optimizer step."""
+    if schedule == "constant":
+        return lr
+    if schedule == "cosine":
+        return 0.5 * lr * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+    raise ValueError(f"unknown lr schedule {schedule!r}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings; the defaults follow the paper (§4.1).
 
     Attributes:
-        lr: Adam learning rate.
+        lr: Adam learning rate (the peak of the schedule).
+        lr_schedule: one of :data:`LR_SCHEDULES`: ``"constant"`` (the paper's) or ``"cosine"``
+            (annealed per step from ``lr`` to 0 over the run's ``max_epochs`` epochs, or its
+            ``max_steps`` if fewer: a short run ends converged rather than mid-descent).
         max_epochs: upper bound on epochs.
         max_steps: optional upper bound on optimizer steps (stops mid-epoch).
         patience: epochs without a validation improvement before stopping.
@@ -96,6 +116,7 @@ class TrainConfig:
     """
 
     lr: float = 1e-4
+    lr_schedule: str = "constant"
     max_epochs: int = 1000
     max_steps: int | None = None
     patience: int = 10
@@ -111,6 +132,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.lr <= 0 or not math.isfinite(self.lr):
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, "
+                             f"got {self.lr_schedule!r}")
         if self.max_epochs < 1:
             raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
         if self.max_steps is not None and self.max_steps < 1:
@@ -305,7 +329,7 @@ class Trainer:
                     "step": self.step,
                     **_prefixed("train", train_metrics),
                     **_prefixed("val", val_metrics),
-                    "lr": self.config.lr,
+                    "lr": self.lr,
                     "seconds": time.perf_counter() - started,
                 }
                 self.history.append(row)
@@ -359,7 +383,9 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         self.train_model.train()  # the DDP wrapper passes the mode on to the model
         totals = _Averages()
-        for batch in self._loader(self.train_data, epoch=epoch):
+        loader = self._loader(self.train_data, epoch=epoch)
+        steps_per_epoch = len(loader)
+        for batch in loader:
             if self._out_of_steps():
                 break
             with self._autocast():
@@ -371,6 +397,7 @@ class Trainer:
                     f"the last good checkpoint is {self.best_path}"
                 )
             self.optimizer.zero_grad(set_to_none=True)
+            self._set_lr(steps_per_epoch)
             self.scaler.scale(loss).backward()
             if self.config.grad_clip is not None:
                 self.scaler.unscale_(self.optimizer)
@@ -400,6 +427,19 @@ class Trainer:
     def _autocast(self) -> torch.autocast:
         dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         return torch.autocast(self.device.type, dtype=dtype, enabled=self.config.amp)
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the last optimizer step (the peak before the first)."""
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _set_lr(self, steps_per_epoch: int) -> None:
+        total = self.config.max_epochs * steps_per_epoch
+        if self.config.max_steps is not None:
+            total = min(total, self.config.max_steps)
+        lr = scheduled_lr(self.config.lr, self.config.lr_schedule, self.step, total)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     def _out_of_steps(self) -> bool:
         return self.config.max_steps is not None and self.step >= self.config.max_steps

@@ -65,8 +65,9 @@ def test_fit_learns_and_writes_run_directory(tmp_path):
     assert TrainConfig.from_dict(pd.read_json(trainer.config_path, typ="series").to_dict())
 
 
-def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path):
-    uninterrupted = make(tmp_path, "a")
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path, schedule):
+    uninterrupted = make(tmp_path, "a", lr_schedule=schedule)
     reference = uninterrupted.fit()
 
     calls = {"n": 0}
@@ -78,8 +79,8 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path):
         return mse_objective(model, batch)
 
     with pytest.raises(KeyboardInterrupt):
-        make(tmp_path, "b", objective=killed_in_epoch_four).fit()
-    resumed_trainer = make(tmp_path, "b")
+        make(tmp_path, "b", objective=killed_in_epoch_four, lr_schedule=schedule).fit()
+    resumed_trainer = make(tmp_path, "b", lr_schedule=schedule)
     resumed = resumed_trainer.fit(resume=True)
 
     assert resumed.epochs == reference.epochs and resumed.steps == reference.steps
@@ -140,8 +141,42 @@ def test_resume_refuses_missing_state_and_other_config(tmp_path):
         make(tmp_path, "c", max_epochs=2, lr=0.01).fit(resume=True)
 
 
+@pytest.mark.parametrize("max_steps", [None, 20])
+def test_cosine_schedule_follows_torch_cosine_annealing_per_step(tmp_path, max_steps):
+    # reference: torch's CosineAnnealingLR (eta_min 0) over the run's steps, stepped per step
+    trainer = make(tmp_path, lr_schedule="cosine", max_epochs=4, patience=10, max_steps=max_steps)
+    seen: list[float] = []
+    step = trainer.optimizer.step
+
+    def recording_step(*args, **kwargs):
+        seen.append(trainer.optimizer.param_groups[0]["lr"])
+        return step(*args, **kwargs)
+
+    trainer.optimizer.step = recording_step
+    result = trainer.fit()
+    total = max_steps or 4 * 8  # 128 samples / batch 16 = 8 steps per epoch
+    reference_optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.05)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(reference_optimizer, T_max=total)
+    expected = []
+    for _ in range(total):
+        expected.append(reference_optimizer.param_groups[0]["lr"])
+        reference_optimizer.step()
+        scheduler.step()
+    assert result.steps == total
+    assert seen == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert result.history["lr"].iloc[-1] == pytest.approx(expected[-1])
+    assert expected[-1] < 0.01 * 0.05  # the run ends annealed
+
+
+def test_constant_schedule_keeps_the_learning_rate(tmp_path):
+    result = make(tmp_path).fit()
+    assert set(result.history["lr"]) == {0.05}
+
+
 @pytest.mark.parametrize(
-    "bad", [{"lr": 0}, {"max_epochs": 0}, {"patience": 0}, {"batch_size": 0}, {"grad_clip": -1}]
+    "bad",
+    [{"lr": 0}, {"max_epochs": 0}, {"patience": 0}, {"batch_size": 0}, {"grad_clip": -1},
+     {"lr_schedule": "step"}],
 )
 def test_config_validation(bad):
     with pytest.raises(ValueError):
