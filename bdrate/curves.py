@@ -286,9 +286,10 @@ def compare_curves(
 
     Returns:
         One :class:`BDResult` per (test curve, metric, method), tests in order, then metrics,
-        then methods. With :data:`ALL_METHODS` a value a method cannot give (its guard refuses,
-        the curve is too short for it, ...) is NaN with the reason in ``note``; only when no
-        method gives either value is the error raised.
+        then methods. A value a method cannot give (the curves do not overlap in the metric
+        though they do in rate, its guard refuses, the curve is too short for it, ...) is NaN
+        with the reason in ``note``; only when no method gives either value is the error
+        raised.
 
     Raises:
         ValueError: fewer than two curves, no shared metric, an unknown metric without a
@@ -322,7 +323,7 @@ def compare_curves(
             row = dict(anchor=anchor.label, test=test.label, metric=metric)
             computed = {name: _bd_values(curve_arrays, name, direction) for name in methods}
             errors = [error for _, failed in computed.values() for _, error in failed]
-            if errors and (len(methods) == 1 or len(errors) == 2 * len(methods)):
+            if len(errors) == 2 * len(methods):
                 raise type(errors[0])(f"{where}: {errors[0]}") from None
             overlaps = dict(
                 bd_rate_overlap=bd_rate_overlap(*curve_arrays),

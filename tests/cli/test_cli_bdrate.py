@@ -201,6 +201,21 @@ def test_method_all_shows_a_refused_value_as_na_with_the_reason(tmp_path):
     assert spline["bd_rate_percent"] is None and "spline interpolant" in spline["note"]
 
 
+def test_curves_apart_in_the_metric_give_the_bd_metric_and_say_why_bd_rate_is_undefined(
+    tmp_path,
+):
+    # the test curve is the anchor 10 dB lower at every rate: BD-PSNR is -10 in closed form,
+    # while BD-rate has no shared PSNR range to average over
+    anchor = write(tmp_path, "o.csv", "bpp,psnr\n0.1,40\n0.2,42\n0.4,44\n0.8,45\n")
+    test = write(tmp_path, "t.csv", "bpp,psnr\n0.1,30\n0.2,32\n0.4,34\n0.8,35\n")
+    result = run("bdrate", anchor, test, "-m", "psnr")
+    assert result.exit_code == 0, result.output
+    assert "n/a: psnr, akima, 't': BD-rate: the curves do not overlap in metric" in result.stdout
+    (record,) = json.loads(run("bdrate", anchor, test, "-m", "psnr", "--json").stdout)
+    assert record["bd_rate_percent"] is None
+    assert record["bd_metric"] == pytest.approx(-10.0, abs=1e-9)
+
+
 @pytest.mark.parametrize("args", [("--help",), ("bdrate", "--help")])
 def test_help_explains_sign_convention_and_methods(args):
     result = run(*args)
@@ -268,15 +283,6 @@ BAD_INPUTS = {
             "polyfit",
         ],
         "needs at least 4",
-    ),
-    "no overlap": (
-        lambda d: [
-            write(d, "o.csv", "bpp,psnr\n0.1,40\n0.2,42\n0.4,44\n0.8,45\n"),
-            TEST,
-            "-m",
-            "psnr",
-        ],
-        "do not overlap",
     ),
     "no overlap for any method": (
         lambda d: [

@@ -172,9 +172,10 @@ def bd_table(
 ) -> pd.DataFrame:
     """BD-rate and BD-metric of each comparison, one row each, with the overlaps they rest on.
 
-    A comparison whose BD value is undefined (e.g. the curves do not overlap, as on COCO in the
-    paper, or an interpolant the data cannot support) gets NaN values and the reason in
-    ``note`` instead of failing the whole table.
+    A BD value that is undefined (e.g. the curves do not overlap, as on COCO in the paper, or
+    an interpolant the data cannot support) is NaN with the reason in ``note`` instead of
+    failing the whole table; the other value of the row stays when it is defined (curves apart
+    in the metric but not in rate have a BD-metric and no BD-rate).
 
     Args:
         frame: the RD table.
@@ -219,7 +220,7 @@ def bd_table(
             "bd_rate_overlap": result.bd_rate_overlap,
             "bd_metric_overlap": result.bd_metric_overlap,
             "min_overlap": result.min_overlap,
-            "note": note,
+            "note": "; ".join(part for part in (note, result.note) if part),
         }
         rows.append(row)
     return pd.DataFrame(rows)
