@@ -31,7 +31,6 @@ from typing import Any
 
 import pandas as pd
 import torch.distributed
-from safetensors.torch import load_file
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -49,7 +48,7 @@ from vinfo.experiments.splits import (
 )
 from vinfo.io import write_json_atomic
 from vinfo.models.base import BaseCodec
-from vinfo.models.checkpoint import load_checkpoint, save_checkpoint
+from vinfo.models.checkpoint import load_checkpoint, read_tensors, save_checkpoint
 from vinfo.models.config import CodecConfig, codec_preset
 from vinfo.models.enhancement import STRATEGIES, EnhancementCodec
 from vinfo.models.tasks import get_task
@@ -172,7 +171,7 @@ def warm_start(model: nn.Module, checkpoint: str | Path) -> None:
     Raises:
         ValueError: the checkpoint's tensors do not fit ``model``.
     """
-    tensors = load_file(str(checkpoint))
+    tensors = read_tensors(checkpoint)  # checked against its digest
     if isinstance(model, EnhancementCodec):
         tensors = {k: v for k, v in tensors.items() if not k.startswith("base.")}
         own = {k for k in model.state_dict() if not k.startswith("base.")}
