@@ -134,7 +134,7 @@ def probe(
     n_images: int = typer.Option(None, "--n-images", show_default=False, min=1,
                                  help="Use only the first N images of the split."),
     downscale: int = typer.Option(
-        None, "--downscale", show_default=False, min=1,
+        None, "--downscale", show_default=False,
         help="Shrink images and targets by this factor, the codec's input resolution "
         "(default: recorded in the checkpoint, else 1)."),
     seeds: int = typer.Option(None, "--seeds", show_default=False, min=1,

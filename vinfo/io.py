@@ -87,9 +87,10 @@ def check_output_file(path: str | Path | None, suffixes: tuple[str, ...], what: 
         return
     path = Path(path)
     if path.suffix.lower() not in suffixes:
-        found = f"not {path.suffix!r}" if path.suffix else "it has none"
-        raise ValueError(f"{path}: {what} needs the extension {' or '.join(suffixes)} "
-                         f"({found})")
+        found = f"not {path.suffix!r}" if path.suffix else "it has no extension"
+        names = ", ".join(suffixes[:-1]) + " or " + suffixes[-1] if len(suffixes) > 1 else \
+            suffixes[0]
+        raise ValueError(f"{path}: {what} must end in {names} ({found})")
     if path.is_dir():
         raise IsADirectoryError(f"{path}: is a folder; give the path of the file to write")
     if not path.parent.is_dir():
