@@ -23,6 +23,7 @@ from bdrate import (
 )
 from bdrate.curves import BDResult, RDCurve
 from bdrate.directions import known_metrics
+from vinfo.io import FIGURE_SUFFIXES, check_output_file
 
 _METHOD_HELP = (
     "; ".join(f"{name}: {entry.description}" for name, entry in METHODS.items())
@@ -94,6 +95,7 @@ def bdrate(
 
         vinfo bdrate examples/anchor.csv examples/test.csv --metric psnr --method all
     """
+    check_output_file(plot, FIGURE_SUFFIXES, "a plot")
     curves = read_curve_files(files, rate_column=rate_col, group_column=group_col or None)
     if anchor is not None:
         curves = _anchor_first(curves, anchor)

@@ -19,13 +19,17 @@ def export(
     format: str = typer.Option(..., "--format", "-f",
                                help=f"Layout: {', '.join(EXPORT_FORMATS.names())}."),
     out: Path = typer.Option(..., "--out", "-o", help="Output dataset root."),
-    n: int | None = typer.Option(None, "--n", help="Number of images (default: the preset's)."),
+    n: int | None = typer.Option(None, "--n",
+                                 help="Number of images (default: the preset's)."),
     preset: str = typer.Option("tiny", "--preset", help=SYNTHETIC_PRESET_HELP),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export of the "
+                                   "same split in OUT (its files only)."),
 ) -> None:
-    """Write the synthetic dataset to OUT in a real on-disk layout."""
+    """Write the synthetic dataset to OUT in a real on-disk layout. OUT must be new, empty or
+    an earlier export; one process writes it at a time."""
     if dataset != "synthetic":
         raise ValueError(f"only 'synthetic' can be exported, got {dataset!r}")
-    path = export_synthetic(format, out, n=n, config=preset)
+    path = export_synthetic(format, out, n=n, config=preset, overwrite=overwrite)
     typer.echo(f"wrote {format} dataset: {path}")
 
 

@@ -5,7 +5,8 @@ tree, so every command, including sub-apps registered later, gets the same behav
 
 * bad input (``ValueError``, ``LookupError``, ``OSError`` and their subclasses, which the
   library uses for invalid arguments, unknown names and missing or unreadable files): one line
-  ``error: …`` on stderr, exit code 2, the code click uses for usage errors;
+  ``error: …`` on stderr, exit code 2, the code click uses for usage errors; what Python
+  raises itself is reworded into plain language naming the path (:func:`plain`);
 * usage errors typer catches itself while parsing (missing or unknown option, missing
   argument, a value of the wrong type, unknown command): the same one line and exit code 2,
   instead of typer's multi-line usage box; ``--help`` and "no arguments shows help" are kept;
@@ -17,6 +18,7 @@ traceback; usage errors stay one line, they have no traceback worth showing.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, NoReturn
 
@@ -42,6 +44,30 @@ def one_line(error: BaseException) -> str:
     """The error's message on one line (multi-line messages are joined with '; ')."""
     text = str(error).strip() or type(error).__name__
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def plain(error: BaseException) -> str:
+    """One plain-language line for a bad-input error, naming the path where there is one.
+
+    The library's own messages are kept; what Python itself raises is reworded: an ``OSError``
+    from the system (``[Errno 2] No such file or directory: 'x'``) becomes ``x: no such file or
+    directory``, a ``KeyError`` of a bare key (``'kind'``) ``missing entry 'kind'``, and a JSON
+    decode error says it is one (the library names the file where it reads one).
+    """
+    if isinstance(error, OSError) and error.strerror and error.errno is not None:
+        reason = error.strerror[:1].lower() + error.strerror[1:]
+        if error.filename is None:
+            return reason
+        if error.filename2 is not None:
+            return f"{error.filename} -> {error.filename2}: {reason}"
+        return f"{error.filename}: {reason}"
+    if type(error) is KeyError and len(error.args) == 1 and not (
+        isinstance(error.args[0], str) and " " in error.args[0]
+    ):
+        return f"missing entry {error.args[0]!r}"
+    if isinstance(error, json.JSONDecodeError):
+        return f"not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
+    return one_line(error)
 
 
 def exit_on_usage_error(error: UsageError) -> NoReturn:
@@ -81,7 +107,7 @@ class ErrorHandlingGroup(TyperGroup):
         except BAD_INPUT_ERRORS as error:
             if debug_enabled(ctx):
                 raise
-            typer.echo(f"error: {one_line(error)}", err=True)
+            typer.echo(f"error: {plain(error)}", err=True)
             raise typer.Exit(USAGE_EXIT_CODE) from None
         except Exception as error:
             if debug_enabled(ctx):

@@ -20,10 +20,12 @@ def eval_command(
     split: str = typer.Option("test", "--split", help="val or test."),
     data_root: Path = typer.Option(None, "--data-root", help="Root of a real dataset."),
     synthetic: str = typer.Option("tiny", "--synthetic", help=SYNTHETIC_PRESET_HELP),
-    downscale: int = typer.Option(1, "--downscale", help="The codec sees inputs shrunk by this "
+    downscale: int = typer.Option(1, "--downscale", min=1,
+                                  help="The codec sees inputs shrunk by this "
                                   "factor; predictions are upsampled back before scoring."),
-    batch_size: int = typer.Option(16, "--batch-size", help="Images per forward pass."),
-    bitstream_images: int = typer.Option(None, "--bitstream-images", help="Images coded into real "
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward pass."),
+    bitstream_images: int = typer.Option(None, "--bitstream-images", min=0,
+                                         help="Images coded into real "
                                          "bitstreams \\[default: all].", show_default=False),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON record."),
 ) -> None:

@@ -16,6 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from probes import ESTIMATORS, FAMILIES, TARGETS, FitEvent, Representation, probe_files
 from probes.estimator import NULLS
+from vinfo.io import check_output_file
+from vinfo.lock import folder_lock
 
 app = typer.Typer(invoke_without_command=True, no_args_is_help=True)
 
@@ -34,16 +36,6 @@ def _names(values: list[str] | None) -> list[str] | None:
     if not values:
         return None
     return [name.strip() for value in values for name in value.split(",") if name.strip()]
-
-
-def _check_output(path: Path | None, suffixes: tuple[str, ...]) -> None:
-    """Refuse an output before any work: bad suffix or missing directory."""
-    if path is None:
-        return
-    if path.suffix.lower() not in suffixes:
-        raise ValueError(f"{path}: output must end in {', '.join(suffixes)}")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"{path.parent}: output directory does not exist")
 
 
 _PAIRED_COLUMNS = {
@@ -135,26 +127,27 @@ def probe(
     data_root: Path = typer.Option(None, "--data-root", show_default=False,
                                    help="Dataset root (COCO, Cityscapes)."),
     split: str = typer.Option(None, "--split", show_default=False,
-                              help="Dataset split (default: recorded, else val)."),
+                              help="Dataset split (default: recorded, else the dataset's "
+                              "validation split: val, COCO val2017)."),
     preset: str = typer.Option(None, "--preset", show_default=False,
                                help="Synthetic preset (default: recorded, else tiny)."),
-    n_images: int = typer.Option(None, "--n-images", show_default=False,
+    n_images: int = typer.Option(None, "--n-images", show_default=False, min=1,
                                  help="Use only the first N images of the split."),
     downscale: int = typer.Option(
         None, "--downscale", show_default=False,
         help="Shrink images and targets by this factor, the codec's input resolution "
         "(default: recorded in the checkpoint, else 1)."),
-    seeds: int = typer.Option(None, "--seeds", show_default=False,
+    seeds: int = typer.Option(None, "--seeds", show_default=False, min=1,
                               help="Training seeds per probe (default 1); with --estimator mdl "
                               "the block orders (default 3)."),
-    bootstrap: int = typer.Option(None, "--bootstrap", show_default=False,
+    bootstrap: int = typer.Option(None, "--bootstrap", show_default=False, min=1,
                                   help="Bootstrap resamples of the CIs (default 1000)."),
     null: str = typer.Option(None, "--null", show_default=False,
                              help=f"Null predictor: {', '.join(NULLS)} (the only one: a free "
                              "distribution per target pixel, the null of every family)."),
-    width: int = typer.Option(None, "--width", show_default=False,
+    width: int = typer.Option(None, "--width", show_default=False, min=1,
                               help="Hidden width of the families (default: family default)."),
-    max_epochs: int = typer.Option(None, "--max-epochs", show_default=False,
+    max_epochs: int = typer.Option(None, "--max-epochs", show_default=False, min=1,
                                    help="Epoch budget of every conditional fit (default 30; the "
                                    "null is fitted to convergence)."),
     cache_dir: Path = typer.Option(
@@ -180,7 +173,7 @@ def probe(
     pvi_maps: Path = typer.Option(
         None, "--pvi-maps", show_default=False,
         help="Directory for per-pixel PVI maps (.npy + .png) and per-image totals."),
-    pvi_images: int = typer.Option(None, "--pvi-images", show_default=False,
+    pvi_images: int = typer.Option(None, "--pvi-images", show_default=False, min=0,
                                    help="PVI maps written per probe (default 4)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
 ) -> None:
@@ -231,13 +224,17 @@ def probe(
         raise ValueError("give at least one --repr (or a sub-command: families, targets)")
     if not targets:
         raise ValueError(f"give --target: {', '.join(TARGETS.names())}")
-    _check_output(out, (".csv", ".json"))
-    _check_output(paired_out, (".csv", ".json"))
-    _check_output(plot, FIGURE_SUFFIXES)
+    check_output_file(out, (".csv", ".json"), "the table")
+    check_output_file(paired_out, (".csv", ".json"), "the paired table")
+    check_output_file(plot, FIGURE_SUFFIXES, "a plot")
     if pvi_maps is not None and pvi_maps.exists() and not pvi_maps.is_dir():
         raise ValueError(f"{pvi_maps}: --pvi-maps must be a directory")
     if seeds is not None and seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
+    # one writer per folder: the folders receiving outputs are locked until the command ends
+    outputs = {path.parent for path in (out, paired_out, plot) if path is not None}
+    for folder in sorted({path.resolve() for path in outputs | {pvi_maps} if path is not None}):
+        ctx.with_resource(folder_lock(folder))
     probe_kwargs = {key: value for key, value in
                     (("null", null), ("width", width), ("max_epochs", max_epochs))
                     if value is not None}

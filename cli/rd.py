@@ -23,9 +23,11 @@ def rd(
     split: str = typer.Option("test", "--split", help="val or test."),
     data_root: Path = typer.Option(None, "--data-root", help="Root of a real dataset."),
     synthetic: str = typer.Option("tiny", "--synthetic", help=SYNTHETIC_PRESET_HELP),
-    downscale: int = typer.Option(1, "--downscale", help="The codecs see inputs shrunk by this "
+    downscale: int = typer.Option(1, "--downscale", min=1,
+                                  help="The codecs see inputs shrunk by this "
                                   "factor."),
-    bitstream_images: int = typer.Option(None, "--bitstream-images", help="Images coded into real "
+    bitstream_images: int = typer.Option(None, "--bitstream-images", min=0,
+                                         help="Images coded into real "
                                          "bitstreams per model \\[default: all].",
                                          show_default=False),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),

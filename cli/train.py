@@ -26,20 +26,25 @@ _DATASET = typer.Option("synthetic", "--dataset", help=f"One of {', '.join(DATAS
 _ROOT = typer.Option(None, "--data-root", help="Root of a real dataset (coco, cityscapes).")
 _SYNTHETIC = typer.Option("tiny", "--synthetic", help=SYNTHETIC_PRESET_HELP)
 _CODEC = typer.Option("tiny", "--codec", help=f"Codec preset: {', '.join(CODEC_PRESETS.names())}.")
-_DOWNSCALE = typer.Option(1, "--downscale", help="Shrink inputs by this factor (Cityscapes: 2).")
+_DOWNSCALE = typer.Option(1, "--downscale", min=1,
+                          help="Shrink inputs by this factor (Cityscapes: 2).")
 _AUGMENT = typer.Option(True, "--augment/--no-augment", help="Random flips and colour jitter.")
 _RESUME = typer.Option(True, "--resume/--no-resume", help="Continue interrupted runs.")
 _QUIET = typer.Option(False, "--quiet", "-q", help="No progress output.")
 # Optimisation options default to None and are dropped, so TrainConfig's defaults (the
-# paper's: Adam 1e-4, patience 10, up to 1000 epochs) stay the one source of truth.
+# paper's: Adam 1e-4, patience 10, up to 1000 epochs) and its range checks stay the one source
+# of truth; it is built before any work, so a bad value fails first.
 _LR = typer.Option(None, "--lr", help="Adam learning rate \\[default: 1e-4].", show_default=False)
 _SCHEDULE = typer.Option(None, "--lr-schedule", help="Learning-rate schedule: "
                          f"{', '.join(LR_SCHEDULES)} \\[default: constant].", show_default=False)
-_EPOCHS = typer.Option(None, "--max-epochs", help="Epochs of the first model \\[default: 1000].",
+_EPOCHS = typer.Option(None, "--max-epochs",
+                       help="Epochs of the first model \\[default: 1000].",
                        show_default=False)
-_WARM = typer.Option(None, "--warm-epochs", help="Epochs of warm-started models \\[default: as "
+_WARM = typer.Option(None, "--warm-epochs",
+                     help="Epochs of warm-started models \\[default: as "
                      "--max-epochs].", show_default=False)
-_STEPS = typer.Option(None, "--max-steps", help="Optimizer steps per model.", show_default=False)
+_STEPS = typer.Option(None, "--max-steps",
+                      help="Optimizer steps per model.", show_default=False)
 _PATIENCE = typer.Option(None, "--patience", help="Early-stopping patience in epochs "
                          "\\[default: 10].", show_default=False)
 _BATCH = typer.Option(None, "--batch-size", help="Global batch size \\[default: 8].",
@@ -62,7 +67,7 @@ def _configs(
 @app.command()
 def base(
     task: str = typer.Option(..., "--task", help=f"Base task: {', '.join(TASKS.names())}."),
-    beta: float = typer.Option(0.0, "--beta", help="Reconstruction reward (paper: 0.1)."),
+    beta: float = typer.Option(0.0, "--beta", min=0.0, help="Reconstruction reward (paper: 0.1)."),
     lmbda: list[float] = _LMBDA,
     out: Path = _OUT,
     dataset: str = _DATASET,

@@ -24,10 +24,7 @@ from torch import Tensor  # noqa: E402
 
 from probes.estimator import FitEvent  # noqa: E402
 from probes.pvi import PVIMaps, pvi_maps  # noqa: E402
-from vinfo.io import atomic_path, write_text_atomic  # noqa: E402
-
-FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
-
+from vinfo.io import FIGURE_SUFFIXES, atomic_path, write_text_atomic  # noqa: E402
 
 PLOT_VALUES = {
     "iv": "I_V [bits / target pixel]",

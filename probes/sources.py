@@ -158,7 +158,8 @@ def resolve_source(recorded: Mapping[str, object] | None = None, *, dataset: str
                    downscale: int | None = None) -> DataSource:
     """The :class:`DataSource` of a representation: explicit arguments win, then what the
     checkpoint or bundle recorded (only if it names the same dataset), then the defaults
-    (``synthetic``, preset ``tiny``, split ``val``, all images, no downscale).
+    (``synthetic``, preset ``tiny``, the dataset's unseen split, e.g. ``val`` or COCO's
+    ``val2017``, all images, no downscale).
 
     Raises:
         ValueError: unknown dataset, preset or split; a non-synthetic dataset without root.
@@ -173,7 +174,8 @@ def resolve_source(recorded: Mapping[str, object] | None = None, *, dataset: str
     synthetic = name == "synthetic"
     return DataSource(
         dataset=name,
-        split=split or str(recorded.get("split") or DEFAULT_SPLIT),
+        # a dataset's default is its registry's unseen split (COCO: val2017)
+        split=split or str(recorded.get("split") or DATASETS.get(name).unseen_split),
         preset=(preset or recorded_preset or DEFAULT_PRESET) if synthetic else None,
         root=None if synthetic else (str(Path(root).resolve()) if root is not None
                                      else recorded.get("root")),  # type: ignore[arg-type]

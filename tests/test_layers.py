@@ -25,6 +25,7 @@ ABOVE_CORE = {"probes", "cli", "vinfo.experiments"}
         ("bdrate", {"vinfo", "probes", "cli", "torch"}),
         ("bdrate.plot", {"vinfo", "probes", "cli", "torch"}),
         ("vinfo.io", ABOVE_CORE),
+        ("vinfo.lock", ABOVE_CORE | {"torch", "vinfo.models", "vinfo.data", "vinfo.train"}),
         ("vinfo.registry", ABOVE_CORE),
         ("vinfo.metrics", ABOVE_CORE),
         ("vinfo.data", ABOVE_CORE),

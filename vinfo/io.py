@@ -64,3 +64,34 @@ def write_text_atomic(destination: str | Path, text: str) -> None:
 def write_json_atomic(destination: str | Path, data: Any) -> None:
     """Write ``data`` as indented JSON to ``destination`` atomically."""
     write_text_atomic(destination, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+"""File extensions vinfo writes figures as (the format follows the extension)."""
+
+
+def check_output_file(path: str | Path | None, suffixes: tuple[str, ...], what: str) -> None:
+    """Refuse an output file before any work: an extension not in ``suffixes`` (the format is
+    chosen by it, so ``rd.xlsx`` would hold CSV bytes) or a missing directory.
+
+    Args:
+        path: the output file (``None``: nothing to check).
+        suffixes: the accepted extensions, lower case with the dot.
+        what: what is written, for the message (``"the RD table"``, ``"a plot"``).
+
+    Raises:
+        ValueError: a wrong or missing extension (e.g. a directory given for a file).
+        FileNotFoundError: the output directory does not exist.
+    """
+    if path is None:
+        return
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        found = f"not {path.suffix!r}" if path.suffix else "it has no extension"
+        names = ", ".join(suffixes[:-1]) + " or " + suffixes[-1] if len(suffixes) > 1 else \
+            suffixes[0]
+        raise ValueError(f"{path}: {what} must end in {names} ({found})")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder; give the path of the file to write")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path.parent}: output directory does not exist")

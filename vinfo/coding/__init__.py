@@ -2,6 +2,7 @@
 
 from vinfo.coding.bitstream import (
     HEADER_BYTES,
+    MAX_PIXELS,
     DecodedLatent,
     RateAudit,
     StreamError,
@@ -20,6 +21,7 @@ __all__ = [
     "default_tables",
     "entropy_pass",
     "HEADER_BYTES",
+    "MAX_PIXELS",
     "DecodedLatent",
     "RateAudit",
     "StreamError",

@@ -8,8 +8,25 @@ rANS payload::
 ``model hash`` is the first 4 bytes of the SHA-256 of the model's JSON spec
 (:func:`vinfo.models.checkpoint.model_spec`), so a stream from a model with another config,
 task or β is refused; ``H × W`` is the original image size (the latent covers the image
-padded to a multiple of 16, outputs are cropped back). The CRC turns a truncated or corrupted
-payload into a :class:`StreamError` instead of silently wrong latents.
+padded to a multiple of 16, outputs are cropped back).
+
+What the decoder checks, in this order, before it allocates anything (each failure is a
+:class:`StreamError`):
+
+1. the magic bytes and the version (streams of versions 1 and 2, whose CRC did not cover the
+   header, are refused naming their version);
+2. the CRC-32 of the *whole stream except the CRC field*: the 13 header bytes before it and the
+   payload. CRC-32 detects every error burst of up to 32 bits, so any single-bit flip, in the
+   header or the payload, and any truncation by fewer than 2³² bytes' worth of change is
+   caught (a truncation changes the CRC with probability 1 − 2⁻³²). It is a checksum, not a
+   MAC: it protects against accidents, not a forger, hence the bounds below;
+3. the model hash against the decoding model;
+4. the size: ``0 < H × W ≤ max_pixels`` (:data:`MAX_PIXELS` by default) and a latent of
+   ``M × ⌈H/16⌉ × ⌈W/16⌉`` symbols no larger than the payload can hold
+   (:func:`max_symbols`).
+
+Version 3 changed only the CRC's coverage (version 2: scales take the nearest table level;
+version 1: the next one up).
 
 ``order`` is the coding order (:data:`vinfo.coding.wavefront.CODING_ORDERS`, its index in
 registration order): ``serial`` raster order, one spatial position (all channels) at a time as
@@ -27,8 +44,10 @@ The model hash covers the spec, not the weights: two checkpoints of one config s
 from __future__ import annotations
 
 import array
+import functools
 import hashlib
 import json
+import math
 import struct
 import zlib
 from typing import NamedTuple
@@ -37,7 +56,7 @@ import torch
 from compressai.ans import BufferedRansEncoder, RansDecoder
 from torch import Tensor, nn
 
-from vinfo.coding.tables import default_tables
+from vinfo.coding.tables import PRECISION, default_tables
 from vinfo.coding.wavefront import CODING_ORDERS, entropy_pass
 from vinfo.models.base import BaseCodec
 from vinfo.models.checkpoint import model_spec
@@ -47,11 +66,16 @@ from vinfo.models.quantize import latent_from_symbols, symbols_from_latent
 from vinfo.models.transforms import STRIDE, pad_to_stride
 
 MAGIC = b"VIF"
-VERSION = 2  # 2: scales take the nearest table level (1: the next one up)
+VERSION = 3  # 3: the CRC covers the header; 2: nearest scale level; 1: the next one up
 DEFAULT_ORDER = "wavefront"
 _HEADER = struct.Struct(">3sBB4sHHI")
 HEADER_BYTES = _HEADER.size
 """Bytes of fixed header per stream (17)."""
+_CRC_OFFSET = HEADER_BYTES - 4  # the CRC is the header's last field
+MAX_PIXELS = 2**26
+"""Default bound on ``H × W`` of a decoded image (8192 × 8192): a larger stream is refused
+before anything is allocated. The header itself allows up to 65535 × 65535."""
+_RANS_FLUSH_BYTES = 8  # Rans64EncFlush writes the 64-bit final state
 
 
 class StreamError(ValueError):
@@ -99,6 +123,39 @@ def model_hash(model: nn.Module) -> bytes:
 
 def _latent_size(height: int, width: int) -> tuple[int, int]:
     return -(-height // STRIDE), -(-width // STRIDE)
+
+
+@functools.lru_cache(maxsize=1)
+def _min_bits_per_symbol() -> float:
+    """A lower bound on the payload bits a coded symbol costs (≈ 5.5e-5 with default tables).
+
+    CompressAI's coder is rANS with a 64-bit state ``x ≥ 2³¹``, 16-bit frequencies and 32-bit
+    renormalisation. Coding a symbol of frequency ``f`` maps ``x`` to
+    ``⌊x / f⌋ · 2¹⁶ + x mod f + start ≥ x + (2¹⁶ − f) · ⌊x / f⌋``, and ``⌊x / f⌋ ≥
+    (x / f)(1 − 2⁻¹⁵)``, so ``log2 x`` grows by at least ``(1 − 2⁻¹⁵) · log2(2¹⁶ / f)`` bits.
+    A renormalisation (at most one per symbol) moves 32 bits of the state into the payload and
+    leaves ``x ≥ 2¹⁵ f``, so it loses under ``log2(1 + 2⁻¹⁵ / f)`` bits, less than 1 % of the
+    growth of the same symbol; the flush writes the final state (64 bits ≥ ``log2 x``). The
+    payload therefore holds at least the total growth. Every table keeps frequency ≥ 1 for
+    its escape symbol, so ``f ≤ f_max < 2¹⁶``; escaped values add 4-bit bypass symbols, which
+    only add bits. Half of ``log2(2¹⁶ / f_max)`` is returned, a wide margin over the terms
+    above.
+    """
+    tables = default_tables()
+    f_max = max(
+        max(b - a for a, b in zip(cdf[: length - 1], cdf[1:length], strict=True))
+        for cdf, length in zip(tables.cdf, tables.cdf_lengths, strict=True)
+    )
+    return 0.5 * math.log2(2**PRECISION / f_max)
+
+
+def max_symbols(payload_bytes: int) -> int:
+    """The most latent symbols a payload of ``payload_bytes`` can code (a sound upper bound).
+
+    Weak for long payloads (about 1.5 · 10⁵ symbols a byte), but it refuses a short payload
+    whose header claims a huge image before any tensor is allocated.
+    """
+    return math.floor(8 * payload_bytes / _min_bits_per_symbol())
 
 
 @torch.no_grad()
@@ -176,31 +233,56 @@ class _Header(NamedTuple):
     payload: bytes
 
 
+def _crc(data: bytes) -> int:
+    """CRC-32 of a stream's header (without its CRC field) and payload."""
+    return zlib.crc32(data[HEADER_BYTES:], zlib.crc32(data[:_CRC_OFFSET]))
+
+
 def _pack(model: nn.Module, height: int, width: int, order: str, payload: bytes) -> bytes:
     if not (0 < height < 2**16 and 0 < width < 2**16):
         raise ValueError(f"image size {height}×{width} does not fit the header (< 65536)")
     CODING_ORDERS.get(order)  # unknown names raise, listing the valid ones
     order_id = CODING_ORDERS.names().index(order)
-    crc = zlib.crc32(payload)
     fingerprint = model_hash(model)
-    return _HEADER.pack(MAGIC, VERSION, order_id, fingerprint, height, width, crc) + payload
+    stream = _HEADER.pack(MAGIC, VERSION, order_id, fingerprint, height, width, 0) + payload
+    return stream[:_CRC_OFFSET] + struct.pack(">I", _crc(stream)) + stream[HEADER_BYTES:]
 
 
-def _unpack(model: nn.Module, data: bytes) -> _Header:
+def _unpack(model: nn.Module, data: bytes, channels: int, max_pixels: int) -> _Header:
+    """The checked header of ``data``; see the module docstring for the order of the checks."""
+    data = bytes(data)
     if len(data) < HEADER_BYTES:
         raise StreamError(f"stream of {len(data)} bytes is shorter than the header")
     magic, version, order_id, fingerprint, height, width, crc = _HEADER.unpack_from(data)
     if magic != MAGIC:
         raise StreamError("not a vinfo stream (bad magic bytes)")
+    if version in (1, 2):
+        raise StreamError(
+            f"stream version {version} is no longer read (this decoder reads version {VERSION},"
+            " whose checksum covers the header); encode the image again"
+        )
     if version != VERSION:
         raise StreamError(f"unsupported stream version {version} (this decoder: {VERSION})")
-    if order_id >= len(CODING_ORDERS):
-        raise StreamError(f"unknown coding order id {order_id}")
+    if _crc(data) != crc:
+        raise StreamError("corrupt or truncated stream (checksum mismatch)")
     if fingerprint != model_hash(model):
         raise StreamError("stream was encoded by a model with another config, task or strategy")
-    payload = bytes(data[HEADER_BYTES:])
-    if zlib.crc32(payload) != crc or height == 0 or width == 0:
-        raise StreamError("corrupt or truncated stream (payload checksum mismatch)")
+    if order_id >= len(CODING_ORDERS):
+        raise StreamError(f"unknown coding order id {order_id}")
+    if height == 0 or width == 0:
+        raise StreamError(f"corrupt stream: image size {height}×{width}")
+    if height * width > max_pixels:
+        raise StreamError(
+            f"image of {height}×{width} pixels exceeds the decoder's limit of {max_pixels} "
+            "pixels (max_pixels)"
+        )
+    payload = data[HEADER_BYTES:]
+    symbols = channels * math.prod(_latent_size(height, width))
+    if len(payload) < _RANS_FLUSH_BYTES or symbols > max_symbols(len(payload)):
+        raise StreamError(
+            f"corrupt stream: a payload of {len(payload)} bytes cannot hold the "
+            f"{symbols} latent symbols of a {height}×{width} image"
+        )
     return _Header(height, width, CODING_ORDERS.names()[order_id], payload)
 
 
@@ -220,13 +302,18 @@ def compress(codec: BaseCodec, x: Tensor, order: str = DEFAULT_ORDER) -> bytes:
 
 
 @torch.no_grad()
-def decompress(codec: BaseCodec, data: bytes) -> DecodedLatent:
+def decompress(codec: BaseCodec, data: bytes, max_pixels: int = MAX_PIXELS) -> DecodedLatent:
     """Decode a :func:`compress` stream: ``ŷ_b`` and ``x̃ = g_b(ŷ_b)`` cropped to ``H × W``.
 
+    Args:
+        codec: the base codec that wrote the stream.
+        data: header + payload.
+        max_pixels: refuse streams of images with more than this many pixels ``H × W``.
+
     Raises:
-        StreamError: foreign, corrupt or truncated stream.
+        StreamError: foreign, corrupt, truncated or oversized stream, or one of an old version.
     """
-    header = _unpack(codec, data)
+    header = _unpack(codec, data, codec.entropy_model.M, max_pixels)
     size = _latent_size(header.height, header.width)
     y_hat = decode_latent(codec.entropy_model, header.payload, size, None, header.order)
     return DecodedLatent(y_hat, _synthesis(codec.g_b, y_hat, header.height, header.width))
@@ -267,9 +354,15 @@ def compress_enhancement(
 
 
 @torch.no_grad()
-def decompress_enhancement(codec: EnhancementCodec, data: bytes, y_hat_b: Tensor) -> DecodedLatent:
-    """Decode ``ŷ_e`` given the decoded base latent ``ŷ_b`` (from :func:`decompress`)."""
-    header = _unpack(codec, data)
+def decompress_enhancement(
+    codec: EnhancementCodec, data: bytes, y_hat_b: Tensor, max_pixels: int = MAX_PIXELS
+) -> DecodedLatent:
+    """Decode ``ŷ_e`` given the decoded base latent ``ŷ_b`` (from :func:`decompress`).
+
+    Raises:
+        StreamError: as :func:`decompress`.
+    """
+    header = _unpack(codec, data, codec.entropy_model.M, max_pixels)
     size = _latent_size(header.height, header.width)
     if tuple(y_hat_b.shape[-2:]) != size:
         raise ValueError(
@@ -295,6 +388,8 @@ def rate_audit(codec: BaseCodec, x: Tensor, order: str = DEFAULT_ORDER) -> RateA
 __all__ = [
     "DEFAULT_ORDER",
     "HEADER_BYTES",
+    "MAX_PIXELS",
+    "VERSION",
     "DecodedLatent",
     "RateAudit",
     "StreamError",
@@ -304,6 +399,7 @@ __all__ = [
     "decompress",
     "decompress_enhancement",
     "encode_latent",
+    "max_symbols",
     "model_hash",
     "rate_audit",
 ]

@@ -94,7 +94,11 @@ class CocoDetection(Dataset):
             )
         self.image_dir = self.root / split
         if not self.image_dir.is_dir():
-            raise DatasetNotFoundError(f"{self.image_dir}: missing; expected the {split} images")
+            found = sorted(path.name[len("instances_"):-len(".json")] for path in
+                           (self.root / "annotations").glob("instances_*.json"))
+            valid = f"; splits in this root: {', '.join(found)}" if found else ""
+            raise DatasetNotFoundError(
+                f"{self.image_dir}: missing; expected the {split} images{valid}")
         ann = Path(annotation_file) if annotation_file else (
             self.root / "annotations" / f"instances_{split}.json")
         if not ann.is_file():

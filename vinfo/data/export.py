@@ -11,8 +11,10 @@ Images are written as PNG by default (lossless: the 8-bit synthetic images round
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +26,7 @@ from pycocotools import mask as mask_utils
 from vinfo.data.sample import Sample
 from vinfo.data.synthetic import SYNTHETIC_CLASSES, SceneClass, SyntheticConfig, SyntheticScenes
 from vinfo.io import atomic_path
+from vinfo.lock import LOCK_NAME, folder_lock
 from vinfo.registry import Registry
 
 CITYSCAPES_BASELINE_M = 0.209313
@@ -209,14 +212,71 @@ EXPORT_FORMATS.add("coco", _coco)
 EXPORT_FORMATS.add("cityscapes", _cityscapes)
 
 
+EXPORT_MARKER = ".vinfo-export.json"
+"""File at the root of every export, listing the splits written. A non-empty folder without it
+is not an export: vinfo never writes into it nor clears anything in it."""
+
+
+def _owned(format: str, out: Path, split: str) -> list[Path]:
+    """The paths an export of ``split`` writes (and ``overwrite`` replaces), nothing else."""
+    if format == "coco":
+        return [out / split, out / "annotations" / f"instances_{split}.json"]
+    return [out / kind / split for kind in ("leftImg8bit", "gtFine", "disparity", "camera")]
+
+
+def _prepare(format: str, out: Path, split: str, overwrite: bool) -> dict:
+    """Check ``out`` (held under :func:`vinfo.lock.folder_lock`), clear the split's old files
+    if ``overwrite``; return the marker's current content.
+
+    Raises:
+        FileExistsError: ``out`` holds files but no :data:`EXPORT_MARKER`, or already holds this
+            split and ``overwrite`` is false.
+    """
+    marker = out / EXPORT_MARKER
+    entries = [entry for entry in out.iterdir() if entry.name != LOCK_NAME]
+    if not entries:
+        return {"format": format, "splits": {}}
+    if not marker.is_file() or marker.is_symlink():
+        raise FileExistsError(f"{out}: output folder is not empty and not a vinfo export (no "
+                              f"{EXPORT_MARKER}); choose an empty or new folder")
+    try:
+        record = json.loads(marker.read_text(encoding="utf-8"))
+        stored_format = record["format"]
+    except (ValueError, KeyError, TypeError):
+        raise FileExistsError(f"{marker}: damaged export record; remove the folder "
+                              "yourself") from None
+    if stored_format != format:
+        raise FileExistsError(f"{out}: holds a {stored_format} export, not {format}; choose "
+                              "another folder")
+    present = [path for path in _owned(format, out, split) if path.exists() or path.is_symlink()]
+    if present and not overwrite:
+        raise FileExistsError(f"{out}: already holds split {split!r} ({present[0]}); pass "
+                              "--overwrite to replace it, or choose another folder")
+    for path in present:
+        # rmtree never follows a symlink out of the tree; a symlink itself is only unlinked
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    record.setdefault("splits", {}).pop(split, None)
+    return record
+
+
 def export_synthetic(
     format: str,
     out: str | Path,
     n: int | None = None,
     config: SyntheticConfig | str = "tiny",
+    *,
+    overwrite: bool = False,
     **kwargs: object,
 ) -> Path:
     """Export the first ``n`` synthetic samples in a real dataset layout.
+
+    ``out`` is written by one process at a time (:func:`vinfo.lock.folder_lock`). It must be
+    missing, empty or an earlier export (it holds an :data:`EXPORT_MARKER`); a split already in
+    it is refused unless ``overwrite``, which first removes that split's files (and only
+    those), so no file of the old export survives next to the new one.
 
     Args:
         format: a name in :data:`EXPORT_FORMATS` (``"coco"`` or ``"cityscapes"``).
@@ -224,6 +284,7 @@ def export_synthetic(
         n: number of samples, at least 1 (the loaders reject an empty tree); ``None`` means the
             config's ``num_images``.
         config: a :class:`SyntheticConfig` or preset name.
+        overwrite: replace the split if ``out`` already holds it.
         **kwargs: passed to :func:`export_coco` / :func:`export_cityscapes` (e.g. ``split``).
 
     Returns:
@@ -231,6 +292,9 @@ def export_synthetic(
 
     Raises:
         ValueError: ``n < 1``; nothing is written.
+        FileExistsError: ``out`` is neither empty nor an export, or holds the split and
+            ``overwrite`` is false; nothing is written.
+        vinfo.lock.FolderBusyError: another process is writing ``out``.
     """
     exporter = EXPORT_FORMATS.get(format)
     cfg = SyntheticConfig.preset(config) if isinstance(config, str) else config
@@ -239,4 +303,11 @@ def export_synthetic(
         # An empty tree is not a dataset: both loaders refuse a split with no images.
         raise ValueError(f"n must be >= 1 to export a dataset, got {n}")
     cfg = replace(cfg, num_images=n)
-    return exporter(SyntheticScenes(cfg), Path(out), **kwargs)
+    out = Path(out)
+    split = str(kwargs.get("split", "train2017" if format == "coco" else "train"))
+    with folder_lock(out):
+        record = _prepare(format, out, split, overwrite)
+        # before the files: an interrupted export is still recognised as one by --overwrite
+        record["splits"][split] = {"num_images": n, "config": dataclasses.asdict(cfg)}
+        _write_atomic(out / EXPORT_MARKER, json.dumps(record, default=str).encode())
+        return exporter(SyntheticScenes(cfg), out, **kwargs)

@@ -82,6 +82,7 @@ from vinfo.experiments.sweep import (
 )
 from vinfo.experiments.verdict import paper_verdicts
 from vinfo.io import write_json_atomic, write_text_atomic
+from vinfo.lock import folder_lock
 from vinfo.models.config import CodecConfig, codec_preset
 from vinfo.models.enhancement import STRATEGIES
 from vinfo.registry import Registry
@@ -627,7 +628,9 @@ def reproduce(
         torch.set_num_threads(preset.threads)
     executor = executor_for(default_workers(preset) if workers is None else workers)
     try:
-        return _reproduce(preset, Path(out), data_root, progress, started, executor)
+        # taken once here, on the top folder: the worker processes write under it unlocked
+        with folder_lock(out):
+            return _reproduce(preset, Path(out), data_root, progress, started, executor)
     finally:
         torch.set_num_threads(threads)
 

@@ -21,6 +21,7 @@ refused rather than overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -31,7 +32,6 @@ from typing import Any
 
 import pandas as pd
 import torch.distributed
-from safetensors.torch import load_file
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -47,13 +47,14 @@ from vinfo.experiments.splits import (
     dataset_splits,
     experiment_transforms,
 )
-from vinfo.io import write_json_atomic
+from vinfo.io import check_output_file, write_json_atomic
+from vinfo.lock import folder_lock
 from vinfo.models.base import BaseCodec
-from vinfo.models.checkpoint import load_checkpoint, save_checkpoint
+from vinfo.models.checkpoint import load_checkpoint, read_tensors, save_checkpoint
 from vinfo.models.config import CodecConfig, codec_preset
 from vinfo.models.enhancement import STRATEGIES, EnhancementCodec
 from vinfo.models.tasks import get_task
-from vinfo.train import TrainConfig, Trainer, seed_everything
+from vinfo.train import TrainConfig, Trainer, seed_everything, select_device
 from vinfo.train.distributed import is_distributed, is_main_process, process_group_from_env
 
 CHECKPOINT = "model.safetensors"
@@ -172,7 +173,7 @@ def warm_start(model: nn.Module, checkpoint: str | Path) -> None:
     Raises:
         ValueError: the checkpoint's tensors do not fit ``model``.
     """
-    tensors = load_file(str(checkpoint))
+    tensors = read_tensors(checkpoint)  # checked against its digest
     if isinstance(model, EnhancementCodec):
         tensors = {k: v for k, v in tensors.items() if not k.startswith("base.")}
         own = {k for k in model.state_dict() if not k.startswith("base.")}
@@ -337,11 +338,12 @@ def train_run(
     interrupted = (run_dir / "last_state.pt").is_file()
     if interrupted and not resume:
         raise ValueError(f"{run_dir}: holds an interrupted run; resume it or remove it")
+    seed_everything(train.seed)  # the same initial weights on a rerun
+    model = build_model(spec, config)
+    parameters = _parameters(model, spec.train_only)  # a bad name fails before any file
     run_dir.mkdir(parents=True, exist_ok=True)
     if is_main_process():
         write_json_atomic(experiment, record)
-    seed_everything(train.seed)  # the same initial weights on a rerun
-    model = build_model(spec, config)
     if spec.init is not None:
         warm_start(model, spec.init)
     elif spec.train_only is None:
@@ -354,7 +356,7 @@ def train_run(
         train,
         run_dir,
         collate_fn=collate,
-        parameters=_parameters(model, spec.train_only),
+        parameters=parameters,
     )
     trainer.fit(resume=interrupted)
     trainer.load_best()
@@ -521,50 +523,54 @@ def train_curve(
     Run under ``torchrun --nproc-per-node N vinfo train …`` for DDP: ``batch_size`` is the
     global batch and rank 0 writes the files.
     """
-    config = codec_preset(codec).replace(
-        segmentation_classes=EXPERIMENT_DATA.get(dataset).segmentation_classes
-    )
-    if base is not None:
-        base_model = load_checkpoint(base)
-        if not isinstance(base_model, BaseCodec):
-            raise ValueError(f"{base}: not a base codec checkpoint")
-        beta = base_model.beta
-    template = RunSpec(
-        task,
-        1.0,
-        beta,
-        strategy,
-        base=None if base is None else str(base),
-        init=None if init is None else str(init),
-        train_only=train_only,
-    )
-    splits = dataset_splits(
-        dataset,
-        root=data_root,
-        synthetic=synthetic,
-        **experiment_transforms(augment=augment, downscale=downscale),
-    )
     train = train or TrainConfig()
-    data = data_record(
-        dataset,
-        synthetic=synthetic,
-        root=data_root,
-        split=train_split_name(splits),
-        downscale=downscale,
-    )
-    with process_group_from_env():  # under torchrun: DDP across the ranks; otherwise nothing
-        return lambda_sweep(
-            out,
-            template,
-            lmbdas,
-            config,
-            splits,
-            train,
-            warm,
-            resume=resume,
-            progress=progress,
-            data=data,
+    for settings in (train, warm or train):
+        select_device(settings.device)  # a device this machine lacks fails before any work
+    # rank 0 alone writes (and locks) under torchrun, where every rank runs this function
+    with folder_lock(out) if is_main_process() else contextlib.nullcontext():
+        config = codec_preset(codec).replace(
+            segmentation_classes=EXPERIMENT_DATA.get(dataset).segmentation_classes
         )
+        if base is not None:
+            base_model = load_checkpoint(base)
+            if not isinstance(base_model, BaseCodec):
+                raise ValueError(f"{base}: not a base codec checkpoint")
+            beta = base_model.beta
+        template = RunSpec(
+            task,
+            1.0,
+            beta,
+            strategy,
+            base=None if base is None else str(base),
+            init=None if init is None else str(init),
+            train_only=train_only,
+        )
+        splits = dataset_splits(
+            dataset,
+            root=data_root,
+            synthetic=synthetic,
+            **experiment_transforms(augment=augment, downscale=downscale),
+        )
+        data = data_record(
+            dataset,
+            synthetic=synthetic,
+            root=data_root,
+            split=train_split_name(splits),
+            downscale=downscale,
+        )
+        with process_group_from_env():  # under torchrun: DDP across the ranks; otherwise nothing
+            return lambda_sweep(
+                out,
+                template,
+                lmbdas,
+                config,
+                splits,
+                train,
+                warm,
+                resume=resume,
+                progress=progress,
+                data=data,
+            )
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[FinishedRun]:
@@ -708,7 +714,11 @@ def write_rd(
 
     Returns:
         The RD table.
+
+    Raises:
+        ValueError: ``out`` does not end in ``.csv`` (checked before any work).
     """
+    check_output_file(out, (".csv",), "the RD table")
     splits = dataset_splits(dataset, root=data_root, synthetic=synthetic)
     frame = collect_rd(
         find_runs(paths),

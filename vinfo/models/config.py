@@ -66,11 +66,14 @@ class CodecConfig:
     standardise_input: bool = True
 
     def __post_init__(self) -> None:
+        # each message starts with the field's name: vinfo.models.checkpoint.check_spec
+        # puts "config." before it
         for name in ("N", "M", "in_channels", "segmentation_classes", "detection_classes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.blocks_per_stage < 0 or self.conditional_blocks < 0:
-            raise ValueError("block counts must be non-negative")
+        for name in ("blocks_per_stage", "conditional_blocks"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
         if self.context_kernel < 3 or self.context_kernel % 2 == 0:
             raise ValueError(f"context_kernel must be odd and ≥ 3, got {self.context_kernel}")
         if self.head_variant not in HEAD_VARIANTS:
@@ -78,9 +81,12 @@ class CodecConfig:
                 f"head_variant must be one of {HEAD_VARIANTS}, got {self.head_variant!r}"
             )
         if self.detection_min_size is not None and self.detection_min_size < 1:
-            raise ValueError("detection_min_size must be positive or None")
-        if self.scale_bound <= 0 or self.likelihood_bound <= 0:
-            raise ValueError("scale_bound and likelihood_bound must be positive")
+            raise ValueError(
+                f"detection_min_size must be positive or None, got {self.detection_min_size}"
+            )
+        for name in ("scale_bound", "likelihood_bound"):
+            if not getattr(self, name) > 0:  # also refuses NaN
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
     def stage_channels(self) -> tuple[int, int, int, int]:
         """Output channels of the 4 downsamplings of ``f``: linear from ``N`` to ``M``."""

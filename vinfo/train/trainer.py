@@ -145,6 +145,12 @@ class TrainConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f"grad_clip must be positive, got {self.grad_clip}")
+        if self.device != "auto":
+            try:  # the name only: whether this machine has the device is select_device's check
+                torch.device(self.device)
+            except (RuntimeError, TypeError):
+                raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got "
+                                 f"{self.device!r}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,8 +1,15 @@
+import math
+import struct
+import time
+import zlib
+
 import pytest
 import torch
+from compressai.ans import BufferedRansEncoder
 
 from vinfo.coding.bitstream import (
     HEADER_BYTES,
+    MAX_PIXELS,
     StreamError,
     compress,
     compress_enhancement,
@@ -10,8 +17,10 @@ from vinfo.coding.bitstream import (
     decompress,
     decompress_enhancement,
     encode_latent,
+    max_symbols,
     rate_audit,
 )
+from vinfo.coding.tables import default_tables
 from vinfo.models.base import BaseCodec
 from vinfo.models.config import codec_preset
 from vinfo.models.enhancement import EnhancementCodec
@@ -117,3 +126,105 @@ def test_rate_audit_separates_header_and_payload():
     assert audit.num_pixels == 64 * 64
     # an untrained model is a poor fit; only check the coder is in the estimate's range
     assert -0.5 < audit.payload_overhead < 0.5
+
+
+def forge(stream: bytes, version=None, height=None, width=None, payload=None) -> bytes:
+    """``stream`` with header fields replaced and a CRC-32 recomputed as the format says: over
+    the 13 header bytes before the CRC field, then the payload."""
+    fields = list(struct.unpack(">3sBB4sHHI", stream[:HEADER_BYTES]))
+    for index, value in ((1, version), (4, height), (5, width)):
+        if value is not None:
+            fields[index] = value
+    payload = stream[HEADER_BYTES:] if payload is None else payload
+    head = struct.pack(">3sBB4sHH", *fields[:6])
+    return head + struct.pack(">I", zlib.crc32(head + payload)) + payload
+
+
+def test_forge_reproduces_the_encoder_crc():
+    codec = trained_like_base()
+    stream = compress(codec, torch.rand(1, 3, 32, 32))
+    assert forge(stream) == stream  # the CRC covers header and payload, as documented
+    assert stream[3] == 3  # version
+
+
+def test_every_single_bit_flip_of_the_header_is_refused():
+    codec = trained_like_base()
+    stream = compress(codec, torch.rand(1, 3, 32, 48))
+    assert decompress(codec, stream).x_tilde.shape == (1, 3, 32, 48)
+    for bit in range(8 * HEADER_BYTES):
+        flipped = bytearray(stream)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises(StreamError):
+            decompress(codec, bytes(flipped))
+
+
+def test_size_fields_are_covered_by_the_crc():
+    codec = trained_like_base()
+    stream = compress(codec, torch.rand(1, 3, 32, 32))
+    tampered = bytearray(stream)
+    tampered[9:13] = struct.pack(">HH", 64, 64)  # the size change of issue 16, CRC untouched
+    with pytest.raises(StreamError, match="checksum mismatch"):
+        decompress(codec, bytes(tampered))
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_old_stream_versions_are_refused_naming_the_version(version):
+    codec = trained_like_base()
+    old = forge(compress(codec, torch.rand(1, 3, 32, 32)), version=version)
+    with pytest.raises(StreamError, match=f"stream version {version} is no longer read"):
+        decompress(codec, old)
+    with pytest.raises(StreamError, match="unsupported stream version 9"):
+        decompress(codec, forge(old, version=9))
+
+
+def test_stream_of_another_model_is_refused_even_with_the_same_shapes():
+    codec = trained_like_base()
+    stream = compress(codec, torch.rand(1, 3, 32, 32))
+    for other in (trained_like_base(task="reconstruction"), BaseCodec(TINY.replace(N=12), "depth")):
+        with pytest.raises(StreamError, match="another config, task or strategy"):
+            decompress(other.eval(), stream)
+    same_spec = trained_like_base(seed=5)  # other weights, same spec: the hash is of the spec
+    assert decompress(same_spec, stream).y_hat.shape == (1, TINY.M, 2, 2)
+
+
+def test_oversized_images_are_refused_before_decoding():
+    codec = trained_like_base()
+    x = torch.rand(1, 3, 32, 48)
+    stream = compress(codec, x)
+    with pytest.raises(StreamError, match="exceeds the decoder's limit of 1000 pixels"):
+        decompress(codec, stream, max_pixels=1000)
+    assert decompress(codec, stream, max_pixels=32 * 48).x_tilde.shape == x.shape
+    huge = forge(stream, height=65535, width=65535)  # valid CRC: a forger, not an accident
+    start = time.perf_counter()
+    with pytest.raises(StreamError, match=f"limit of {MAX_PIXELS} pixels"):
+        decompress(codec, huge)
+    # the payload bound: 16 × 4096² symbols do not fit a payload of some hundred bytes
+    with pytest.raises(StreamError, match=f"cannot hold the {TINY.M * 4096**2} latent symbols"):
+        decompress(codec, huge, max_pixels=2**32)
+    with pytest.raises(StreamError, match="cannot hold"):
+        decompress(codec, forge(stream, payload=b"\x00" * 4))  # shorter than the rANS flush
+    assert time.perf_counter() - start < 0.5
+
+
+def test_max_symbols_bounds_the_most_compressible_stream_the_coder_can_write():
+    """Code the most probable symbol of the most peaked table many times with CompressAI's
+    coder: the payload it writes must not be shorter than the bound admits."""
+    tables = default_tables()
+    best = (0, 0, 0)  # (frequency, row, symbol)
+    for row, (cdf, length) in enumerate(zip(tables.cdf, tables.cdf_lengths, strict=True)):
+        for symbol in range(length - 2):  # the last entry is the escape symbol
+            best = max(best, (cdf[symbol + 1] - cdf[symbol], row, symbol))
+    frequency, row, symbol = best
+    assert 2**15 < frequency < 2**16
+    count = 400_000
+    encoder = BufferedRansEncoder()
+    encoder.encode_with_indexes(
+        [symbol + tables.offsets[row]] * count, [row] * count,
+        tables.cdf, tables.cdf_lengths, tables.offsets,
+    )
+    payload = encoder.flush()
+    ideal_bits = count * math.log2(2**16 / frequency)
+    assert 8 * len(payload) >= ideal_bits  # rANS cannot beat the entropy of its own tables
+    assert count <= max_symbols(len(payload))
+    # the bound is no looser than a factor 2 over the ideal (+ the 64-bit flush)
+    assert max_symbols(len(payload)) <= 2 * count * (8 * len(payload)) / (ideal_bits)
