@@ -12,6 +12,7 @@ stays under 150 KB.
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
 
 from vinfo.experiments.analysis import (
@@ -37,8 +38,10 @@ def main() -> None:
     results = load_results(demo_results(None, args.results, preset=args.preset, progress=print))
     probes, _ = probe_tables(results)
     figure = plot_iv_across_beta(iv_across_beta(probes, results.pair_lmbdas))
-    figure.suptitle(f"I_V against probe capacity, similar-rate pair ({results.description}; "
-                    "shows the figure, not a result)", fontsize="small")
+    title = (f"I_V against probe capacity at the similar-rate pair, bands: 95% bootstrap CIs "
+             f"({results.description})")
+    figure.suptitle("\n".join(textwrap.wrap(title, 150)), fontsize="small")
+    figure.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     (path,) = save_figure(figure, args.out.with_suffix(""), ("png",))
     size = path.stat().st_size
