@@ -189,6 +189,7 @@ class ReproducePreset:
         secondary: the secondary tasks.
         first: training of the first model of a curve.
         warm: training of the warm-started models.
+        direct: training of each direct decoder on a frozen base (``None``: :attr:`first`).
         warm_start: how a curve's models are warm-started, one of
             :data:`~vinfo.experiments.sweep.WARM_STARTS` (the base and the scalable curves).
         dataset: a name in :data:`vinfo.data.DATASETS`.
@@ -235,6 +236,7 @@ class ReproducePreset:
     probes: ProbeStudy | None = None
     pair_seeds: tuple[int, ...] = (0,)
     warm_start: str = "highest"
+    direct: TrainConfig | None = None
 
     def __post_init__(self) -> None:
         check_warm_start(self.warm_start)
@@ -244,9 +246,16 @@ class ReproducePreset:
             raise ValueError("a base curve needs at least 2 lambda values")
         if not self.pair_seeds or len(set(self.pair_seeds)) != len(self.pair_seeds):
             raise ValueError(f"pair_seeds must be distinct and not empty, got {self.pair_seeds}")
-        if self.pair_seeds[0] != self.first.seed or self.first.seed != self.warm.seed:
+        if self.pair_seeds[0] != self.first.seed or {self.warm.seed, self.direct_train.seed} != {
+            self.first.seed
+        }:
             raise ValueError("the first pair seed is the seed every model trains with "
                              f"({self.first.seed}); got {self.pair_seeds}")
+
+    @property
+    def direct_train(self) -> TrainConfig:
+        """Training of each direct decoder (:attr:`direct`, or :attr:`first` if unset)."""
+        return self.first if self.direct is None else self.direct
 
     @property
     def baseline_beta(self) -> float:
@@ -435,8 +444,11 @@ def describe_plan(preset: ReproducePreset, out: str | Path) -> str:
     ]
     for secondary in preset.secondary:
         values = ", ".join(f"{v:g}" for v in secondary.lmbdas)
+        direct = (f"; direct decoders up to {preset.direct_train.max_epochs} epochs"
+                  if "direct" in secondary.strategies else "")
         lines.append(
             f"3. {secondary.task}: {', '.join(secondary.strategies)}; lambda_e in ({values})"
+            + direct
         )
     lines.append(
         f"4. RD CSVs, BD table, Fig. 2/3 plots; {preset.num_models()} models in total"
@@ -552,8 +564,9 @@ def bd_rows(
 def _check_out(out: Path, preset: ReproducePreset) -> None:
     record = out / "reproduce.json"
     wanted = preset.to_dict()
-    for config in ("first", "warm"):
-        wanted[config].pop("quiet")
+    for config in ("first", "warm", "direct"):
+        if wanted[config] is not None:
+            wanted[config].pop("quiet")
     if record.is_file():
         stored = json.loads(record.read_text(encoding="utf-8"))
         if stored != wanted:
@@ -569,6 +582,7 @@ def _with_quiet(preset: ReproducePreset, quiet: bool) -> ReproducePreset:
         preset,
         first=dataclasses.replace(preset.first, quiet=quiet),
         warm=dataclasses.replace(preset.warm, quiet=quiet),
+        direct=None if preset.direct is None else dataclasses.replace(preset.direct, quiet=quiet),
     )
 
 
@@ -818,7 +832,7 @@ def _secondary_plan(
                 runs.append(PlannedRun(
                     spec,
                     preset.codec,
-                    preset.first,
+                    preset.direct_train,
                     root / "direct" / f"beta={beta:g}" / f"base_lmbda={base.spec.lmbda:g}",
                     _dependencies(spec),
                     message=f"train {secondary.task} {spec.curve} on base "
@@ -873,7 +887,7 @@ def _pair_seed_plan(
                 source = next(r for r in direct.values() if r.spec.base == str(source.checkpoint))
                 spec = dataclasses.replace(source.spec, base=str(base.checkpoint))
                 runs.append(_replica(
-                    dataclasses.replace(source, spec=spec), seed, preset.first,
+                    dataclasses.replace(source, spec=spec), seed, preset.direct_train,
                     runs_dir / "reconstruction" / "direct" / f"beta={beta:g}",
                 ))
             replicas[seed][beta] = runs  # replicas carry their sources' data records

@@ -207,3 +207,39 @@ def test_micro_reproduce_end_to_end(micro_run):
     reproduce("micro", out)
     assert time.perf_counter() - started < 20
     assert {p: p.stat().st_mtime_ns for p in out.rglob("model.safetensors")} == stamps
+
+
+def test_direct_decoders_and_their_seed_replicas_train_with_the_direct_budget(tmp_path):
+    """``ReproducePreset.direct`` sets every direct decoder's training, the pair's seed
+    replicas included; the base and scalable models keep ``first``/``warm``."""
+    from vinfo.experiments.reproduce import _pair_seed_plan, _secondary_plan
+    from vinfo.experiments.sweep import FinishedRun, RunSpec, plan_lambda_sweep
+
+    tiny = get_preset("tiny")
+    assert tiny.direct_train == (tiny.first if tiny.direct is None else tiny.direct)
+    direct = dataclasses.replace(tiny.first, max_epochs=tiny.first.max_epochs + 7)
+    preset = dataclasses.replace(tiny, direct=direct)
+    runs = tmp_path / "runs"
+    base_plan = {
+        beta: plan_lambda_sweep(runs / "base" / f"beta={beta:g}", RunSpec("depth", 1.0, beta),
+                                preset.base_lmbdas, preset.codec, preset.first, preset.warm,
+                                warm_start=preset.warm_start)
+        for beta in preset.betas
+    }
+    base_runs = {b: [FinishedRun(r.spec, r.run_dir) for r in p] for b, p in base_plan.items()}
+    chosen = {b: finished[-1] for b, finished in base_runs.items()}
+    reconstruction = preset.secondary[0]
+    plans = {"reconstruction": _secondary_plan(preset, reconstruction, base_runs, chosen, runs)}
+    by_strategy = {}
+    for run in plans["reconstruction"]:
+        by_strategy.setdefault(run.spec.strategy, []).append(run.train.max_epochs)
+    assert by_strategy["direct"] == [direct.max_epochs] * 2 * len(preset.base_lmbdas)
+    assert set(by_strategy["scalable"]) <= {preset.first.max_epochs, preset.warm.max_epochs}
+    replicas = _pair_seed_plan(preset, base_plan, chosen, plans, runs)
+    for seed, per_beta in replicas.items():
+        for base_replica, direct_replica in per_beta.values():
+            assert direct_replica.spec.strategy == "direct"
+            assert direct_replica.train == dataclasses.replace(direct, seed=seed)
+            assert base_replica.train.max_epochs != direct.max_epochs
+    with pytest.raises(ValueError, match="seed"):
+        dataclasses.replace(tiny, direct=dataclasses.replace(direct, seed=5))
