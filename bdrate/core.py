@@ -26,6 +26,12 @@ Interpolation methods (see :data:`METHODS`); the names mean what they mean in th
   CubicSpline`); not in ``bjontegaard``. It oscillates on noisy curves, where the guard below
   rejects it.
 
+**Monotone curves.** BD-rate inverts each curve (``log10(rate)`` as a function of the
+metric), so ``pchip``, ``akima`` and ``spline`` need the metric strictly monotone in rate for
+it (:class:`NonMonotoneCurveError` otherwise; scipy refuses such an axis in ``bjontegaard``
+too). BD-metric interpolates the metric over ``log10(rate)``, which needs distinct rates only:
+like ``bjontegaard``, it is computed on non-monotone curves with every method.
+
 **Guard.** A BD value is an average of the gap between two interpolants, so it is only as
 good as they are. Over the integration interval each curve's interpolant must stay within the
 range of the curve's own points on the interpolated axis (``log10(rate)`` for BD-rate, the
@@ -85,7 +91,8 @@ class TooFewPointsError(BDError):
 
 
 class NonMonotoneCurveError(BDError):
-    """A curve's metric does not move in one direction with rate, and the method needs it to."""
+    """A curve's metric does not move in one direction with rate, and the method needs it to
+    for BD-rate."""
 
 
 class NoOverlapError(BDError):
@@ -121,7 +128,10 @@ class InterpolationMethod:
         fit: ``fit(x, y)`` with ``x`` strictly increasing returns an object with
             ``integrate(a, b)`` and ``__call__(x)``.
         min_points: fewest points per curve the method accepts.
-        requires_monotone: whether the metric must be strictly monotone in rate.
+        requires_monotone: whether BD-rate needs the metric strictly monotone in rate (it
+            interpolates ``log10(rate)`` as a function of the metric). BD-metric never does:
+            it interpolates the metric over ``log10(rate)``, which only needs distinct rates,
+            and ``bjontegaard`` computes it on non-monotone curves too.
         description: one line for help texts.
     """
 
@@ -227,8 +237,10 @@ def _validate_curve(
     role: str,
     method: InterpolationMethod | None,
     higher_is_better: bool,
+    monotone: bool = False,
 ) -> _Curve:
-    """Check one curve; ``method=None`` checks only what every computation needs."""
+    """Check one curve; ``method=None`` checks only what every computation needs, and
+    ``monotone`` asks for the metric monotone in rate if ``method`` requires it (BD-rate)."""
     rate = np.asarray(rate, dtype=np.float64).reshape(-1)
     metric = np.asarray(metric, dtype=np.float64).reshape(-1)
     if rate.shape != metric.shape:
@@ -248,7 +260,7 @@ def _validate_curve(
     rate, metric = rate[order], metric[order]
     if np.any(np.diff(rate) == 0):
         raise InvalidCurveError(f"{role} curve: duplicate rates {rate}")
-    if method is not None and method.requires_monotone:
+    if monotone and method is not None and method.requires_monotone:
         steps = np.diff(metric) if higher_is_better else -np.diff(metric)
         if np.any(steps <= 0):
             direction = "increase" if higher_is_better else "decrease"
@@ -267,13 +279,11 @@ def _validated_pair(
     metric_test: ArrayLike,
     method: InterpolationMethod | None,
     higher_is_better: bool,
+    monotone: bool = False,
 ) -> tuple[_Curve, _Curve]:
-    anchor = _validate_curve(
-        rate_anchor, metric_anchor, role="anchor", method=method, higher_is_better=higher_is_better
-    )
-    test = _validate_curve(
-        rate_test, metric_test, role="test", method=method, higher_is_better=higher_is_better
-    )
+    checks = dict(method=method, higher_is_better=higher_is_better, monotone=monotone)
+    anchor = _validate_curve(rate_anchor, metric_anchor, role="anchor", **checks)
+    test = _validate_curve(rate_test, metric_test, role="test", **checks)
     return anchor, test
 
 
@@ -413,7 +423,8 @@ def bd_rate(
     validate_min_overlap(min_overlap)
     entry = get_method(method)
     anchor, test = _validated_pair(
-        rate_anchor, metric_anchor, rate_test, metric_test, entry, higher_is_better
+        rate_anchor, metric_anchor, rate_test, metric_test, entry, higher_is_better,
+        monotone=True,
     )
     if not entry.requires_monotone:
         _require_distinct(anchor.metric, "anchor")

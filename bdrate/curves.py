@@ -324,7 +324,12 @@ def compare_curves(
             computed = {name: _bd_values(curve_arrays, name, direction) for name in methods}
             errors = [error for _, failed in computed.values() for _, error in failed]
             if len(errors) == 2 * len(methods):
-                raise type(errors[0])(f"{where}: {errors[0]}") from None
+                reasons = "; ".join(
+                    f"{what}: {error}" for _, failed in computed.values() for what, error in failed
+                )
+                if len({str(error) for error in errors}) == 1:
+                    reasons = str(errors[0])
+                raise type(errors[0])(f"{where}: {reasons}") from None
             overlaps = dict(
                 bd_rate_overlap=bd_rate_overlap(*curve_arrays),
                 bd_metric_overlap=bd_metric_overlap(*curve_arrays),

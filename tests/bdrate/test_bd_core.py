@@ -313,6 +313,22 @@ def test_cubic_accepts_non_monotone_but_lower_is_better_checks_direction():
         bd_rate(*GOOD, *GOOD, higher_is_better=False)
 
 
+@pytest.mark.parametrize("method", ["akima", "pchip", "cubic"])
+def test_bd_metric_of_a_non_monotone_curve_matches_bjontegaard(method):
+    """BD-metric interpolates the metric over log10(rate), so a dip of the metric is no
+    obstacle, as in ``bjontegaard``; BD-rate, which inverts the curve, still refuses it.
+    The curves are a flat direct-reconstruction curve of a demo run and the one above it."""
+    anchor = ([0.0879, 0.1175, 0.1446, 0.1585], [19.1968, 18.8479, 19.0291, 19.1962])
+    test = ([0.0830, 0.1036, 0.1362, 0.1532], [20.0449, 20.9835, 21.4634, 21.7152])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = bjontegaard.bd_psnr(*anchor, *test, method=method)
+    assert bd_metric(*anchor, *test, method=method, min_overlap=0) == pytest.approx(expected)
+    if method != "cubic":
+        with pytest.raises(NonMonotoneCurveError, match="anchor curve"):
+            bd_rate(*anchor, *test, method=method, min_overlap=0)
+
+
 def test_min_overlap_must_be_a_fraction():
     with pytest.raises(BDError, match=r"min_overlap must be a fraction in \[0, 1\], got 1.5"):
         bd_rate(*GOOD, *GOOD, min_overlap=1.5)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from bdrate import compare_curves
-from bdrate.core import DEFAULT_METHOD, DEFAULT_MIN_OVERLAP, NonMonotoneCurveError, get_method
+from bdrate.core import DEFAULT_METHOD, DEFAULT_MIN_OVERLAP, get_method
 from bdrate.curves import RDCurve, format_overlap, overlap_legend
 from bdrate.directions import metric_direction
 from vinfo.io import write_json_atomic, write_text_atomic
@@ -181,9 +181,9 @@ def bd_table(
         frame: the RD table.
         comparisons: the rows to compute.
         method: BD interpolation method (:data:`bdrate.core.METHODS` or an alias).
-        prune_dominated: when a curve is not monotone (which ``method`` may require, and noisy
-            short training produces), retry on the curves' :func:`pareto_front` and say so in
-            ``note``.
+        prune_dominated: when a curve is not monotone (noisy short training produces them),
+            compute BD-rate, which needs monotone curves, on the curves' :func:`pareto_front`
+            and say so in ``note``; BD-metric keeps every point.
         min_overlap: overlaps below this fraction are flagged in :func:`bd_table_markdown`.
 
     Returns:
@@ -196,34 +196,71 @@ def bd_table(
     rows: list[dict[str, Any]] = []
     for comparison in comparisons:
         anchor, test = _rows(frame, comparison.anchor), _rows(frame, comparison.test)
-        row: dict[str, Any] = {**comparison.__dict__, "method": method}
-        note = ""
-        try:
-            result = _compare(anchor, test, comparison, method, min_overlap)
-        except NonMonotoneCurveError as error:
-            if not prune_dominated:
-                rows.append(row | _undefined(str(error), min_overlap))
-                continue
-            anchor, test = (pareto_front(c, comparison.metric) for c in (anchor, test))
-            note = f"dominated points dropped (anchor {len(anchor)}, test {len(test)} kept)"
-            try:
-                result = _compare(anchor, test, comparison, method, min_overlap)
-            except ValueError as second:
-                rows.append(row | _undefined(f"{note}; {second}", min_overlap))
-                continue
-        except ValueError as error:
-            rows.append(row | _undefined(str(error), min_overlap))
-            continue
-        row |= {
-            "bd_rate_percent": result.bd_rate_percent,
-            "bd_metric": result.bd_metric,
-            "bd_rate_overlap": result.bd_rate_overlap,
-            "bd_metric_overlap": result.bd_metric_overlap,
-            "min_overlap": result.min_overlap,
-            "note": "; ".join(part for part in (note, result.note) if part),
-        }
-        rows.append(row)
+        values = _bd_values(anchor, test, comparison, method, min_overlap)
+        fronts = [pareto_front(c, comparison.metric) for c in (anchor, test)]
+        if prune_dominated and (len(fronts[0]) < len(anchor) or len(fronts[1]) < len(test)):
+            # BD-rate inverts each curve, so it needs them monotone: it is computed on the
+            # operational (Pareto) curves. BD-metric needs distinct rates only and keeps every
+            # point, as bjontegaard computes it.
+            on_fronts = _bd_values(*fronts, comparison, method, min_overlap)
+            dropped = (f"BD-rate on the Pareto fronts (dominated points dropped: anchor "
+                       f"{len(fronts[0])} of {len(anchor)} kept, test {len(fronts[1])} of "
+                       f"{len(test)})")
+            rate_reason = _reasons(on_fronts["note"], "BD-rate")
+            if values["bd_rate_overlap"] == 0:  # the deeper reason, whatever the fronts
+                spans = ", ".join(
+                    f"{label} spans [{c[comparison.metric].min():.6g}, "
+                    f"{c[comparison.metric].max():.6g}]"
+                    for label, c in (("anchor", anchor), ("test", test))
+                )
+                rate_reason = (f"BD-rate: the curves do not overlap in {comparison.metric} "
+                               f"({spans})")
+            values |= {key: on_fronts[key] for key in ("bd_rate_percent", "bd_rate_overlap")}
+            values["note"] = _join(dropped, rate_reason, _reasons(values["note"], "BD-metric"))
+        rows.append({**comparison.__dict__, "method": method} | values)
     return pd.DataFrame(rows)
+
+
+def _bd_values(
+    anchor: pd.DataFrame,
+    test: pd.DataFrame,
+    comparison: Comparison,
+    method: str,
+    min_overlap: float,
+) -> dict[str, Any]:
+    """The BD columns of one comparison; NaN where undefined, with the reason in ``note``."""
+    try:
+        result = _compare(anchor, test, comparison, method, min_overlap)
+    except ValueError as error:
+        return _undefined(str(error), min_overlap)
+    return {
+        "bd_rate_percent": result.bd_rate_percent,
+        "bd_metric": result.bd_metric,
+        "bd_rate_overlap": result.bd_rate_overlap,
+        "bd_metric_overlap": result.bd_metric_overlap,
+        "min_overlap": result.min_overlap,
+        "note": result.note,
+    }
+
+
+def _reasons(note: str, value: str) -> str:
+    """The reason in ``note`` that concerns ``value`` (``"BD-rate"`` or ``"BD-metric"``).
+
+    :func:`~bdrate.compare_curves` writes ``"BD-rate: …; BD-metric: …"`` (either part may be
+    missing); a note without these labels (both values failed for one reason) concerns both.
+    """
+    rate_at, metric_at = note.find("BD-rate: "), note.find("BD-metric: ")
+    if rate_at < 0 and metric_at < 0:
+        return note
+    if value == "BD-metric":
+        return note[metric_at:] if metric_at >= 0 else ""
+    if rate_at < 0:
+        return ""
+    return note[rate_at:metric_at - 2] if metric_at > rate_at else note[rate_at:]
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(part for part in parts if part)
 
 
 def _compare(

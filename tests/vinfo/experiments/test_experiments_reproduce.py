@@ -121,7 +121,11 @@ def test_pareto_front_drops_dominated_points_and_rescues_the_bd_table():
     assert math.isnan(strict.loc[0, "bd_rate_percent"]) and "strictly" in strict.loc[0, "note"]
     rescued = bd_table(frame, comparison, prune_dominated=True)
     assert rescued.loc[0, "bd_rate_percent"] < 0  # b needs fewer bits for the same RMSE
-    assert "dominated points dropped (anchor 3, test 4 kept)" in rescued.loc[0, "note"]
+    note = rescued.loc[0, "note"]
+    assert note.startswith("BD-rate on the Pareto fronts (dominated points dropped: anchor 3 of 4")
+    # BD-metric keeps every point; here Akima overshoots the dip, which the guard refuses
+    assert math.isnan(rescued.loc[0, "bd_metric"]) and "BD-metric: anchor curve" in note
+    assert "outside the range of the curve's points" in note and "BD-rate: anchor" not in note
 
 
 @pytest.mark.slow
