@@ -65,9 +65,13 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, str | None]:
     if path.is_dir():
         raise CurveFileError(f"{path}: is a directory, expected a CSV or JSON file")
     if path.suffix.lower() == ".json":
+        # bdrate sits below vinfo (no vinfo.io.read_json here); the same message as there
         try:
-            document = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise CurveFileError(f"{path}: not valid JSON (line {error.lineno}, column "
+                                 f"{error.colno}: {error.msg})") from None
+        except (OSError, UnicodeDecodeError) as error:
             raise CurveFileError(f"{path}: not readable as JSON ({error})") from None
         results = document.get("results") if isinstance(document, dict) else None
         if not isinstance(results, dict):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cli.options import SYNTHETIC_PRESET_HELP
+from cli.options import SYNTHETIC_PRESET_HELP, check_beta_option, check_lmbda_option
 from vinfo.data import DATASETS
 from vinfo.experiments.sweep import train_curve
 from vinfo.models import CODEC_PRESETS, STRATEGIES, TASKS
@@ -20,7 +20,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-_LMBDA = typer.Option(..., "--lmbda", help="Lambda value (repeat for a curve).")
+_LMBDA = typer.Option(..., "--lmbda", callback=check_lmbda_option,
+                      help="Lambda value, > 0 (repeat for a curve).")
 _OUT = typer.Option(..., "--out", "-o", help="Curve directory (one sub-directory per lambda).")
 _DATASET = typer.Option("synthetic", "--dataset", help=f"One of {', '.join(DATASETS.names())}.")
 _ROOT = typer.Option(None, "--data-root", help="Root of a real dataset (coco, cityscapes).")
@@ -67,7 +68,8 @@ def _configs(
 @app.command()
 def base(
     task: str = typer.Option(..., "--task", help=f"Base task: {', '.join(TASKS.names())}."),
-    beta: float = typer.Option(0.0, "--beta", min=0.0, help="Reconstruction reward (paper: 0.1)."),
+    beta: float = typer.Option(0.0, "--beta", callback=check_beta_option,
+                               help="Reconstruction reward, >= 0 (paper: 0.1)."),
     lmbda: list[float] = _LMBDA,
     out: Path = _OUT,
     dataset: str = _DATASET,

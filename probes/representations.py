@@ -24,7 +24,6 @@ reuses it on the next call. Encoding runs in batches: only one batch of images i
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -45,6 +44,7 @@ from probes.storage import (
     write_safetensors,
 )
 from vinfo.data import DATASETS
+from vinfo.io import read_json
 from vinfo.models import BaseCodec, load_checkpoint
 from vinfo.models.checkpoint import FORMAT as CHECKPOINT_FORMAT
 from vinfo.models.checkpoint import config_path
@@ -247,10 +247,7 @@ def _checkpoint_spec(path: Path) -> dict[str, object]:
     spec_file = config_path(path)
     if not spec_file.is_file():
         raise FileNotFoundError(f"{spec_file}: the checkpoint's JSON config is missing")
-    try:
-        spec = json.loads(spec_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{spec_file}: invalid JSON ({error})") from None
+    spec = read_json(spec_file)
     if not isinstance(spec, dict) or spec.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{spec_file}: not a vinfo checkpoint config")
     if spec.get("kind") != "base":

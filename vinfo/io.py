@@ -66,6 +66,29 @@ def write_json_atomic(destination: str | Path, data: Any) -> None:
     write_text_atomic(destination, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
+def read_json(path: str | Path) -> Any:
+    """The JSON document in ``path`` (UTF-8), with an error that names the file.
+
+    Every JSON file vinfo reads from a user or a run folder (checkpoint specs, run records,
+    caches) goes through here, so a damaged one is reported as
+    ``runs/a/model.json: not valid JSON (line 3, column 5: Expecting ',' delimiter)``
+    instead of the decoder's bare message.
+
+    Raises:
+        FileNotFoundError: no such file (``OSError`` in general: unreadable).
+        ValueError: not UTF-8 text or not valid JSON; the message names ``path``.
+    """
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: "
+                         f"{error.msg})") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON (not UTF-8 text: byte {error.start} is "
+                         f"0x{error.object[error.start]:02x})") from None
+
+
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 """File extensions vinfo writes figures as (the format follows the extension)."""
 

@@ -27,6 +27,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from vinfo.io import read_json
+
 LOCK_NAME = ".vinfo.lock"
 """File name of the lock inside the folder it protects."""
 
@@ -64,7 +66,7 @@ def make_output_folder(folder: str | Path) -> bool:
 def _holder(path: Path) -> str:
     """The holder named in the lock file, as a phrase for the error message."""
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = read_json(path)
         pid, host = int(record["pid"]), str(record["host"])
     except (OSError, ValueError, KeyError, TypeError):
         return "another process (its pid is not recorded yet)"

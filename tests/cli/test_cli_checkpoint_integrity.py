@@ -18,15 +18,6 @@ def evaluate(checkpoint):
     return runner.invoke(app, ["eval", str(checkpoint), "--bitstream-images", "0", "--json"])
 
 
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
 @pytest.fixture
 def checkpoint(tmp_path):
     path = tmp_path / "model.safetensors"
@@ -40,14 +31,13 @@ def test_intact_checkpoint_evaluates(checkpoint):
     assert json.loads(result.stdout)["task"] == "depth"
 
 
-def test_one_flipped_bit_in_the_tensor_data_is_refused(checkpoint):
+def test_one_flipped_bit_in_the_tensor_data_is_refused(checkpoint, error_line):
     data = bytearray(checkpoint.read_bytes())
     (header_length,) = struct.unpack("<Q", data[:8])
     position = 8 + header_length + (len(data) - 8 - header_length) // 2  # mid tensor data
     data[position] ^= 0x01
     checkpoint.write_bytes(bytes(data))
-    assert_one_line_error(evaluate(checkpoint), str(checkpoint), "does not match the checkpoint's "
-                          "digest")
+    error_line(evaluate(checkpoint), str(checkpoint), "does not match the checkpoint's digest")
 
 
 def spec_without(spec, key):
@@ -71,13 +61,14 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
-def test_malformed_model_json_is_one_line_naming_the_field(checkpoint, case):
+def test_malformed_model_json_is_one_line_naming_the_field(checkpoint, case, error_line):
     change, message = MALFORMED[case]
     spec_file = checkpoint.with_suffix(".json")
     spec_file.write_text(json.dumps(change(json.loads(spec_file.read_text()))))
-    assert_one_line_error(evaluate(checkpoint), message)
+    error_line(evaluate(checkpoint), message)
 
 
-def test_model_json_that_is_not_json_is_one_line(checkpoint):
+def test_model_json_that_is_not_json_is_one_line(checkpoint, error_line):
     checkpoint.with_suffix(".json").write_text("{'kind': base")
-    assert_one_line_error(evaluate(checkpoint), "model.json: invalid JSON")
+    error_line(evaluate(checkpoint),
+               "model.json: not valid JSON (line 1, column 2: Expecting property name")

@@ -27,28 +27,17 @@ def test_app_is_typer():
     assert isinstance(app, typer.Typer)
 
 
-def one_line_error(result, *fragments: str) -> str:
-    """Assert the vinfo convention for bad input: exit 2, one ``error:`` line, no stdout."""
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output and result.stdout == ""
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
-
-
 def _truncate(path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
 
 
-def test_info_on_coco_with_a_corrupt_image_fails(tmp_path):
+def test_info_on_coco_with_a_corrupt_image_fails(tmp_path, error_line):
     assert runner.invoke(vinfo, ["data", "export", "synthetic", "-f", "coco", "-o",
                                  str(tmp_path), "--n", "2"]).exit_code == 0
     image = tmp_path / "train2017" / f"{1:012d}.png"
     _truncate(image)
-    one_line_error(runner.invoke(vinfo, ["data", "info", str(tmp_path)]), str(image), "cannot read")
+    error_line(runner.invoke(vinfo, ["data", "info", str(tmp_path)]), str(image), "cannot read")
 
 
 @pytest.mark.parametrize(
@@ -59,18 +48,18 @@ def test_info_on_coco_with_a_corrupt_image_fails(tmp_path):
     ],
 )
 def test_info_on_cityscapes_with_a_corrupt_depth_file_fails(tmp_path, kind, suffix, corrupt,
-                                                           expected):
+                                                           expected, error_line):
     assert runner.invoke(vinfo, ["data", "export", "synthetic", "-f", "cityscapes", "-o",
                                  str(tmp_path), "--n", "2"]).exit_code == 0
     path = tmp_path / kind / "train" / "synthetic" / f"synthetic_000001_000019_{suffix}"
     corrupt(path)
-    one_line_error(runner.invoke(vinfo, ["data", "info", str(tmp_path)]), str(path), expected)
+    error_line(runner.invoke(vinfo, ["data", "info", str(tmp_path)]), str(path), expected)
 
 
 @pytest.mark.parametrize("n", ["0", "-3"])
-def test_export_of_no_images_fails_and_writes_nothing(tmp_path, n):
+def test_export_of_no_images_fails_and_writes_nothing(tmp_path, n, error_line):
     out = tmp_path / "out"
     result = runner.invoke(vinfo, ["data", "export", "synthetic", "--format", "coco", "--out",
                                    str(out), "--n", n])
-    one_line_error(result, f"n must be >= 1 to export a dataset, got {n}")
+    error_line(result, f"n must be >= 1 to export a dataset, got {n}")
     assert list(tmp_path.iterdir()) == []

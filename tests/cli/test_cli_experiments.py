@@ -113,13 +113,8 @@ BAD_INPUTS = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
-def test_bad_input_is_one_line_and_exit_2(case, trained, tmp_path):
+def test_bad_input_is_one_line_and_exit_2(case, trained, tmp_path, error_line):
     _, checkpoint = trained
     args, message = BAD_INPUTS[case]
     args = [a.format(tmp=tmp_path, ckpt=checkpoint) for a in args]
-    result = run(*args)
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert message in lines[0]
+    error_line(run(*args), message)

@@ -221,7 +221,7 @@ BAD_INPUTS = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
-def test_bad_input_gives_one_line_and_exit_code_2(case, files, tmp_path):
+def test_bad_input_gives_one_line_and_exit_code_2(case, files, tmp_path, error_line):
     make_args, message = BAD_INPUTS[case]
     extra = make_args(files, tmp_path)
     args = ["probe", "-t", "depth", "-f", "linear", "--max-epochs", "1", "--bootstrap", "20",
@@ -231,11 +231,5 @@ def test_bad_input_gives_one_line_and_exit_code_2(case, files, tmp_path):
     out = tmp_path / "p.csv"
     args += [] if "--out" in extra else ["--out", out]
     before = set(tmp_path.rglob("*"))
-    result = run(*args)
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert message in lines[0]
-    assert result.stdout == ""
+    error_line(run(*args), message)
     assert set(tmp_path.rglob("*")) == before, "left files behind"

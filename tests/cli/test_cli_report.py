@@ -38,14 +38,10 @@ def test_report_writes_into_results_report_by_default_and_prints_the_markdown_pa
     assert "No probes.csv" in text and (path.parent / "report.html").is_file()
 
 
-def test_bad_directories_are_one_error_line_and_write_nothing(tmp_path):
+def test_bad_directories_are_one_error_line_and_write_nothing(tmp_path, error_line):
     (tmp_path / "empty").mkdir()
     for directory in (tmp_path / "absent", tmp_path / "empty"):
-        result = run(directory, "--out", tmp_path / "out")
-        assert result.exit_code == 2, result.output
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-        assert str(directory) in lines[0]
+        error_line(run(directory, "--out", tmp_path / "out"), str(directory))
         assert not (tmp_path / "out").exists()
     assert "no reproduce.json" in run(tmp_path / "empty").stderr
     assert list((tmp_path / "empty").iterdir()) == []

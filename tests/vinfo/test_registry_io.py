@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from vinfo.io import atomic_path, write_json_atomic
+from vinfo.io import atomic_path, read_json, write_json_atomic
 from vinfo.registry import Registry, UnknownNameError
 
 
@@ -48,3 +48,28 @@ def test_nan_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError):
         write_json_atomic(tmp_path / "nan.json", {"x": float("nan")})
     assert not list(tmp_path.iterdir())
+
+
+def test_read_json_reads_what_write_json_atomic_wrote(tmp_path):
+    write_json_atomic(tmp_path / "a.json", {"x": [1, 2.5, None]})
+    assert read_json(tmp_path / "a.json") == {"x": [1, 2.5, None]}
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b'{"a": 1,\n "b" 2}', "a.json: not valid JSON (line 2, column 6: Expecting ':' delimiter)"),
+    (b"", "a.json: not valid JSON (line 1, column 1: Expecting value)"),
+    (b"\x89PNG\r\n", "a.json: not valid JSON (not UTF-8 text: byte 0 is 0x89)"),
+])
+def test_read_json_names_the_file_and_the_problem(tmp_path, content, message):
+    path = tmp_path / "a.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as caught:
+        read_json(path)
+    assert str(caught.value) == f"{tmp_path}/{message}"
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_read_json_of_a_missing_file_is_a_file_not_found_error(tmp_path):
+    with pytest.raises(FileNotFoundError) as caught:
+        read_json(tmp_path / "missing.json")
+    assert caught.value.filename == str(tmp_path / "missing.json")

@@ -16,7 +16,6 @@ Label ids are mapped to the 19 training ids of the official ``cityscapesscripts/
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
@@ -30,6 +29,7 @@ from torch.utils.data import Dataset
 
 from vinfo.data.errors import DatasetFormatError, DatasetNotFoundError
 from vinfo.data.sample import DEPTH, IGNORE_INDEX, RECONSTRUCTION, SEGMENTATION, Sample
+from vinfo.io import read_json
 
 
 class CityscapesLabel(NamedTuple):
@@ -223,10 +223,13 @@ def read_camera(path: str | Path) -> tuple[float, float]:
     """``(baseline_m, fx_px)`` from a Cityscapes ``*_camera.json``."""
     path = Path(path)
     try:
-        cam = json.loads(path.read_text())
-        return float(cam["extrinsic"]["baseline"]), float(cam["intrinsic"]["fx"])
+        cam = read_json(path)
     except FileNotFoundError:
         raise DatasetNotFoundError(f"{path}: missing; expected a camera JSON") from None
+    except ValueError as e:  # names the path and the JSON problem
+        raise DatasetFormatError(str(e)) from None
+    try:
+        return float(cam["extrinsic"]["baseline"]), float(cam["intrinsic"]["fx"])
     except (ValueError, KeyError, TypeError) as e:
         raise DatasetFormatError(
             f"{path}: bad camera JSON ({e!r}); expected extrinsic.baseline and intrinsic.fx"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +28,7 @@ from torch.utils.data import Dataset
 
 from vinfo.data.errors import DatasetFormatError, DatasetNotFoundError
 from vinfo.data.sample import DETECTION, RECONSTRUCTION, Sample
+from vinfo.io import read_json
 
 VERIFY_LEVELS = ("layout", "header", "decode")
 
@@ -123,9 +123,9 @@ class CocoDetection(Dataset):
     @staticmethod
     def _load(path: Path) -> COCO:
         try:
-            data = json.loads(path.read_text())
-        except (ValueError, UnicodeDecodeError) as e:
-            raise DatasetFormatError(f"{path}: not valid JSON ({e})") from None
+            data = read_json(path)
+        except ValueError as e:  # names the path and the JSON problem
+            raise DatasetFormatError(str(e)) from None
         missing = [k for k in ("images", "annotations", "categories") if k not in data]
         if missing:
             raise DatasetFormatError(f"{path}: missing keys {missing}; expected a COCO "

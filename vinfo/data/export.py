@@ -25,7 +25,7 @@ from pycocotools import mask as mask_utils
 
 from vinfo.data.sample import Sample
 from vinfo.data.synthetic import SYNTHETIC_CLASSES, SceneClass, SyntheticConfig, SyntheticScenes
-from vinfo.io import atomic_path
+from vinfo.io import atomic_path, read_json
 from vinfo.lock import LOCK_NAME, folder_lock
 from vinfo.registry import Registry
 
@@ -240,7 +240,7 @@ def _prepare(format: str, out: Path, split: str, overwrite: bool) -> dict:
         raise FileExistsError(f"{out}: output folder is not empty and not a vinfo export (no "
                               f"{EXPORT_MARKER}); choose an empty or new folder")
     try:
-        record = json.loads(marker.read_text(encoding="utf-8"))
+        record = read_json(marker)
         stored_format = record["format"]
     except (ValueError, KeyError, TypeError):
         raise FileExistsError(f"{marker}: damaged export record; remove the folder "

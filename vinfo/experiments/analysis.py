@@ -24,7 +24,6 @@ Units: ``I_V`` and ``ΔI_V`` in bits per target pixel, rates in bpp, BD-rate in 
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 import re
@@ -50,6 +49,7 @@ from vinfo.experiments.evaluate import TASK_EVALUATORS  # noqa: E402
 from vinfo.experiments.plots import save_figure  # noqa: E402
 from vinfo.experiments.rd import Comparison, bd_table  # noqa: E402
 from vinfo.experiments.sweep import read_spec, synthetic_preset_name  # noqa: E402
+from vinfo.io import read_json  # noqa: E402
 
 Progress = Callable[[str], None]
 
@@ -154,13 +154,6 @@ def pair_lmbdas(pair: Mapping[str, Mapping[str, Any]]) -> dict[float, float]:
     return lmbdas
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: invalid JSON ({error})") from None
-
-
 # pandas reads "null" as NaN by default, but it is the name of a probe family
 _NA_VALUES = ["", "nan", "NaN", "-nan", "NA", "<NA>", "N/A", "#N/A"]
 
@@ -222,10 +215,10 @@ def load_results(directory: str | Path) -> Results:
     config_path = root / CONFIG_FILE
     if not config_path.is_file():
         raise ValueError(f"{root}: not a vinfo reproduce results directory (no {CONFIG_FILE})")
-    config = _read_json(config_path)
+    config = read_json(config_path)
     if not isinstance(config, dict):
         raise ValueError(f"{config_path}: expected a JSON object")
-    pair = _read_json(root / PAIR_FILE) if (root / PAIR_FILE).is_file() else {}
+    pair = read_json(root / PAIR_FILE) if (root / PAIR_FILE).is_file() else {}
     if not isinstance(pair, dict):
         raise ValueError(f"{root / PAIR_FILE}: expected a JSON object")
     pair_lmbdas(pair)  # validates the keys
@@ -250,7 +243,7 @@ def load_results(directory: str | Path) -> Results:
         verdicts=optional(VERDICTS_FILE, ("claim", "measured", "spread", "verdict")),
         pair_seeds=optional(PAIR_SEEDS_FILE, ("seed", "beta", "bpp")),
         loss_terms=optional(LOSS_TERMS_FILE, ("which", "task_term", "recon_term", "rate_term")),
-        timings=_read_json(root / TIMINGS_FILE) if (root / TIMINGS_FILE).is_file() else {},
+        timings=read_json(root / TIMINGS_FILE) if (root / TIMINGS_FILE).is_file() else {},
     )
 
 

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from vinfo.data.sample import Sample
-from vinfo.models.base import BaseCodec
+from vinfo.models.base import BaseCodec, check_lmbda
 from vinfo.models.enhancement import EnhancementCodec
 from vinfo.models.tasks import DetectionHead
 from vinfo.registry import Registry
@@ -139,11 +139,6 @@ def _forward(
     return codec, images, target, out
 
 
-def _check_lmbda(lmbda: float) -> None:
-    if not lmbda > 0:
-        raise ValueError(f"lmbda must be positive, got {lmbda}")
-
-
 @dataclass(frozen=True)
 class BaseObjective:
     """Eq. 3 for a :class:`~vinfo.models.BaseCodec`: ``λ_b · (d_b + β · D_recon) + R_b``.
@@ -155,7 +150,7 @@ class BaseObjective:
     lmbda: float
 
     def __post_init__(self) -> None:
-        _check_lmbda(self.lmbda)
+        check_lmbda(self.lmbda)
 
     def __call__(self, model: nn.Module, batch: tuple[Tensor, Sequence[Sample]]) -> StepOutput:
         codec, images, target, out = _forward(self, model, batch, BaseCodec)
@@ -179,7 +174,7 @@ class EnhancementObjective:
     lmbda: float
 
     def __post_init__(self) -> None:
-        _check_lmbda(self.lmbda)
+        check_lmbda(self.lmbda)
 
     def __call__(self, model: nn.Module, batch: tuple[Tensor, Sequence[Sample]]) -> StepOutput:
         codec, images, target, out = _forward(self, model, batch, EnhancementCodec)

@@ -81,8 +81,9 @@ from vinfo.experiments.sweep import (
     train_split_name,
 )
 from vinfo.experiments.verdict import paper_verdicts
-from vinfo.io import write_json_atomic, write_text_atomic
+from vinfo.io import read_json, write_json_atomic, write_text_atomic
 from vinfo.lock import folder_lock
+from vinfo.models.base import check_beta, check_lmbda
 from vinfo.models.config import CodecConfig, codec_preset
 from vinfo.models.enhancement import STRATEGIES
 from vinfo.registry import Registry
@@ -108,6 +109,9 @@ class Secondary:
     def __post_init__(self) -> None:
         for strategy in self.strategies:
             STRATEGIES.get(strategy)
+        for lmbda in self.lmbdas:
+            check_lmbda(lmbda, f"{self.task} lmbdas")
+        check_lmbda(self.direct_lmbda, "direct_lmbda")
         if "standalone" in self.strategies and "scalable" not in self.strategies:
             raise ValueError("standalone starts from the proposed scalable models: add scalable")
 
@@ -242,8 +246,12 @@ class ReproducePreset:
         check_warm_start(self.warm_start)
         if len(self.betas) != 2 or self.betas[0] == self.betas[1]:
             raise ValueError(f"betas must be (baseline, proposed), got {self.betas}")
+        for beta in self.betas:
+            check_beta(beta, "betas")
         if len(self.base_lmbdas) < 2:
             raise ValueError("a base curve needs at least 2 lambda values")
+        for lmbda in self.base_lmbdas:
+            check_lmbda(lmbda, "base_lmbdas")
         if not self.pair_seeds or len(set(self.pair_seeds)) != len(self.pair_seeds):
             raise ValueError(f"pair_seeds must be distinct and not empty, got {self.pair_seeds}")
         if self.pair_seeds[0] != self.first.seed or {self.warm.seed, self.direct_train.seed} != {
@@ -568,7 +576,7 @@ def _check_out(out: Path, preset: ReproducePreset) -> None:
         if wanted[config] is not None:
             wanted[config].pop("quiet")
     if record.is_file():
-        stored = json.loads(record.read_text(encoding="utf-8"))
+        stored = read_json(record)
         if stored != wanted:
             raise ValueError(
                 f"{out}: holds results of another preset or settings; choose another --out"
@@ -1075,7 +1083,7 @@ def _probe_base_models(
         "checkpoints": {name: checkpoint_sha256(run.checkpoint) for name, (_, run)
                         in zip(names, runs, strict=True)},
     }))
-    stored = json.loads(record_file.read_text(encoding="utf-8")) if record_file.is_file() else None
+    stored = read_json(record_file) if record_file.is_file() else None
     if stored == wanted and bits_file.is_file() and table_file.is_file():
         step(f"probes: {table_file.name} is up to date (the fits are skipped)")
         # "null" is a family name, not a missing value

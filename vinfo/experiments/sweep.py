@@ -47,9 +47,9 @@ from vinfo.experiments.splits import (
     dataset_splits,
     experiment_transforms,
 )
-from vinfo.io import check_output_file, write_json_atomic
+from vinfo.io import check_output_file, read_json, write_json_atomic
 from vinfo.lock import folder_lock
-from vinfo.models.base import BaseCodec
+from vinfo.models.base import BaseCodec, check_beta, check_lmbda
 from vinfo.models.checkpoint import load_checkpoint, read_tensors, save_checkpoint
 from vinfo.models.config import CodecConfig, codec_preset
 from vinfo.models.enhancement import STRATEGIES, EnhancementCodec
@@ -106,10 +106,8 @@ class RunSpec:
 
     def __post_init__(self) -> None:
         get_task(self.task)  # unknown tasks raise, listing the valid ones
-        if not self.lmbda > 0:
-            raise ValueError(f"lmbda must be positive, got {self.lmbda}")
-        if self.beta < 0:
-            raise ValueError(f"beta must be non-negative, got {self.beta}")
+        check_lmbda(self.lmbda)
+        check_beta(self.beta)
         if self.strategy == BASE_STRATEGY:
             if self.base is not None:
                 raise ValueError("a base model takes no base checkpoint")
@@ -281,15 +279,23 @@ def read_spec(run_dir: str | Path) -> RunSpec:
 
     Raises:
         FileNotFoundError: not a run directory.
+        ValueError: ``experiment.json`` is not valid JSON or holds no valid spec (the message
+            names the file).
     """
     path = Path(run_dir) / EXPERIMENT
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir}: not a vinfo run directory (no {EXPERIMENT})")
-    spec = json.loads(path.read_text(encoding="utf-8"))["spec"]
-    for name in _PATH_FIELDS:
-        if spec[name] is not None:
-            spec[name] = os.path.normpath(os.path.join(run_dir, spec[name]))
-    return RunSpec.from_dict(spec)
+    record = read_json(path)
+    spec = record.get("spec") if isinstance(record, dict) else None
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path}: not a vinfo run record (no 'spec' object)")
+    try:
+        for name in _PATH_FIELDS:
+            if spec.get(name) is not None:
+                spec[name] = os.path.normpath(os.path.join(run_dir, spec[name]))
+        return RunSpec.from_dict(spec)
+    except (TypeError, ValueError, LookupError) as error:
+        raise ValueError(f"{path}: invalid run spec ({error})") from None
 
 
 def train_run(
@@ -324,7 +330,7 @@ def train_run(
     record = _experiment_record(spec, config, train, run_dir)
     experiment = run_dir / EXPERIMENT
     if experiment.is_file():
-        stored = json.loads(experiment.read_text(encoding="utf-8"))
+        stored = read_json(experiment)
         if stored != json.loads(json.dumps(record)):
             raise ValueError(
                 f"{run_dir}: holds a run with another spec or config; use another --out "
@@ -390,6 +396,21 @@ def check_warm_start(warm_start: str) -> None:
                          f"got {warm_start!r}")
 
 
+def check_lmbdas(lmbdas: Sequence[float]) -> None:
+    """Refuse the λ values of a curve unless there is at least one and each is distinct, finite
+    and > 0 (:func:`~vinfo.models.base.check_lmbda`).
+
+    Raises:
+        ValueError: the first problem found.
+    """
+    if not lmbdas:
+        raise ValueError("no lambda values given")
+    for lmbda in lmbdas:
+        check_lmbda(lmbda)
+    if len(set(lmbdas)) != len(lmbdas):
+        raise ValueError(f"lambda values must be distinct, got {list(lmbdas)}")
+
+
 def plan_lambda_sweep(
     root: str | Path,
     template: RunSpec,
@@ -419,10 +440,7 @@ def plan_lambda_sweep(
         The planned runs, the first first (``highest``: highest λ first; ``chain``: lowest λ
         first, then upward).
     """
-    if not lmbdas:
-        raise ValueError("no lambda values given")
-    if len(set(lmbdas)) != len(lmbdas):
-        raise ValueError(f"lambda values must be distinct, got {list(lmbdas)}")
+    check_lmbdas(lmbdas)
     check_warm_start(warm_start)
     root = Path(root)
     runs: list[PlannedRun] = []
@@ -523,6 +541,9 @@ def train_curve(
     Run under ``torchrun --nproc-per-node N vinfo train …`` for DDP: ``batch_size`` is the
     global batch and rank 0 writes the files.
     """
+    check_lmbdas(lmbdas)  # before the output folder is created
+    if base is None:
+        check_beta(beta)
     train = train or TrainConfig()
     for settings in (train, warm or train):
         select_device(settings.device)  # a device this machine lacks fails before any work
@@ -613,8 +634,8 @@ def evaluate_run(
     }
     cache = run.run_dir / f"eval_{split}.json"
     if cache.is_file():
-        stored = json.loads(cache.read_text(encoding="utf-8"))
-        if stored.get("settings") == settings:
+        stored = read_json(cache)
+        if isinstance(stored, dict) and stored.get("settings") == settings:
             return Evaluation.from_dict(stored["evaluation"])
     evaluation = evaluate(
         load_checkpoint(run.checkpoint),
@@ -755,6 +776,7 @@ __all__ = [
     "find_runs",
     "lambda_sweep",
     "WARM_STARTS",
+    "check_lmbdas",
     "check_warm_start",
     "plan_lambda_sweep",
     "rd_point",

@@ -2,7 +2,7 @@
 enhancement codecs, checkpoints. One module per concept; the public names are re-exported here.
 """
 
-from vinfo.models.base import BaseCodec, BaseOutput, LossTerms
+from vinfo.models.base import BaseCodec, BaseOutput, LossTerms, check_beta, check_lmbda
 from vinfo.models.checkpoint import (
     MODEL_KINDS,
     build_model,
@@ -51,6 +51,8 @@ __all__ = [
     "SynthesisTransform",
     "Task",
     "build_model",
+    "check_beta",
+    "check_lmbda",
     "codec_preset",
     "get_task",
     "latent_from_symbols",

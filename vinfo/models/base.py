@@ -23,6 +23,8 @@ it is subsumed by the enhancement synthesis (the same layout with blocks), as §
 
 from __future__ import annotations
 
+import math
+import numbers
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,6 +35,35 @@ from vinfo.models.config import CodecConfig
 from vinfo.models.entropy import AutoregressiveEntropyModel, EntropyOutput, rate_bits
 from vinfo.models.tasks import get_task, reconstruction_loss
 from vinfo.models.transforms import AnalysisTransform, SynthesisTransform, pad_to_stride
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_lmbda(lmbda: float, name: str = "lmbda") -> float:
+    """``lmbda`` as a float if it is a valid rate-distortion trade-off λ: finite and > 0.
+
+    λ = 0 would train for rate alone and NaN or ∞ make every loss NaN, so they are refused
+    before any work (one definition for the objectives, the run specs, presets and the CLI).
+
+    Raises:
+        ValueError: not a finite number > 0; the message names ``name``.
+    """
+    if not (_is_number(lmbda) and math.isfinite(lmbda) and lmbda > 0):
+        raise ValueError(f"{name} must be positive and finite, got {lmbda!r}")
+    return float(lmbda)
+
+
+def check_beta(beta: float, name: str = "beta") -> float:
+    """``beta`` as a float if it is a valid reconstruction reward β of eq. 3: finite and ≥ 0.
+
+    Raises:
+        ValueError: negative, NaN, infinite or not a number; the message names ``name``.
+    """
+    if not (_is_number(beta) and math.isfinite(beta) and beta >= 0):
+        raise ValueError(f"{name} must be non-negative and finite, got {beta!r}")
+    return float(beta)
 
 
 class BaseOutput(NamedTuple):
@@ -92,11 +123,9 @@ class BaseCodec(nn.Module):
         head_weights: str | Path | None = None,
     ) -> None:
         super().__init__()
-        if beta < 0:
-            raise ValueError(f"beta must be non-negative, got {beta}")
+        self.beta = check_beta(beta)
         self.config = config
         self.task = get_task(task)
-        self.beta = float(beta)
         self.f_b = AnalysisTransform(config)
         self.entropy_model = AutoregressiveEntropyModel(
             config.M, config.context_kernel, 0, config.scale_bound, config.likelihood_bound

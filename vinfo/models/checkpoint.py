@@ -42,7 +42,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from vinfo.io import atomic_path, write_json_atomic
+from vinfo.io import atomic_path, read_json, write_json_atomic
 from vinfo.models.base import BaseCodec
 from vinfo.models.config import CodecConfig
 from vinfo.models.enhancement import STRATEGIES, EnhancementCodec
@@ -186,7 +186,7 @@ def _check_base_spec(spec: Mapping[str, Any], prefix: str) -> None:
     _check_config(_require(spec, "config", prefix), f"{prefix}config")
     _check_name(spec, "task", prefix, TASKS)
     beta = _require(spec, "beta", prefix)
-    if not _has_type(beta, float) or beta < 0:
+    if not _has_type(beta, float) or not (math.isfinite(beta) and beta >= 0):
         raise ValueError(f"{prefix}beta must be a non-negative number, got {_show(beta)}")
 
 
@@ -360,10 +360,7 @@ def load_checkpoint(path: str | Path, verify: bool = True) -> nn.Module:
     if not spec_file.is_file():
         raise FileNotFoundError(f"{spec_file}: the checkpoint's JSON config is missing")
     tensors = read_tensors(path, verify)
-    try:
-        spec = json.loads(spec_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{spec_file}: invalid JSON ({error})") from None
+    spec = read_json(spec_file)
     model = build_model(spec, source=str(spec_file))
     try:
         result = model.load_state_dict(tensors, strict=False)

@@ -35,6 +35,25 @@ def test_every_preset_builds_its_plan_without_training(name):
     json.dumps(preset.to_dict())  # the frozen config is JSON
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    ({"base_lmbdas": (1.0, 0.0)}, "base_lmbdas must be positive and finite, got 0.0"),
+    ({"base_lmbdas": (1.0, float("inf"))}, "base_lmbdas must be positive and finite, got inf"),
+    ({"betas": (0.0, -0.1)}, "betas must be non-negative and finite, got -0.1"),
+    ({"betas": (0.0, float("nan"))}, "betas must be non-negative and finite, got nan"),
+])
+def test_preset_refuses_bad_lambda_and_beta(change, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(get_preset("micro"), **change)
+
+
+def test_secondary_refuses_bad_lambda():
+    secondary = get_preset("micro").secondary[0]
+    with pytest.raises(ValueError, match="lmbdas must be positive and finite, got -3.0"):
+        dataclasses.replace(secondary, lmbdas=(30.0, -3.0))
+    with pytest.raises(ValueError, match="direct_lmbda must be positive and finite, got 0"):
+        dataclasses.replace(secondary, direct_lmbda=0)
+
+
 def test_small_preset_is_the_coco_experiment():
     small = get_preset("small")
     assert small.base_task == "detection" and small.synthetic.height == 128

@@ -24,6 +24,7 @@ from vinfo.experiments.sweep import (
     find_runs,
     lambda_sweep,
     read_spec,
+    train_curve,
     train_run,
     warm_start,
 )
@@ -211,10 +212,43 @@ def test_spec_validation():
         RunSpec("depth", 1.0, base="x.safetensors")
     with pytest.raises(ValueError, match="valid: "):
         RunSpec("depth", 1.0, strategy="bogus", base="x")
-    with pytest.raises(ValueError, match="lmbda"):
-        RunSpec("depth", 0.0)
+    for lmbda in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="lmbda must be positive and finite"):
+            RunSpec("depth", lmbda)
+    for beta in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="beta must be non-negative and finite"):
+            RunSpec("depth", 1.0, beta)
     with pytest.raises(ValueError, match="distinct"):
         lambda_sweep("unused", RunSpec("depth", 1.0), [1.0, 1.0], TINY, None, ONE_STEP)
+    with pytest.raises(ValueError, match="lmbda must be positive"):
+        lambda_sweep("unused", RunSpec("depth", 1.0), [1.0, 0.0], TINY, None, ONE_STEP)
+
+
+@pytest.mark.parametrize(("lmbdas", "beta", "message"), [
+    ([1.0, 0.0], 0.0, "lmbda must be positive and finite, got 0.0"),
+    ([float("nan")], 0.0, "lmbda must be positive and finite, got nan"),
+    ([0.5, 0.5], 0.0, "lambda values must be distinct"),
+    ([], 0.0, "no lambda values given"),
+    ([1.0], float("nan"), "beta must be non-negative and finite, got nan"),
+])
+def test_train_curve_refuses_bad_lambda_and_beta_before_creating_its_folder(
+        tmp_path, lmbdas, beta, message):
+    with pytest.raises(ValueError, match=message):
+        train_curve(tmp_path / "out", task="depth", lmbdas=lmbdas, beta=beta, train=ONE_STEP)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("{", r"experiment\.json: not valid JSON \(line 1, column 2: "),
+    ("[]", r"experiment\.json: not a vinfo run record \(no 'spec' object\)"),
+    ('{"spec": {"task": "depth"}}', r"experiment\.json: invalid run spec \(.*lmbda"),
+    ('{"spec": {"task": "depth", "lmbda": 1, "colour": 3}}',
+     r"experiment\.json: invalid run spec \(.*colour"),
+])
+def test_read_spec_names_a_damaged_experiment_json(tmp_path, content, message):
+    (tmp_path / "experiment.json").write_text(content)
+    with pytest.raises(ValueError, match=message):
+        read_spec(tmp_path)
 
 
 def test_detection_base_trains_a_few_steps_and_is_scored_with_map(tmp_path, splits):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from vinfo.models.base import BaseCodec
+from vinfo.models.base import BaseCodec, check_beta, check_lmbda
 from vinfo.models.config import codec_preset
 from vinfo.models.enhancement import STRATEGIES, EnhancementCodec
 from vinfo.models.tasks import TASKS
@@ -42,9 +42,29 @@ def test_base_codec_shapes_and_loss(task, beta):
     assert codec.f_b.layers[0].weight.grad is not None
 
 
-def test_negative_beta_refused():
-    with pytest.raises(ValueError, match="beta"):
-        BaseCodec(TINY, "depth", -0.1)
+@pytest.mark.parametrize("beta", [-0.1, float("nan"), float("inf")])
+def test_negative_or_non_finite_beta_refused(beta):
+    with pytest.raises(ValueError, match="beta must be non-negative and finite"):
+        BaseCodec(TINY, "depth", beta)
+
+
+@pytest.mark.parametrize("value", [0, 0.0, -1.0, float("nan"), float("inf"), -float("inf"),
+                                   True, "0.1", None])
+def test_check_lmbda_refuses_all_but_finite_positive_numbers(value):
+    with pytest.raises(ValueError, match=r"^lam must be positive and finite, got "):
+        check_lmbda(value, "lam")
+
+
+@pytest.mark.parametrize("value", [-1e-12, float("nan"), float("inf"), False, "0", None])
+def test_check_beta_refuses_all_but_finite_non_negative_numbers(value):
+    with pytest.raises(ValueError, match=r"^beta must be non-negative and finite, got "):
+        check_beta(value)
+
+
+def test_checks_return_floats_of_valid_values():
+    assert check_lmbda(2) == 2.0 and isinstance(check_lmbda(2), float)
+    assert check_lmbda(torch.tensor(0.5).item()) == 0.5
+    assert check_beta(0) == 0.0 and check_beta(0.1) == 0.1
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES.names())
