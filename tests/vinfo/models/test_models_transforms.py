@@ -7,6 +7,8 @@ from vinfo.models.transforms import (
     ResidualBottleneckBlock,
     SynthesisTransform,
     _elu_from_exp_,
+    _subpixel_applies,
+    _transposed_as_subpixel,
     pad_to_stride,
 )
 
@@ -57,6 +59,20 @@ def test_elu_from_exp_matches_elu(alpha):
     expected = torch.nn.functional.elu(x, alpha)
     torch.testing.assert_close(_elu_from_exp_(x.clone(), alpha), expected, rtol=1e-6,
                                atol=1e-7 * max(alpha, 1.0))
+
+
+@pytest.mark.parametrize("channels", [(96, 3), (32, 8), (5, 2)])
+def test_transposed_convolution_as_subpixel_convolution(channels):
+    torch.manual_seed(0)
+    layer = torch.nn.ConvTranspose2d(*channels, 5, stride=2, padding=2, output_padding=1)
+    x = torch.rand(2, channels[0], 5, 7)
+    with torch.no_grad():
+        expected = layer(x)
+        for inputs in (x, x.contiguous(memory_format=torch.channels_last)):
+            torch.testing.assert_close(_transposed_as_subpixel(layer, inputs), expected,
+                                       rtol=1e-5, atol=1e-5)
+    assert _subpixel_applies(layer) == (channels != (5, 2))
+    assert not _subpixel_applies(torch.nn.ConvTranspose2d(96, 3, 3, stride=2, padding=1))
 
 
 @pytest.mark.parametrize("module", ["analysis", "block"])
