@@ -61,8 +61,10 @@ class Spread(NamedTuple):
 
     def format(self, spec: str = ".2f", unit: str = "") -> str:
         """``"median (low-high)"``, each number formatted with ``spec`` and followed by
-        ``unit``."""
-        return f"{self.median:{spec}}{unit} ({self.low:{spec}}-{self.high:{spec}}{unit})"
+        ``unit`` (``"low to high"`` where a sign would make the dash ambiguous)."""
+        low, high = f"{self.low:{spec}}", f"{self.high:{spec}}"
+        dash = " to " if low.startswith(("-", "+")) or high.startswith(("-", "+")) else "-"
+        return f"{self.median:{spec}}{unit} ({low}{dash}{high}{unit})"
 
 
 class Rounds(NamedTuple):
@@ -149,6 +151,24 @@ def interleaved(
     return Rounds(cpu, wall)
 
 
+class Once(NamedTuple):
+    """What :func:`once` returns: the call's value, its CPU and wall seconds."""
+
+    value: object
+    cpu: float
+    wall: float
+
+
+def once(call: Callable[[], object],
+         clock: Callable[[], tuple[float, float]] | None = None) -> Once:
+    """Run ``call`` once (a run too long to repeat, e.g. a whole sweep) and time it."""
+    clock = clock or process_and_wall_time
+    cpu_start, wall_start = clock()
+    value = call()
+    cpu_end, wall_end = clock()
+    return Once(value, cpu_end - cpu_start, wall_end - wall_start)
+
+
 def process_and_wall_time() -> tuple[float, float]:
     """``(CPU seconds of this process, all threads; wall-clock seconds)``."""
     return time.process_time(), time.perf_counter()
@@ -180,7 +200,8 @@ def goal_line(
     spec: str = ".2f",
     unit: str = "x",
 ) -> str:
-    """``"metric: median (low-high) goal >= X: met|not met"``, judged on the median.
+    """``"metric: median (low-high) goal >= X: met|not met"``, judged on the median
+    (``"metric: value (1 run) ..."`` for a single value).
 
     Args:
         metric: what is measured, e.g. ``"decode speed-up vs mbt2018, 256x256"``.
@@ -191,7 +212,10 @@ def goal_line(
         unit: printed after each number (``"x"`` for ratios, ``" s"``, ``" %"``).
     """
     spread = Spread.of(values)
-    text = f"{metric}: {spread.format(spec, unit)}"
+    if len(values) == 1:  # a run too long to repeat (or a single check): no range
+        text = f"{metric}: {spread.median:{spec}}{unit} (1 run)"
+    else:
+        text = f"{metric}: {spread.format(spec, unit)}"
     if goal is None:
         return f"{text} (no goal)"
     sign = ">=" if higher_is_better else "<="
@@ -233,12 +257,14 @@ def session(title: str, with_torch: bool = True) -> Iterator[None]:
 
 __all__ = [
     "WARMUP",
+    "Once",
     "Rounds",
     "Spread",
     "goal_line",
     "goal_met",
     "interleaved",
     "load_average",
+    "once",
     "paired_ratios",
     "process_and_wall_time",
     "schedule",

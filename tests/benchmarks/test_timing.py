@@ -62,6 +62,8 @@ def test_spread_is_median_and_range():
     assert timing.Spread.of([3.0, 1.0, 2.0, 10.0]) == (2.5, 1.0, 10.0)
     assert timing.Spread.of([4.0]) == (4.0, 4.0, 4.0)
     assert timing.Spread.of([1.0, 2.0, 4.0]).format(".1f", "x") == "2.0x (1.0-4.0x)"
+    assert timing.Spread.of([-2.0, 1.0]).format(".1f", " %") == "-0.5 % (-2.0 to 1.0 %)"
+    assert timing.Spread.of([1.0, 2.0]).format("+.1f") == "+1.5 (+1.0 to +2.0)"
     for bad in ([], [1.0, float("nan")]):
         with pytest.raises(ValueError):
             timing.Spread.of(bad)
@@ -90,8 +92,10 @@ def test_goal_line_format_and_verdict(values, goal, higher, verdict):
 
 
 def test_goal_line_without_goal_and_with_units():
-    assert timing.goal_line("rate", [2.0], None, unit=" s", spec=".1f") == \
-        "rate: 2.0 s (2.0-2.0 s) (no goal)"
+    assert timing.goal_line("rate", [2.0, 3.0, 2.5], None, unit=" s", spec=".1f") == \
+        "rate: 2.5 s (2.0-3.0 s) (no goal)"
+    assert timing.goal_line("demo", [285.0], 900, higher_is_better=False, spec=".0f",
+                            unit=" s") == "demo: 285 s (1 run) goal <= 900: met"
 
 
 def test_session_prints_load_at_start_and_end(capsys):
@@ -112,3 +116,9 @@ def test_goal_met_both_directions():
     for value, goal in itertools.product([0.5, 1.0, 2.0], [1.0]):
         assert timing.goal_met(value, goal) == (value >= goal)
         assert timing.goal_met(value, goal, higher_is_better=False) == (value <= goal)
+
+
+def test_once_returns_the_value_and_both_clocks():
+    ticks = iter([(1.0, 10.0), (1.5, 12.0)])
+    result = timing.once(lambda: "done", clock=lambda: next(ticks))
+    assert result == ("done", 0.5, 2.0)
