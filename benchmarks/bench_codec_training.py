@@ -5,22 +5,31 @@ same ``N, M`` (the ``paper`` preset: N = 96, M = 192): vinfo's base codec for re
 (eq. 3 with β = 0: autoregressive context model without hyperprior, straight-through
 rounding, residual bottleneck transforms) and CompressAI's Minnen et al. (2018) joint
 autoregressive + hierarchical prior model (GDN transforms, hyperprior, additive noise).
-Prints images per second of training (forward, backward, optimizer step) of each and their
-ratio, measured in one run.
+Timed with :mod:`timing` (this folder): one training step (forward, backward, optimizer
+step) of each model per round, interleaved, ``--rounds`` rounds after a warm-up round, CPU
+time of the process (wall time beside it), one torch thread by default. Prints images per
+second of each, the per-round throughput ratio vinfo / mbt2018 (goal ≥ 1.0), the FLOPs of one
+step of each (forward + backward, counted by :class:`torch.utils.flop_counter.FlopCounterMode`:
+convolutions and matrix products) and the ratio per FLOP (FLOP/s of vinfo / FLOP/s of
+mbt2018, the issue's alternative goal ≥ 1.0).
 
-    .venv/bin/python benchmarks/bench_codec_training.py
+    .venv/bin/python benchmarks/bench_codec_training.py [--rounds 5] [--threads 1]
 """
 
 from __future__ import annotations
 
-import time
+import argparse
+from collections.abc import Callable
 
 import torch
 from compressai.models import JointAutoregressiveHierarchicalPriors
+from timing import goal_line, interleaved, session
+from torch.utils.flop_counter import FlopCounterMode
 
 from vinfo.models import BaseCodec, codec_preset
 
-BATCH, SIZE, WARMUP, STEPS = 4, 64, 2, 5
+BATCH, SIZE = 4, 64
+GOAL = 1.0  # vinfo's training images/s over mbt2018's, or the same per FLOP
 LMBDA = 0.01
 
 
@@ -36,32 +45,57 @@ def mbt2018_step(model: JointAutoregressiveHierarchicalPriors, x: torch.Tensor) 
     return LMBDA * (out["x_hat"] - x).square().mean().sqrt() + bpp
 
 
-def images_per_second(model: torch.nn.Module, step, x: torch.Tensor) -> float:
+def trainer_step(model: torch.nn.Module, step, x: torch.Tensor) -> Callable[[], None]:
+    """One training step (forward, backward, Adam) of ``model`` on ``x``, as a call."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     model.train()
-    for index in range(WARMUP + STEPS):
-        if index == WARMUP:
-            started = time.perf_counter()
+
+    def run() -> None:
         loss = step(model, x)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    return STEPS * x.shape[0] / (time.perf_counter() - started)
+
+    return run
+
+
+def step_flops(model: torch.nn.Module, step, x: torch.Tensor) -> int:
+    """FLOPs of one forward + backward pass (no optimizer step)."""
+    with FlopCounterMode(display=False) as counter:
+        step(model, x).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds kept")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     config = codec_preset("paper")
     x = torch.rand(BATCH, 3, SIZE, SIZE)
-    ours = images_per_second(BaseCodec(config, "reconstruction"), vinfo_step, x)
-    reference = images_per_second(
-        JointAutoregressiveHierarchicalPriors(N=config.N, M=config.M), mbt2018_step, x
-    )
-    print(
-        f"training on {BATCH}x3x{SIZE}x{SIZE}, N={config.N}, M={config.M}, "
-        f"{torch.get_num_threads()} threads: vinfo paper codec {ours:.1f} img/s, "
-        f"compressai mbt2018 {reference:.1f} img/s, ratio vinfo/mbt2018 {ours / reference:.2f}"
-    )
+    ours = BaseCodec(config, "reconstruction")
+    reference = JointAutoregressiveHierarchicalPriors(N=config.N, M=config.M)
+    flops = {"vinfo": step_flops(ours, vinfo_step, x),
+             "mbt2018": step_flops(reference, mbt2018_step, x)}
+    with session(f"training step on {BATCH}x3x{SIZE}x{SIZE}, N={config.N}, M={config.M}, "
+                 f"{args.rounds} interleaved rounds after 1 warm-up"):
+        rounds = interleaved({"vinfo paper codec": trainer_step(ours, vinfo_step, x),
+                              "compressai mbt2018": trainer_step(reference, mbt2018_step, x)},
+                             args.rounds)
+        print(rounds.table())
+        for name, key in (("vinfo paper codec", "vinfo"), ("compressai mbt2018", "mbt2018")):
+            print(f"{name}: {BATCH / rounds.spread(name).median:.1f} img/s (CPU), "
+                  f"{flops[key] / 1e9:.2f} GFLOP per step (forward + backward)")
+        throughput = rounds.ratios("compressai mbt2018", "vinfo paper codec")
+        print(goal_line("training images/s vinfo / mbt2018, CPU", throughput, GOAL))
+        print(goal_line("training images/s vinfo / mbt2018, wall clock",
+                        rounds.ratios("compressai mbt2018", "vinfo paper codec", "wall"), None))
+        flop_ratio = flops["vinfo"] / flops["mbt2018"]
+        print(goal_line(f"training FLOP/s vinfo / mbt2018 (FLOPs per step {flop_ratio:.2f}x)",
+                        [r * flop_ratio for r in throughput], GOAL))
 
 
 if __name__ == "__main__":

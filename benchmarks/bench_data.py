@@ -3,61 +3,75 @@
 Absolute rates depend on the machine, so each is also given relative to two anchors measured in
 the same run on the same image size: decoding an in-memory PNG with PIL (what a disk-backed
 loader pays per image at least) and ``torch.rand`` of the image tensor (a floor for any
-generator). ``x png`` > 1 means generating a scene is faster than decoding one PNG.
+generator). ``x png`` > 1 means generating a scene is faster than decoding one PNG (no goal).
 
-Run: ``python benchmarks/bench_data.py [--seconds 2] [--threads 1]``.
+Timed with :mod:`timing` (this folder): the three interleaved, each call ``--calls`` samples,
+``--rounds`` rounds after a warm-up round, CPU time of the process (wall time beside it); the
+rates are samples per CPU second (medians), the ratios per round.
+
+Run: ``python benchmarks/bench_data.py [--calls 20] [--rounds 5] [--threads 1]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
 from PIL import Image
+from timing import goal_line, interleaved, session
 
 from vinfo.data import PRESETS, SyntheticScenes
 
 
-def rate(fn: Callable[[int], object], seconds: float) -> float:
-    """Calls per second of ``fn(i)`` over about ``seconds`` of wall time (after one warm-up)."""
-    fn(0)
-    n, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        for _ in range(10):
-            fn(n)
-            n += 1
-    return n / elapsed
+def batch(fn: Callable[[int], object], count: int) -> Callable[[], None]:
+    """A call that runs ``fn(i)`` for ``count`` successive ``i`` (new ones every call)."""
+    state = [0]
+
+    def run() -> None:
+        for _ in range(count):
+            fn(state[0])
+            state[0] += 1
+
+    return run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
+    parser.add_argument("--calls", type=int, default=20, help="samples per timed call")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds kept")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (one core: 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    print(f"{'preset':<8}{'size':>10}{'samples/s':>12}{'png dec/s':>12}{'x png':>8}"
-          f"{'rand/s':>12}{'x rand':>9}")
-    for name in ("tiny", "small"):
-        cfg = PRESETS[name]
-        ds = SyntheticScenes(cfg)
-        synth = rate(lambda i, ds=ds: ds[i % len(ds)], args.seconds)
-        # anchor 1: PIL decode of a PNG of the same size and content statistics
-        buf = io.BytesIO()
-        img = (ds[0].image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        Image.fromarray(img).save(buf, format="PNG")
-        data = buf.getvalue()
-        png = rate(lambda i, data=data: np.asarray(Image.open(io.BytesIO(data)).convert("RGB")),
-                   args.seconds)
-        # anchor 2: drawing the image tensor alone
-        shape = (3, cfg.height, cfg.width)
-        rnd = rate(lambda i, shape=shape: torch.rand(shape), args.seconds)
-        print(f"{name:<8}{f'{cfg.height}x{cfg.width}':>10}{synth:>12.0f}{png:>12.0f}"
-              f"{synth / png:>8.2f}{rnd:>12.0f}{synth / rnd:>9.4f}")
+    with session(f"synthetic data throughput, {args.calls} samples per call, {args.rounds} "
+                 "interleaved rounds after 1 warm-up"):
+        for name in ("tiny", "small"):
+            cfg = PRESETS[name]
+            ds = SyntheticScenes(cfg)
+            # anchor 1: PIL decode of a PNG of the same size and content statistics
+            buf = io.BytesIO()
+            img = (ds[0].image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            Image.fromarray(img).save(buf, format="PNG")
+            data = buf.getvalue()
+            shape = (3, cfg.height, cfg.width)
+            rounds = interleaved({
+                "synthetic": batch(lambda i, ds=ds: ds[i % len(ds)], args.calls),
+                "png decode": batch(lambda i, data=data: np.asarray(
+                    Image.open(io.BytesIO(data)).convert("RGB")), args.calls),
+                # anchor 2: drawing the image tensor alone
+                "torch.rand": batch(lambda i, shape=shape: torch.rand(shape), args.calls),
+            }, args.rounds)
+            rates = {side: args.calls / rounds.spread(side).median for side in rounds.cpu}
+            print(f"{name} {cfg.height}x{cfg.width}: synthetic {rates['synthetic']:.0f}/s, "
+                  f"png decode {rates['png decode']:.0f}/s, torch.rand "
+                  f"{rates['torch.rand']:.0f}/s (per CPU second, medians)")
+            print(goal_line(f"{name}: synthetic samples/s / png decodes/s",
+                            rounds.ratios("png decode", "synthetic"), None))
+            print(goal_line(f"{name}: synthetic samples/s / torch.rand/s",
+                            rounds.ratios("torch.rand", "synthetic"), None, spec=".4f"))
 
 
 if __name__ == "__main__":

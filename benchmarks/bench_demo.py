@@ -4,7 +4,9 @@ Runs a reproduce preset into a temporary folder (or reads the ``timings.json`` o
 run with ``--results DIR``) and prints the wall time of each phase (data, training, evaluation,
 tables and figures, probes, report), its share of the total, the worker processes used and the
 machine's load average at the start and the end, then the goal (issue #13: ``tiny`` in at most
-15 minutes of wall time on 2 cores) as met or not met.
+15 minutes of wall time on 2 cores) as met or not met. One run, too long to repeat: the header,
+the CPU time of this process beside the wall time (the worker processes' CPU time is not in
+it) and the goal line come from :mod:`timing` (this folder).
 
     .venv/bin/python benchmarks/bench_demo.py                       # runs the tiny preset
     .venv/bin/python benchmarks/bench_demo.py --results results/tiny  # reads a finished run
@@ -15,17 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
-import time
 from pathlib import Path
+
+from timing import goal_line, load_average, once, session
 
 GOAL_SECONDS = {"tiny": 15 * 60}
 """Wall-time goals per preset (seconds)."""
-
-
-def _load() -> str:
-    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def _print_split(timings: dict, label: str) -> float:
@@ -50,23 +48,25 @@ def main() -> None:
         if not (args.results / "timings.json").is_file():
             parser.error(f"{args.results}: no timings.json (not a finished reproduce folder)")
         timings = json.loads((args.results / "timings.json").read_text())
-        print(f"load average now (1, 5, 15 min): {_load()} (the run's own load is not recorded)")
+        print(f"load average (1, 5, 15 min) now: {load_average()} (the run's own load is not "
+              "recorded)")
         total = _print_split(timings, f"{args.results}")
-    else:
-        from vinfo.experiments.reproduce import reproduce
+        _print_goal(preset, total)
+        return
+    from vinfo.experiments.reproduce import reproduce
 
-        print(f"load average at start (1, 5, 15 min): {_load()}")
-        with tempfile.TemporaryDirectory() as folder:
-            started = time.perf_counter()
-            reproduce(preset, Path(folder) / preset, workers=args.workers)
-            wall = time.perf_counter() - started
-            timings = json.loads((Path(folder) / preset / "timings.json").read_text())
-        print(f"load average at end (1, 5, 15 min): {_load()}")
-        total = _print_split(timings, f"reproduce --preset {preset} ({wall:.0f} s incl. set-up)")
+    with session(f"reproduce --preset {preset}"), tempfile.TemporaryDirectory() as folder:
+        run = once(lambda: reproduce(preset, Path(folder) / preset, workers=args.workers))
+        timings = json.loads((Path(folder) / preset / "timings.json").read_text())
+        total = _print_split(timings, f"reproduce --preset {preset} ({run.wall:.0f} s wall "
+                             f"incl. set-up, {run.cpu:.0f} s CPU of the main process)")
+        _print_goal(preset, total)
+
+
+def _print_goal(preset: str, total: float) -> None:
     goal = GOAL_SECONDS.get(preset)
-    if goal is not None:
-        verdict = "met" if total <= goal else "not met"
-        print(f"demo wall time: {total:.0f} s goal <= {goal} s: {verdict}")
+    print(goal_line(f"demo wall time, preset {preset}", [total], goal,
+                    higher_is_better=False, spec=".0f", unit=" s"))
 
 
 if __name__ == "__main__":

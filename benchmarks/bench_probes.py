@@ -9,9 +9,13 @@
     (the same least squares, reweighted) and its default solver. Prints the times (vinfo:
     null + probe + validation scoring), NLLs, the speed ratio and whether each row meets the
     goal (vinfo ≥ 3× faster at an NLL at most 0.005 bits/pixel above scikit-learn's), with
-    the load average before and after.
+    the load average before and after. Timed with :mod:`timing` (this folder): vinfo's fit and
+    scikit-learn's interleaved, ``--rounds`` rounds after ``--warmup`` rounds, CPU time of
+    the process (wall time beside it); times are medians, the speed-up the median of the
+    per-round ratios.
 (b) A sweep of all families × three targets × 1 seed on the same representation, without
-    bootstrap controls (goal: ≤ 2 minutes on 2 cores).
+    bootstrap controls (goal: ≤ 2 minutes of wall time on 2 cores; run once, CPU time
+    beside it).
 
 The representation is cached as a vinfo bundle first (timed separately). By default it is a
 hand-made 16-channel "encoder" (per 16×16 patch: mean colour, colours of the four quadrants,
@@ -19,14 +23,13 @@ luminance spread; rounded like a quantised latent), so that the benchmark needs 
 codec; ``--repr CKPT`` uses a trained base checkpoint instead.
 
     .venv/bin/python benchmarks/bench_probes.py [--repr CKPT] [--skip-linear] [--skip-sweep]
-        [--width W] [--max-epochs E] [--threads T]
+        [--width W] [--max-epochs E] [--threads T] [--rounds R] [--warmup W]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import os
 import tempfile
 import time
 import warnings
@@ -39,6 +42,7 @@ import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
+from timing import Spread, goal_line, goal_met, interleaved, once, session
 
 from probes import FAMILIES, VInfoProbe, build_probe_inputs, load_representation, run_probes
 from probes.representations import save_bundle
@@ -144,23 +148,15 @@ def select_c(train, val, factor: int, classes: int) -> float:
     return min(scores, key=scores.__getitem__)
 
 
-def timed(function, repeat: int = 1):
-    """``(value, seconds)``: the last value and the fastest of ``repeat`` runs."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        value = function()
-        best = min(best, time.perf_counter() - start)
-    return value, best
-
-
 SPEED_GOAL = 3.0
 """vinfo's linear probe should be this many times faster than scikit-learn..."""
 EQUAL_NLL = 0.005
 """...at a test NLL no worse than scikit-learn's by more than this (bits per target pixel)."""
+SWEEP_GOAL = 120.0
+"""Seconds of wall time for the sweep (b) on 2 cores, at most."""
 
 
-def compare_linear(inputs) -> bool:
+def compare_linear(inputs, rounds: int, warmup: int) -> bool:
     """(a): vinfo's linear probe against scikit-learn, same features, same splits, the same
     family (per-pixel intercepts on both sides); returns whether every row met the goal."""
     data = inputs.data["r"]
@@ -168,13 +164,14 @@ def compare_linear(inputs) -> bool:
     print(f"(a) linear probe (per-pixel intercepts on both sides), "
           f"{len(inputs.sample_ids[0])} train / {len(inputs.sample_ids[1])} val / "
           f"{len(inputs.sample_ids[2])} test images; test NLL in bits per target pixel; goal: "
-          f"≥ {SPEED_GOAL:g}x faster at an NLL at most {EQUAL_NLL} above scikit-learn's")
+          f"≥ {SPEED_GOAL:g}x faster at an NLL at most {EQUAL_NLL} above scikit-learn's; "
+          f"{rounds} interleaved rounds after {warmup} warm-up, CPU time (medians)")
     print(f"{'target':13} {'solver':12} {'vinfo':>8} {'sklearn':>8} {'vinfo NLL':>10} "
           f"{'sklearn NLL':>11} {'NLL diff':>9} {'speed-up':>9}  goal")
     classes = inputs.head_kwargs["segmentation"]["num_classes"]
     segmentation = data["segmentation"]
     c = select_c(segmentation.train, segmentation.val, factor, classes)
-    depth_reference = (partial(sklearn_depth_bits, factor=factor), 3, "Ridge")
+    depth_reference = (partial(sklearn_depth_bits, factor=factor), "Ridge")
     # (target, solver, reference, whether the row counts toward the goal): for depth the goal
     # row is the closed form, the same least squares as Ridge (equal NLL); the default solver
     # falls back to a gradient fit where the closed form does not beat the null on validation,
@@ -184,26 +181,41 @@ def compare_linear(inputs) -> bool:
         ("depth", "auto", depth_reference, False),
         ("segmentation", "auto", (partial(sklearn_segmentation_bits, factor=factor,
                                           classes=classes, c=c),
-                                  1, f"LogisticRegression C={c:g}"), True),
+                                  f"LogisticRegression C={c:g}"), True),
     ]
-    met_all, reference_cache = True, {}
-    for target, solver, (reference, repeat, name), goal in rows:
+    met_all, summaries = True, []
+    for target, solver, (reference, name), goal in rows:
         splits = data[target]
         probe = VInfoProbe("linear", target, solver=solver,
                            head_kwargs=inputs.head_kwargs.get(target))
-        fitted, ours = timed(partial(probe.fit, splits.train, splits.val), repeat)
-        nll = fitted.evaluate(splits.test).h_cond
-        if target not in reference_cache:
-            reference_cache[target] = timed(partial(reference, splits.train, splits.test),
-                                            repeat)
-        theirs_nll, theirs = reference_cache[target]
-        met = theirs / ours >= SPEED_GOAL and nll <= theirs_nll + EQUAL_NLL
+        last: dict[str, object] = {}
+
+        def ours(probe=probe, splits=splits, last=last) -> None:
+            last["fitted"] = probe.fit(splits.train, splits.val)
+
+        def theirs(reference=reference, splits=splits, last=last) -> None:
+            last["nll"] = reference(splits.train, splits.test)
+
+        timed = interleaved({"vinfo": ours, "sklearn": theirs}, rounds, warmup)
+        fitted = last["fitted"]
+        nll, theirs_nll = fitted.evaluate(splits.test).h_cond, last["nll"]
+        speed_ups = timed.ratios("sklearn", "vinfo")
+        speed_up = Spread.of(speed_ups).median
+        met = goal_met(speed_up, SPEED_GOAL) and nll <= theirs_nll + EQUAL_NLL
         if goal:
             met_all &= met
+            summaries.append(goal_line(f"linear probe speed-up vs scikit-learn, {target} "
+                                       f"{solver}, CPU", speed_ups, SPEED_GOAL))
+            summaries.append(goal_line(f"linear probe NLL - scikit-learn's, {target} {solver}",
+                                       [nll - theirs_nll], EQUAL_NLL, higher_is_better=False,
+                                       spec="+.4f", unit=" bits/px"))
         verdict = ("met" if met else "not met") if goal else "info"
-        print(f"{target:13} {solver:12} {ours:7.2f}s {theirs:7.2f}s {nll:10.4f} "
-              f"{theirs_nll:11.4f} {nll - theirs_nll:+9.4f} {theirs / ours:8.1f}x  "
+        print(f"{target:13} {solver:12} {timed.spread('vinfo').median:7.2f}s "
+              f"{timed.spread('sklearn').median:7.2f}s {nll:10.4f} "
+              f"{theirs_nll:11.4f} {nll - theirs_nll:+9.4f} {speed_up:8.1f}x  "
               f"{verdict} ({fitted.solver_} vs {name})")
+    for line in summaries:
+        print(line)
     return met_all
 
 
@@ -219,11 +231,12 @@ def sweep(inputs, width: int | None, max_epochs: int | None) -> None:
         times.append((event.target, event.family, now - last[0], event.probe.epochs_))
         last[0] = now
 
-    frame, seconds = timed(lambda: run_probes(
+    run = once(lambda: run_probes(
         inputs.data, families, (0,), n_resamples=1000, controls=False, probe_kwargs=kwargs,
         head_kwargs=inputs.head_kwargs, callback=tick))
+    frame = run.value
     print(f"(b) sweep {kwargs or 'library defaults'}: {len(families)} families × 3 targets × "
-          f"1 seed = {len(times)} fits in {seconds:.1f} s (goal ≤ 120 s)")
+          f"1 seed = {len(times)} fits in {run.wall:.1f} s wall, {run.cpu:.1f} s CPU")
     fits = {(t, f): (s, e) for t, f, s, e in times}
     frame["seconds"] = [fits[(t, f)][0] for t, f in zip(frame["target"], frame["family"],
                                                          strict=True)]
@@ -231,6 +244,8 @@ def sweep(inputs, width: int | None, max_epochs: int | None) -> None:
                                                        strict=True)]
     columns = ["target", "family", "params", "epochs", "seconds", "h_null", "h_cond", "iv"]
     print(frame[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(goal_line("probe sweep, wall clock", [run.wall], SWEEP_GOAL,
+                    higher_is_better=False, spec=".1f", unit=" s"))
 
 
 def main() -> None:
@@ -242,30 +257,31 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=None, help="(b): epoch budget")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch and BLAS threads of both sides (1: robust on a busy machine)")
+    parser.add_argument("--rounds", type=int, default=3, help="(a): interleaved rounds kept")
+    parser.add_argument("--warmup", type=int, default=1, help="(a): warm-up rounds dropped")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)
     warnings.simplefilter("ignore")
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    print(f"{args.threads} thread(s) per side; load average (1, 5, 15 min) {load} on "
-          f"{os.cpu_count()} cores")
-    source = DataSource(split="val")
-    with tempfile.TemporaryDirectory() as directory:
-        path = args.repr or Path(directory) / "handmade.safetensors"
-        if args.repr is None:
-            handmade_bundle(path, source)
-        representation, seconds = timed(lambda: load_representation(path, cache_dir=directory))
-        print(f"representation {tuple(representation.bundle.y_hat.shape)} from {path.name} "
-              f"({representation.source.describe()}): {seconds:.2f} s")
-        inputs = build_probe_inputs({"r": representation.bundle},
-                                    ["depth", "segmentation", "reconstruction"],
-                                    representation.source)
-    if not args.skip_linear:
-        met = compare_linear(inputs)
-        load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-        print(f"(a) speed goal {'met' if met else 'not met'} (load average now {load})")
-    if not args.skip_sweep:
-        sweep(inputs, args.width, args.max_epochs)
+    with session(f"probes: {args.threads} thread(s) per side (torch and BLAS)"):
+        source = DataSource(split="val")
+        with tempfile.TemporaryDirectory() as directory:
+            path = args.repr or Path(directory) / "handmade.safetensors"
+            if args.repr is None:
+                handmade_bundle(path, source)
+            loaded = once(lambda: load_representation(path, cache_dir=directory))
+            representation = loaded.value
+            print(f"representation {tuple(representation.bundle.y_hat.shape)} from {path.name} "
+                  f"({representation.source.describe()}): {loaded.cpu:.2f} s CPU, "
+                  f"{loaded.wall:.2f} s wall")
+            inputs = build_probe_inputs({"r": representation.bundle},
+                                        ["depth", "segmentation", "reconstruction"],
+                                        representation.source)
+        if not args.skip_linear:
+            met = compare_linear(inputs, args.rounds, args.warmup)
+            print(f"(a) speed goal, every goal row: {'met' if met else 'not met'}")
+        if not args.skip_sweep:
+            sweep(inputs, args.width, args.max_epochs)
 
 
 if __name__ == "__main__":

@@ -2,17 +2,20 @@
 
 Both run the same epochs (train + validation) of a small convolutional autoencoder on random
 64×64 images with Adam; the trainer also writes its checkpoint, state and metrics files every
-epoch. Prints both times and the ratio trainer / bare (goal ≤ 1.05).
+epoch. Timed with :mod:`timing` (this folder): the two sides interleaved, ``--rounds`` rounds
+after a warm-up round, CPU time of the process (wall time beside it), one torch thread by
+default. Prints both times and the per-round ratio trainer / bare (goal ≤ 1.05).
 
-    .venv/bin/python benchmarks/bench_trainer.py
+    .venv/bin/python benchmarks/bench_trainer.py [--rounds 5] [--threads 1]
 """
 
 from __future__ import annotations
 
+import argparse
 import tempfile
-import time
 
 import torch
+from timing import goal_line, interleaved, session
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -62,25 +65,29 @@ def with_trainer(train: TensorDataset, val: TensorDataset) -> None:
         Trainer(make_model(), objective, train, val, config, run_dir).fit()
 
 
-def best_of(function, *args, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function(*args)
-        times.append(time.perf_counter() - start)
-    return min(times)
+GOAL = 1.05
+"""Trainer / bare loop time, at most."""
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds kept")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     generator = torch.Generator().manual_seed(1)
     train = TensorDataset(torch.rand(256, 3, 64, 64, generator=generator))
     val = TensorDataset(torch.rand(64, 3, 64, 64, generator=generator))
-    bare = best_of(bare_loop, train, val)
-    trainer = best_of(with_trainer, train, val)
-    print(
-        f"{EPOCHS} epochs of 256 + 64 images: bare loop {bare:.3f} s, "
-        f"vinfo Trainer {trainer:.3f} s, ratio {trainer / bare:.3f} (goal <= 1.05)"
-    )
+    with session(f"Trainer overhead: {EPOCHS} epochs of 256 + 64 images, {args.rounds} "
+                 "interleaved rounds after 1 warm-up"):
+        rounds = interleaved({"bare loop": lambda: bare_loop(train, val),
+                              "vinfo Trainer": lambda: with_trainer(train, val)}, args.rounds)
+        print(rounds.table())
+        print(goal_line("Trainer / bare loop time, CPU",
+                        rounds.ratios("vinfo Trainer", "bare loop"), GOAL,
+                        higher_is_better=False, spec=".3f"))
+        print(goal_line("Trainer / bare loop time, wall clock",
+                        rounds.ratios("vinfo Trainer", "bare loop", "wall"), None, spec=".3f"))
 
 
 if __name__ == "__main__":

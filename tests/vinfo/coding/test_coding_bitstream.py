@@ -56,6 +56,23 @@ def test_base_round_trip_is_bit_exact(size):
     assert torch.equal(decoded_rate, expected.rate_bits)
 
 
+def test_paper_decode_is_bit_exact_and_within_1e_5_of_the_training_forward():
+    # the decoder's synthesis (exp-based ELUs, channels-last) against g_b with autograd on
+    torch.manual_seed(0)
+    codec = BaseCodec(codec_preset("paper"), "reconstruction").eval()
+    with torch.no_grad():
+        codec.f_b.layers[-1].weight.mul_(15)
+    x = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        y_hat = codec.encode_latent(x).y_hat
+    decoded = decompress(codec, compress(codec, x))
+    assert bool(y_hat.abs().sum() > 0)
+    assert torch.equal(decoded.y_hat, y_hat)
+    forward = codec.g_b(y_hat).detach()
+    assert decoded.x_tilde.shape == forward.shape
+    torch.testing.assert_close(decoded.x_tilde, forward, rtol=0, atol=1e-5)
+
+
 def test_entropy_coding_wide_range_and_escape_symbols():
     torch.manual_seed(0)
     model = AutoregressiveEntropyModel(M=8).eval()

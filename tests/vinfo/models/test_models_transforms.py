@@ -2,7 +2,15 @@ import pytest
 import torch
 
 from vinfo.models.config import codec_preset
-from vinfo.models.transforms import AnalysisTransform, SynthesisTransform, pad_to_stride
+from vinfo.models.transforms import (
+    AnalysisTransform,
+    ResidualBottleneckBlock,
+    SynthesisTransform,
+    _elu_from_exp_,
+    _subpixel_applies,
+    _transposed_as_subpixel,
+    pad_to_stride,
+)
 
 
 def test_shapes_through_f_and_g():
@@ -27,19 +35,57 @@ def test_input_size_checked_and_padding():
     assert pad_to_stride(torch.rand(1, 3, 30, 33)).shape == (1, 3, 32, 48)
 
 
-@pytest.mark.parametrize("preset", ["tiny", "small"])
-def test_inference_forward_is_bit_identical_and_leaves_its_input_alone(preset):
-    # without autograd the synthesis applies its ELUs and residual sums in place
+@pytest.mark.parametrize("preset", ["tiny", "small", "paper"])
+def test_inference_synthesis_is_within_1e_5_and_leaves_its_input_alone(preset):
+    # without autograd the synthesis applies its ELUs (exp-based) and residual sums in place
     torch.manual_seed(0)
     g = SynthesisTransform(codec_preset(preset)).eval()
     y_hat = torch.round(torch.randn(1, g.layers[0].in_channels, 3, 5) * 3)
     before = y_hat.clone()
-    expected = g(y_hat)  # autograd enabled: the training path
+    expected = g(y_hat)  # autograd enabled: the training path, nn.ELU
     with torch.no_grad():
-        assert torch.equal(g(y_hat), expected)
+        fast = g(y_hat)
+        channels_last = g(y_hat.contiguous(memory_format=torch.channels_last))
     with torch.inference_mode():
-        assert torch.equal(g(y_hat), expected)
+        assert torch.equal(g(y_hat), fast)
+    for output in (fast, channels_last):
+        torch.testing.assert_close(output, expected.detach(), rtol=0, atol=1e-5)
     assert torch.equal(y_hat, before)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5, 2.0])
+def test_elu_from_exp_matches_elu(alpha):
+    x = torch.cat([torch.linspace(-30, 30, 10001), torch.tensor([0.0, -1e-8, 1e-8, -1e-30])])
+    expected = torch.nn.functional.elu(x, alpha)
+    torch.testing.assert_close(_elu_from_exp_(x.clone(), alpha), expected, rtol=1e-6,
+                               atol=1e-7 * max(alpha, 1.0))
+
+
+@pytest.mark.parametrize("channels", [(96, 3), (32, 8), (5, 2)])
+def test_transposed_convolution_as_subpixel_convolution(channels):
+    torch.manual_seed(0)
+    layer = torch.nn.ConvTranspose2d(*channels, 5, stride=2, padding=2, output_padding=1)
+    x = torch.rand(2, channels[0], 5, 7)
+    with torch.no_grad():
+        expected = layer(x)
+        for inputs in (x, x.contiguous(memory_format=torch.channels_last)):
+            torch.testing.assert_close(_transposed_as_subpixel(layer, inputs), expected,
+                                       rtol=1e-5, atol=1e-5)
+    assert _subpixel_applies(layer) == (channels != (5, 2))
+    assert not _subpixel_applies(torch.nn.ConvTranspose2d(96, 3, 3, stride=2, padding=1))
+
+
+@pytest.mark.parametrize("module", ["analysis", "block"])
+def test_analysis_and_blocks_stay_bit_identical_without_autograd(module):
+    # ŷ = ⌊f(x)⌉ and the conditional entropy model's side information keep nn.ELU's values
+    torch.manual_seed(0)
+    if module == "analysis":
+        layer, x = AnalysisTransform(codec_preset("small")).eval(), torch.rand(1, 3, 32, 48)
+    else:
+        layer, x = ResidualBottleneckBlock(8).eval(), torch.randn(1, 8, 5, 6)
+    expected = layer(x)
+    with torch.no_grad():
+        assert torch.equal(layer(x), expected)
 
 
 def test_training_path_still_has_gradients():
