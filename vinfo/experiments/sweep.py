@@ -8,15 +8,17 @@ a shorter fine-tuning budget. Each model has its own run directory::
         experiment.json     the frozen RunSpec, codec config and TrainConfig(s)
         train_config.json   written by the Trainer
         metrics.csv         one row per epoch (train_* and val_* losses and rates)
-        best.safetensors    the Trainer's best epoch (weights only)
-        last_state.pt       the Trainer's resumable state
+        best.safetensors    the Trainer's best epoch (weights only), while it trains
+        last_state.pt       the Trainer's resumable state, while it trains
         model.safetensors   the finished checkpoint (save_checkpoint: weights + model.json)
         model.json          its spec, plus the "data" it was trained on (data_record)
         eval_<split>.json   cached evaluation (see collect_rd)
 
 Reruns are cheap and safe: a run with ``model.safetensors`` is skipped, a run with only
 ``last_state.pt`` resumes where it was killed, and a directory written for another spec is
-refused rather than overwritten.
+refused rather than overwritten. Once ``model.safetensors`` is written, the Trainer's two
+scratch files are removed: the checkpoint holds the best epoch's weights, and a finished run
+is never resumed (with a detection head, they were 3/4 of a run folder's bytes).
 """
 
 from __future__ import annotations
@@ -369,6 +371,8 @@ def train_run(
     if is_main_process():
         extra = None if data is None else {"data": dict(data)}
         save_checkpoint(model.cpu(), finished.checkpoint, extra)
+        for scratch in (trainer.best_path, trainer.state_path):  # the checkpoint supersedes them
+            scratch.unlink(missing_ok=True)
     if is_distributed():  # the next model of the sweep warm-starts from this checkpoint
         torch.distributed.barrier()
     return finished

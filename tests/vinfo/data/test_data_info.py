@@ -49,7 +49,7 @@ def _cityscapes_file(root, kind, suffix, i=1):
     ("kind", "suffix", "corrupt", "message"),
     [
         ("disparity", "disparity.png", _truncate, "cannot read.*16-bit disparity PNG"),
-        ("camera", "camera.json", lambda p: p.write_text("{not json"), "bad camera JSON"),
+        ("camera", "camera.json", lambda p: p.write_text("{not json"), "not valid JSON"),
         ("leftImg8bit", "leftImg8bit.png", _truncate, "cannot read.*RGB PNG"),
         ("gtFine", "gtFine_labelIds.png", _truncate, "cannot read.*labelIds PNG"),
     ],
