@@ -25,14 +25,22 @@ reports the fixed header separately — meaningful for trained models only (see
 ``bench_rate_audit.py``); a second audit draws the latent from the entropy model's own
 distribution (what a trained model approaches), so payload − estimate is the coder's overhead.
 
+Batch decode: ``--batch`` streams at the first size decoded one after another in this process
+against :func:`vinfo.coding.bitstream.decompress_many` on every core, on wall time (checked bit
+for bit against the one-by-one decode).
+
+Cross-device decoding (encode on the CPU, decode on CUDA and back) needs a CUDA device; this
+benchmark has none to use on a CPU-only machine and says so.
+
 Run: ``python benchmarks/bench_wavefront.py [--sizes 256 512] [--threads 1] [--rounds 5]
-[--serial]``.
+[--serial] [--batch 16]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 
 import torch
 from compressai.models import JointAutoregressiveHierarchicalPriors
@@ -44,6 +52,7 @@ from vinfo.coding.bitstream import (
     compress,
     decode_latent,
     decompress,
+    decompress_many,
     encode_latent,
     rate_audit,
 )
@@ -56,6 +65,7 @@ ROUNDS = 5
 SPREAD = 15.0  # factor on the last analysis layer: std(y) ≈ 0.07 → ≈ 1
 SCALE = 1.0  # bias of the predicted scales σ
 DECODE_GOAL = 10.0  # issue 17: decode ≥ 10× the anchor at identical N, M
+BATCH_GOAL = 1.5  # issue 17: a batch of streams decodes ≥ 1.5× faster on 2 cores than on one
 IMAGE_TOLERANCE = 1e-5  # decoded image against the training-path forward pass
 
 
@@ -218,6 +228,50 @@ def bench_size(size: int, args: argparse.Namespace, codec: BaseCodec,
     )
 
 
+def bench_batch(size: int, images: int, rounds: int, codec: BaseCodec) -> None:
+    """Wall time of a batch of streams: one after another in this process against
+    :func:`decompress_many` on every core (one torch thread per worker, forked per call, so the
+    workers' start is included). CPU time is not comparable here: the workers' is not this
+    process's."""
+    workers = os.cpu_count() or 1
+    streams = [compress(codec, smooth_image(size, seed)) for seed in range(images)]
+    calls = {
+        "one after another": lambda: [decompress(codec, data) for data in streams],
+        f"decompress_many, {workers} workers": lambda: decompress_many(codec, streams),
+    }
+    with torch.no_grad():
+        rounds_ = interleaved(calls, rounds)
+    exact = all(torch.equal(many.y_hat, decompress(codec, data).y_hat)
+                for many, data in zip(decompress_many(codec, streams), streams, strict=True))
+    print(f"\n== batch of {images} streams of {size}x{size}, {workers} cores")
+    print(rounds_.table())
+    print(f"batch decode == one-by-one decode, bit for bit: {exact}")
+    goal = BATCH_GOAL if workers >= 2 else None  # one core: nothing to gain, no goal
+    print(goal_line(f"batch decode speed-up, wall clock, {images} x {size}x{size}",
+                    rounds_.ratios("one after another", f"decompress_many, {workers} workers",
+                                   "wall"), goal))
+
+
+def cross_device(size: int, codec: BaseCodec) -> None:
+    """Encode on the CPU, decode on CUDA, and the reverse; print whether ``ŷ`` matches bit for
+    bit (CompressAI issues #279 and #309). Needs a CUDA device."""
+    if not torch.cuda.is_available():
+        print("\ncross-device decode (CPU <-> CUDA): skipped, no CUDA device on this machine")
+        return
+    x = smooth_image(size, seed=1)
+    for encoder, decoder in (("cpu", "cuda"), ("cuda", "cpu")):
+        try:
+            stream = compress(codec.to(encoder), x.to(encoder))
+            expected = decompress(codec, stream).y_hat.cpu()
+            decoded = decompress(codec.to(decoder), stream).y_hat.cpu()
+            verdict = f"bit for bit: {torch.equal(decoded, expected)}"
+        except Exception as error:  # a report, not a crash: say what failed
+            verdict = f"failed: {type(error).__name__}: {str(error).splitlines()[0]}"
+        print(f"cross-device decode, encoded on {encoder}, decoded on {decoder}, "
+              f"{size}x{size}: {verdict}")
+    codec.cpu()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512],
@@ -227,6 +281,8 @@ def main() -> None:
                         help="interleaved rounds kept (after one warm-up round)")
     parser.add_argument("--serial", action="store_true",
                         help="also time vinfo's serial coding order")
+    parser.add_argument("--batch", type=int, default=16,
+                        help="streams in the batch-decode timing, at the first size (0: skip)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = codec_preset("paper")
@@ -238,6 +294,9 @@ def main() -> None:
                  f"M = {config.M}), {args.rounds} interleaved rounds after 1 warm-up"):
         for size in args.sizes:
             bench_size(size, args, codec, reference)
+        if args.batch:
+            bench_batch(args.sizes[0], args.batch, args.rounds, codec)
+        cross_device(args.sizes[0], codec)
 
 
 if __name__ == "__main__":

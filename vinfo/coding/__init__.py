@@ -10,6 +10,7 @@ from vinfo.coding.bitstream import (
     compress_enhancement,
     decompress,
     decompress_enhancement,
+    decompress_many,
     rate_audit,
 )
 from vinfo.coding.tables import CoderTables, default_tables
@@ -29,5 +30,6 @@ __all__ = [
     "compress_enhancement",
     "decompress",
     "decompress_enhancement",
+    "decompress_many",
     "rate_audit",
 ]

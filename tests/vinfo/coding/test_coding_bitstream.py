@@ -16,6 +16,7 @@ from vinfo.coding.bitstream import (
     decode_latent,
     decompress,
     decompress_enhancement,
+    decompress_many,
     encode_latent,
     max_symbols,
     rate_audit,
@@ -245,3 +246,46 @@ def test_max_symbols_bounds_the_most_compressible_stream_the_coder_can_write():
     assert count <= max_symbols(len(payload))
     # the bound is no looser than a factor 2 over the ideal (+ the 64-bit flush)
     assert max_symbols(len(payload)) <= 2 * count * (8 * len(payload)) / (ideal_bits)
+
+
+def test_batch_decode_in_workers_equals_decoding_each_stream():
+    codec = trained_like_base("reconstruction", seed=3)
+    torch.manual_seed(4)
+    images = [torch.rand(1, 3, h, w) for h, w in ((32, 48), (48, 32), (16, 16), (40, 56), (32, 32))]
+    streams = [compress(codec, x) for x in images]
+    serial = [decompress(codec, data) for data in streams]
+    for workers in (1, 2):
+        batch = decompress_many(codec, streams, workers=workers)
+        assert len(batch) == len(images)
+        for one, many, x in zip(serial, batch, images, strict=True):  # in order, each right
+            assert torch.equal(many.y_hat, one.y_hat)
+            assert torch.equal(many.y_hat, codec.encode_latent(x).y_hat)
+            assert many.x_tilde.shape == x.shape
+            torch.testing.assert_close(many.x_tilde, one.x_tilde, rtol=0, atol=1e-5)
+    assert decompress_many(codec, []) == []
+
+
+def test_batch_decode_reports_the_bad_stream():
+    codec = trained_like_base("reconstruction", seed=3)
+    good = compress(codec, torch.rand(1, 3, 32, 32))
+    bad = bytearray(good)
+    bad[-1] ^= 1
+    with pytest.raises(StreamError, match="checksum mismatch"):
+        decompress_many(codec, [good, bytes(bad), good], workers=2)
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        decompress_many(codec, [good], workers=0)
+
+
+def test_a_stream_depends_only_on_its_image():
+    """Batch composition: a batch's latents equal those of each image alone, and a stream is
+    the same whatever was coded or decoded before it."""
+    codec = trained_like_base("reconstruction", seed=5)
+    torch.manual_seed(6)
+    x = torch.rand(4, 3, 48, 64)
+    batch = codec.encode_latent(x).y_hat
+    alone = torch.cat([codec.encode_latent(x[i : i + 1]).y_hat for i in range(4)])
+    assert torch.equal(batch, alone)
+    first = compress(codec, x[:1])
+    decompress(codec, compress(codec, x[1:2]))
+    assert compress(codec, x[:1]) == first
+    assert torch.equal(decompress(codec, first).y_hat, alone[:1])
