@@ -1,7 +1,9 @@
 # Two entry points, each self-contained on a fresh clone (needs only Python 3.11 and make):
 #   make demo   install into .venv and run the main job (vinfo reproduce --preset tiny) on the
 #               built-in synthetic data; results and the report in results/tiny/
-#   make test   install into .venv, lint, and run the whole test suite (slow tests included)
+#   make test   install into .venv, lint, start a one-node SLURM cluster (scripts/slurm-local.sh:
+#               apt-get installs slurm-wlm and munge; skipped with a message where it cannot),
+#               run the whole test suite (slow tests included), stop the cluster
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -24,8 +26,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 # pytest's exit code 5 means it collected no test: report it and fail, never pass silently.
+SLURM_DIR ?= /tmp/vinfo-slurm
 test: lint
-	@$(BIN)/python -m pytest; status=$$?; \
+	@VINFO_SLURM_DIR=$(SLURM_DIR) scripts/slurm-local.sh start || echo "make test: no local" \
+	  "SLURM cluster (it needs apt-get and root); the SLURM tests are skipped" >&2; \
+	SLURM_CONF=$(SLURM_DIR)/slurm.conf $(BIN)/python -m pytest; status=$$?; \
+	VINFO_SLURM_DIR=$(SLURM_DIR) scripts/slurm-local.sh stop; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$status
 

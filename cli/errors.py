@@ -10,6 +10,9 @@ tree, so every command, including sub-apps registered later, gets the same behav
 * usage errors typer catches itself while parsing (missing or unknown option, missing
   argument, a value of the wrong type, unknown command): the same one line and exit code 2,
   instead of typer's multi-line usage box; ``--help`` and "no arguments shows help" are kept;
+* runs of a plan that failed (:class:`~vinfo.experiments.plan.PlanError`: a crashed worker, a
+  cancelled SLURM job): one line ``error: …`` naming each run with its reason (and log),
+  exit code 1; the other runs finished, and a rerun does only what is missing;
 * anything else is a bug: one line ``internal error: …`` and exit code 1.
 
 ``vinfo --debug …`` (or ``VINFO_DEBUG=1``) re-raises library errors instead, showing the
@@ -30,8 +33,11 @@ except ImportError:  # typer on top of a separate click
     from click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
+from vinfo.experiments.plan import PlanError
+
 USAGE_EXIT_CODE = 2
 INTERNAL_EXIT_CODE = 1
+FAILED_RUNS_EXIT_CODE = 1
 BAD_INPUT_ERRORS: tuple[type[BaseException], ...] = (ValueError, LookupError, OSError)
 
 
@@ -109,6 +115,12 @@ class ErrorHandlingGroup(TyperGroup):
                 raise
             typer.echo(f"error: {plain(error)}", err=True)
             raise typer.Exit(USAGE_EXIT_CODE) from None
+        except PlanError as error:
+            if debug_enabled(ctx):
+                raise
+            typer.echo(f"error: {error} (the other runs finished; rerun to retry only these)",
+                       err=True)
+            raise typer.Exit(FAILED_RUNS_EXIT_CODE) from None
         except Exception as error:
             if debug_enabled(ctx):
                 raise

@@ -109,6 +109,13 @@ BAD_INPUTS = {
     "reproduce paper without data": (
         ["reproduce", "--preset", "paper", "--out", "{tmp}/p", "--quiet"], "--data-root"
     ),
+    "reproduce unknown executor": (
+        ["reproduce", "--preset", "micro", "--out", "{tmp}/p", "--executor", "cloud"],
+        "valid: local, processes, slurm",
+    ),
+    "reproduce status of nothing": (
+        ["reproduce", "--preset", "micro", "--out", "{tmp}/none", "--status"], "no runs yet"
+    ),
 }
 
 

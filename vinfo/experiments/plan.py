@@ -93,7 +93,7 @@ class Plan:
         if run.run_dir in known:
             raise ValueError(f"{run.run_dir}: planned twice")
         for needed in run.after:
-            if needed not in known and not _finished(needed):
+            if needed not in known and not is_finished(needed):
                 raise ValueError(f"{run.run_dir}: depends on {needed}, which is not planned")
         self.runs.append(run)
         return run
@@ -130,13 +130,16 @@ class Executor(Protocol):
         ...
 
 
-def _train(run: PlannedRun, splits: Splits | None) -> None:
+def train_planned_run(run: PlannedRun, splits: Splits | None) -> None:
+    """Carry out one run (every executor's unit of work); ``splits`` may be ``None`` for a
+    finished run, which is checked and skipped."""
     from vinfo.experiments.sweep import train_run
 
     train_run(run.spec, run.config, splits, run.train, run.run_dir, data=run.data)
 
 
-def _error_line(error: BaseException) -> str:
+def error_line(error: BaseException) -> str:
+    """``"Type: first line of the message"``, how executors report a failed run."""
     return f"{type(error).__name__}: {error}".splitlines()[0]
 
 
@@ -155,9 +158,9 @@ class LocalExecutor:
             if splits is None and not run.checkpoint.is_file():
                 splits = source()
             try:
-                _train(run, splits)  # a finished run is checked and skipped without data
+                train_planned_run(run, splits)  # a finished run is checked and skipped without data
             except Exception as error:  # noqa: BLE001 - reported with the others at the end
-                failed[run.run_dir] = _error_line(error)
+                failed[run.run_dir] = error_line(error)
         if failed:
             raise PlanError(failed, skipped)
 
@@ -175,10 +178,10 @@ def _worker_train(run: PlannedRun, source: DataSource) -> None:
         _WORKER_SPLITS.clear()
         _WORKER_SPLITS[key] = source()
     try:
-        _train(run, _WORKER_SPLITS[key])
+        train_planned_run(run, _WORKER_SPLITS[key])
     except Exception as error:
         # the traceback as text: exceptions of library types may not unpickle in the parent
-        raise RuntimeError(_error_line(error) + "\n" + traceback.format_exc()) from None
+        raise RuntimeError(error_line(error) + "\n" + traceback.format_exc()) from None
 
 
 class ProcessExecutor:
@@ -205,7 +208,7 @@ class ProcessExecutor:
         running: dict[Future[None], PlannedRun] = {}
 
         def ready(run: PlannedRun) -> bool:
-            return all(n in done or (n not in planned and _finished(n)) for n in run.after)
+            return all(n in done or (n not in planned and is_finished(n)) for n in run.after)
 
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(self.workers, context, _worker_init, (self.threads,)) as pool:
@@ -217,7 +220,7 @@ class ProcessExecutor:
                     elif ready(run) and run.checkpoint.is_file():
                         pending.remove(run)  # finished before: checked and skipped here
                         progress(run.message)
-                        _train(run, None)
+                        train_planned_run(run, None)
                         done.add(run.run_dir)
                     elif ready(run) and len(running) < self.workers:
                         pending.remove(run)
@@ -240,7 +243,8 @@ class ProcessExecutor:
             raise PlanError(failed, skipped)
 
 
-def _finished(run_dir: Path) -> bool:
+def is_finished(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a finished checkpoint."""
     from vinfo.experiments.sweep import CHECKPOINT
 
     return (run_dir / CHECKPOINT).is_file()
@@ -258,6 +262,9 @@ __all__ = [
     "Executor",
     "LocalExecutor",
     "Plan",
+    "error_line",
+    "is_finished",
+    "train_planned_run",
     "PlanError",
     "PlannedRun",
     "ProcessExecutor",

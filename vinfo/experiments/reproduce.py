@@ -632,6 +632,7 @@ def reproduce(
     quiet: bool = True,
     progress: Progress | None = None,
     workers: int | None = None,
+    executor: Executor | None = None,
 ) -> ReproduceResult:
     """Run the study of ``preset`` into ``out`` (resumable; see the module docstring).
 
@@ -644,6 +645,8 @@ def reproduce(
         workers: processes that train independent models at once
             (:class:`~vinfo.experiments.plan.ProcessExecutor`; 1: all in this process).
             ``None``: :func:`default_workers`. The checkpoints do not depend on it.
+        executor: carries out the training plans instead (e.g.
+            :class:`~vinfo.experiments.slurm.SlurmExecutor`); ``workers`` is then unused.
 
     Raises:
         ValueError: an unknown preset, a missing data root, or ``out`` holding another
@@ -655,7 +658,8 @@ def reproduce(
     threads = torch.get_num_threads()
     if preset.threads is not None:
         torch.set_num_threads(preset.threads)
-    executor = executor_for(default_workers(preset) if workers is None else workers)
+    if executor is None:
+        executor = executor_for(default_workers(preset) if workers is None else workers)
     try:
         # taken once here, on the top folder: the worker processes write under it unlocked
         with folder_lock(out):

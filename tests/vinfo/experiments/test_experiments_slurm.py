@@ -1,0 +1,100 @@
+"""The reproduce plan on a real one-node SLURM cluster (``scripts/slurm-local.sh start``, which
+``make test`` and ``.ci/run`` run where ``apt-get`` can install slurm-wlm)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vinfo.experiments.slurm import JOB_RECORD, slurm_available
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not slurm_available(), reason="no SLURM controller answers here: "
+                       "start the one-node cluster with scripts/slurm-local.sh start (needs "
+                       "apt-get for slurm-wlm) and export SLURM_CONF as it prints"),
+]
+
+VINFO = [sys.executable, "-m", "cli.main"]
+ROOT = Path(__file__).resolve().parents[3]
+RESULT_TABLES = ("bd_table.csv", "rd_depth.csv", "rd_reconstruction.csv", "rd_segmentation.csv")
+
+
+def _vinfo(*args: str, background: bool = False):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    command = [*VINFO, *args]
+    if background:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900, check=False)
+
+
+def _first_running_job(timeout_s: float = 120) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        running = subprocess.run(["squeue", "-h", "-t", "R", "-o", "%i"], capture_output=True,
+                                 text=True, check=True).stdout.split()
+        if running:
+            return running[0]
+        time.sleep(0.5)
+    raise AssertionError("no SLURM job started running")
+
+
+def _job_ids(runs: Path) -> dict[str, str]:
+    return {str(record.parent.relative_to(runs)): json.loads(record.read_text())["job_id"]
+            for record in runs.rglob(JOB_RECORD)}
+
+
+def test_micro_plan_on_slurm_survives_scancel_and_matches_local(tmp_path):
+    on_slurm, local = tmp_path / "slurm", tmp_path / "local"
+    # 1. a run with one job cancelled: its run and its dependents fail, the others finish
+    first = _vinfo("reproduce", "--preset", "micro", "--out", str(on_slurm), "--executor",
+                   "slurm", "--quiet", background=True)
+    cancelled = _first_running_job()
+    subprocess.run(["scancel", cancelled], check=True)
+    _, stderr = first.communicate(timeout=900)
+    assert first.returncode == 1, stderr
+    error = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and f"job {cancelled} cancelled" in error[0] and "log " in error[0]
+
+    status = _vinfo("reproduce", "--preset", "micro", "--out", str(on_slurm), "--status")
+    assert status.returncode == 0, status.stderr
+    failed = [line for line in status.stdout.splitlines() if " failed job " in line]
+    assert any(f"job {cancelled} log " in line for line in failed)
+    done_before = {run: job for run, job in _job_ids(on_slurm / "runs").items()
+                   if (on_slurm / "runs" / run / "model.safetensors").is_file()}
+    assert done_before and len(failed) >= 1
+
+    # 2. the rerun submits only what is missing
+    again = _vinfo("reproduce", "--preset", "micro", "--out", str(on_slurm), "--executor",
+                   "slurm", "--quiet")
+    assert again.returncode == 0, again.stderr
+    after = _job_ids(on_slurm / "runs")
+    assert all(after[run] == job for run, job in done_before.items())  # not resubmitted
+    rerun = {run for run in after if run not in done_before}
+    assert rerun and all(int(after[run]) > int(cancelled) for run in rerun)
+    status = _vinfo("reproduce", "--preset", "micro", "--out", str(on_slurm), "--status")
+    assert status.stdout.splitlines()[-1] == f"{len(after)} done"
+
+    # 3. the same results as the local executor: tables byte for byte, weights exactly
+    here = _vinfo("reproduce", "--preset", "micro", "--out", str(local), "--executor",
+                  "local", "--quiet")
+    assert here.returncode == 0, here.stderr
+    for table in RESULT_TABLES:
+        assert (on_slurm / table).read_bytes() == (local / table).read_bytes(), table
+    checkpoints = sorted((local / "runs").rglob("model.safetensors"))
+    assert len(checkpoints) == len(after)
+    for path in checkpoints:
+        theirs = load_file(on_slurm / path.relative_to(local))
+        ours = load_file(path)
+        assert ours.keys() == theirs.keys()
+        assert all(torch.equal(ours[key], theirs[key]) for key in ours), path
