@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from vinfo.experiments.reproduce import REPRODUCE_PRESETS, describe_plan, get_preset, reproduce
+from vinfo.experiments.results import BD_MARKDOWN_FILE
 
 _PRESETS = "; ".join(f"{name}: {preset.description}" for name, preset in REPRODUCE_PRESETS.items())
 
@@ -31,6 +32,6 @@ def reproduce_command(
         return
     result = reproduce(settings, out, data_root=data_root, quiet=quiet,
                        progress=None if quiet else typer.echo)
-    typer.echo((out / "bd_table.md").read_text(encoding="utf-8"))
+    typer.echo((out / BD_MARKDOWN_FILE).read_text(encoding="utf-8"))
     typer.echo(f"wall time {result.seconds:.0f} s; results in {result.out}")
     typer.echo(f"report: {result.report} (and {result.report.with_suffix('.html').name})")
