@@ -22,9 +22,9 @@ apart. It reads results and never imports the pipeline that writes them::
             <task>/scalable/beta=<β>/lmbda=<λ>
             <task>/standalone/lmbda=<λ>
 
-A run directory holds ``experiment.json`` (CHECKPOINT_FILE's spec), ``model.safetensors``,
-``eval_<split>.json`` (eval_file) and the Trainer's files
-(:data:`vinfo.train.trainer.METRICS_FILE`, …).
+A run directory holds ``experiment.json`` (EXPERIMENT_FILE: its RunSpec and configs),
+``model.safetensors`` (CHECKPOINT_FILE, with its ``model.json``), ``eval_<split>.json``
+(:func:`eval_file`) and the files of the Trainer (:data:`vinfo.train.trainer.METRICS_FILE`, …).
 
 Readers: :func:`load_results` (everything at once, as :class:`Results`), :func:`probe_tables`,
 :func:`base_checkpoints`, :func:`pair_checkpoints`, :func:`data_options`.
