@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.figure
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")  # headless: the library never opens windows
-
-import matplotlib.figure  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from bdrate.curves import RDCurve, metric_values  # noqa: E402
-from bdrate.directions import is_known_metric, metric_direction  # noqa: E402
+from bdrate.curves import RDCurve, metric_values
+from bdrate.directions import is_known_metric, metric_direction
 
 
 def tidy_points(curves: list[RDCurve], metrics: list[str]) -> pd.DataFrame:

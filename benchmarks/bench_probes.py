@@ -45,7 +45,7 @@ from threadpoolctl import threadpool_limits
 from timing import Spread, goal_line, goal_met, interleaved, once, session
 
 from probes import FAMILIES, VInfoProbe, build_probe_inputs, load_representation, run_probes
-from probes.representations import save_bundle
+from probes.bundles import save_bundle
 from probes.sources import DataSource
 
 LN2 = math.log(2.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib
 import typer
 
 from cli import bdrate as bdrate_command
@@ -41,6 +42,9 @@ def main(
         False, "--debug", help="Show tracebacks instead of one-line errors."
     ),
 ) -> None:
+    # commands write figures to files and never open windows; the library selects no backend,
+    # so that notebooks keep their inline one
+    matplotlib.use("Agg")
     ctx.obj = {"debug": debug}
 
 

@@ -8,6 +8,7 @@ import typer
 
 from vinfo.experiments.plan import Executor, ProcessExecutor, executor_for
 from vinfo.experiments.reproduce import REPRODUCE_PRESETS, describe_plan, get_preset, reproduce
+from vinfo.experiments.results import BD_MARKDOWN_FILE, RUNS_DIR, SLURM_DIR
 from vinfo.experiments.slurm import SlurmExecutor, cell_states
 
 EXECUTORS = ("local", "processes", "slurm")
@@ -65,7 +66,7 @@ def reproduce_command(
     result = reproduce(settings, out, data_root=data_root, quiet=quiet,
                        progress=None if quiet else typer.echo, workers=workers,
                        executor=chosen)
-    typer.echo((out / "bd_table.md").read_text(encoding="utf-8"))
+    typer.echo((out / BD_MARKDOWN_FILE).read_text(encoding="utf-8"))
     typer.echo(f"wall time {result.seconds:.0f} s; results in {result.out}")
     typer.echo(f"report: {result.report} (and {result.report.with_suffix('.html').name})")
 
@@ -75,7 +76,7 @@ def _executor(name: str | None, workers: int | None, out: Path, partition: str |
               folder: Path | None) -> Executor | None:
     """The executor the options name (``None``: the library's default for the preset)."""
     if name == "slurm":
-        return SlurmExecutor(folder or out / "slurm", partition=partition,
+        return SlurmExecutor(folder or out / SLURM_DIR, partition=partition,
                              gpus_per_node=gpus_per_node, time_min=time_min,
                              cpus_per_task=cpus_per_task)
     if name == "local":
@@ -86,7 +87,7 @@ def _executor(name: str | None, workers: int | None, out: Path, partition: str |
 
 
 def _print_status(out: Path) -> None:
-    runs = out / "runs"
+    runs = out / RUNS_DIR
     if not runs.is_dir():
         raise typer.BadParameter(f"{out}: no runs yet", param_hint="--out")
     rows = cell_states(runs)

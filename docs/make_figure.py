@@ -15,14 +15,10 @@ import argparse
 import textwrap
 from pathlib import Path
 
-from vinfo.experiments.analysis import (
-    demo_results,
-    iv_across_beta,
-    load_results,
-    plot_iv_across_beta,
-    probe_tables,
-    save_figure,
-)
+from vinfo.experiments.analysis import iv_across_beta, plot_iv_across_beta
+from vinfo.experiments.demo import demo_results
+from vinfo.experiments.plots import save_figure
+from vinfo.experiments.results import load_results, probe_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_BYTES = 150_000

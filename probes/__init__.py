@@ -5,15 +5,17 @@ One small module per concept: :mod:`probes.heads` (per-pixel likelihoods, target
 ``f[∅]``, fitted to convergence), :mod:`probes.estimator`
 (:class:`VInfoProbe`, :func:`run_probes`), :mod:`probes.uncertainty` (paired bootstrap),
 :mod:`probes.paired` (``ΔI_V`` between representations with paired CIs),
-:mod:`probes.representations` (safetensors bundles of ``ŷ``, computed from checkpoints and
-cached), :mod:`probes.sources` (data sources, targets, shared splits), :mod:`probes.pipeline`
+:mod:`probes.bundles` (the safetensors bundle format of ``ŷ``),
+:mod:`probes.representations` (bundles computed from checkpoints and cached),
+:mod:`probes.sources` (data sources, targets, shared splits), :mod:`probes.pipeline`
 (files → table, what ``vinfo probe`` runs), :mod:`probes.mdl` (online code length, the
 second estimator) and :mod:`probes.pvi` (pointwise maps).
-:mod:`probes.report` (figures, PVI files) is imported separately because it selects
-matplotlib's ``Agg`` backend. Definitions follow Xu et al., ICLR 2020; all entropies are in
+:mod:`probes.report` (figures, PVI files) is not re-exported: import it where figures are
+written. Definitions follow Xu et al., ICLR 2020; all entropies are in
 bits.
 """
 
+from probes.bundles import BundleError, RepresentationBundle, load_bundle, save_bundle
 from probes.estimator import (
     BitsKey,
     BitsRecord,
@@ -44,15 +46,11 @@ from probes.paired import PAIRED_COLUMNS, load_bits, paired_differences, save_bi
 from probes.pipeline import ESTIMATORS, ProbeRun, probe_files
 from probes.pvi import PVIMaps, pvi_maps
 from probes.representations import (
-    BundleError,
     Representation,
-    RepresentationBundle,
     checkpoint_sha256,
     default_cache_dir,
     encode_dataset,
-    load_bundle,
     load_representation,
-    save_bundle,
 )
 from probes.sources import (
     DataSource,

@@ -19,6 +19,7 @@ from probes.families import get_family
 from probes.heads import get_target
 from probes.mdl import mdl_probes
 from probes.paired import paired_differences
+from probes.report import PVIWriter
 from probes.representations import Representation, load_representation, unique_names
 from probes.sources import DEFAULT_FRACTIONS, ProbeInputs, build_probe_inputs
 from probes.uncertainty import MIN_BOOTSTRAP_IMAGES
@@ -167,8 +168,6 @@ def probe_files(
         return ProbeRun(frame, representations, inputs, pd.DataFrame(), BitsRecord())
     callbacks = [] if callback is None else [callback]
     if pvi_dir is not None:
-        from probes.report import PVIWriter  # selects matplotlib's Agg backend: import late
-
         callbacks.insert(0, PVIWriter(pvi_dir, inputs.sample_ids[2], pvi_images, seeds[0]))
 
     def report(event: FitEvent) -> None:

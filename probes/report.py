@@ -1,8 +1,7 @@
 """Figures and files of a probe run: ``I_V`` against complexity, pointwise V-information maps.
 
-Not imported by :mod:`probes` itself, because it selects matplotlib's headless ``Agg``
-backend; import it where figures are written (the CLI, notebooks that save files). Every file
-is written atomically (:mod:`vinfo.io`).
+No matplotlib backend is selected here (the CLI selects ``Agg``; notebooks keep their inline
+backend). Every file is written atomically (:mod:`vinfo.io`).
 """
 
 from __future__ import annotations
@@ -11,20 +10,16 @@ import io
 import re
 from pathlib import Path
 
-import matplotlib
+import matplotlib.figure
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from torch import Tensor
 
-matplotlib.use("Agg")  # headless: the library never opens windows
-
-import matplotlib.figure  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from torch import Tensor  # noqa: E402
-
-from probes.estimator import FitEvent  # noqa: E402
-from probes.pvi import PVIMaps, pvi_maps  # noqa: E402
-from vinfo.io import FIGURE_SUFFIXES, atomic_path, write_text_atomic  # noqa: E402
+from probes.estimator import FitEvent
+from probes.pvi import PVIMaps, pvi_maps
+from vinfo.io import FIGURE_SUFFIXES, atomic_path, write_text_atomic
 
 PLOT_VALUES = {
     "iv": "I_V [bits / target pixel]",

@@ -33,12 +33,13 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from probes.bundles import RepresentationBundle
 from probes.estimator import ProbeData, Splits, max_label
 from probes.heads import IGNORE_INDEX, get_target
 from probes.storage import allocate
@@ -51,9 +52,6 @@ from vinfo.data import (
     partition,
     synthetic_split_config,
 )
-
-if TYPE_CHECKING:  # representations imports this module
-    from probes.representations import RepresentationBundle
 
 DEFAULT_DATASET = "synthetic"
 DEFAULT_PRESET = "tiny"

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from probes import FAMILIES, TARGETS
-from probes.representations import save_bundle
+from probes.bundles import save_bundle
 from vinfo.models import BaseCodec, codec_preset, save_checkpoint
 
 runner = CliRunner()

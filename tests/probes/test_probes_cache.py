@@ -6,12 +6,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from probes.bundles import save_bundle
 from probes.representations import (
     checkpoint_sha256,
     default_cache_dir,
     encode_dataset,
     load_representation,
-    save_bundle,
     unique_names,
 )
 from probes.sources import DataSource

@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 import torch
 
+from probes.bundles import save_bundle
 from probes.estimator import ProbeData, Splits, VInfoProbe, run_probes
 from probes.pipeline import probe_files
 from probes.pvi import pvi_maps
 from probes.report import plot_iv_by_capacity, save_figure, write_pvi_maps
-from probes.representations import save_bundle
 
 
 def labelled(n, seed, classes=3):

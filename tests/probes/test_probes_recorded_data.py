@@ -6,11 +6,13 @@ import json
 import pytest
 import torch
 
-from probes.representations import RepresentationBundle, load_representation
+from probes.bundles import RepresentationBundle
+from probes.representations import load_representation
 from probes.sources import DataSource, build_probe_inputs, recorded_data
 from vinfo.data import SyntheticConfig, export_synthetic
+from vinfo.data.synthetic import synthetic_preset_name
 from vinfo.experiments.reproduce import _probe_source, get_preset
-from vinfo.experiments.sweep import data_record, synthetic_preset_name, train_curve
+from vinfo.experiments.sweep import data_record, train_curve
 from vinfo.models import BaseCodec, codec_preset, load_checkpoint, save_checkpoint
 from vinfo.train import TrainConfig
 

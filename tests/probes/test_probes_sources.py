@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from probes.representations import RepresentationBundle
+from probes.bundles import RepresentationBundle
 from probes.sources import (
     DataSource,
     build_probe_inputs,

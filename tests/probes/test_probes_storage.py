@@ -11,10 +11,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from probes import storage
+from probes.bundles import load_bundle, save_bundle
 from probes.estimator import ProbeData, VInfoProbe, linear_gaussian_closed_form
 from probes.heads import get_target
 from probes.pipeline import probe_files
-from probes.representations import load_bundle, save_bundle
 from probes.storage import (
     allocate,
     channel_moments,

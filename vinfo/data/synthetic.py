@@ -206,6 +206,14 @@ PRESETS: dict[str, SyntheticConfig] = {
 192 training images the codecs overfit, disparity RMSE 0.65x the prior against 0.45x with 768);
 ``small``: quick experiments."""
 
+
+def synthetic_preset_name(config: SyntheticConfig | str) -> str | None:
+    """The :data:`PRESETS` name of ``config`` (``None``: a custom one); a name is returned as
+    it is."""
+    if isinstance(config, str):
+        return config
+    return next((name for name, preset in PRESETS.items() if preset == config), None)
+
 # Texture canvases are this much larger than the image so a per-image phase is a cheap slice.
 _PHASE = 12
 

@@ -1,9 +1,10 @@
 """Analysis of a ``vinfo reproduce`` results directory: shared by ``vinfo report`` and notebooks.
 
-A results directory (:func:`load_results`) holds the RD tables, the BD table, the similar-rate
-base pair and, once the probe step has run, the V-information tables ``probes.csv`` (one row
-per representation × target × probe family) and ``probes_paired.csv`` (``ΔI_V = I_V(β = 0.1) −
-I_V(β = 0)`` at the same λ, with a paired bootstrap CI). From these:
+A results directory (:func:`vinfo.experiments.results.load_results`) holds the RD tables, the
+BD table, the similar-rate base pair and, once the probe step has run, the V-information
+tables ``probes.csv`` (one row per representation × target × probe family) and
+``probes_paired.csv`` (``ΔI_V = I_V(β = 0.1) − I_V(β = 0)`` at the same λ, with a paired
+bootstrap CI). From these:
 
 * :func:`iv_across_beta`: ``I_V`` per target × family × β with its CI, at the pair's λ or all λ;
 * :func:`conditional_coding_gain`: for each secondary task and β, the BD-rate of the scalable
@@ -15,245 +16,37 @@ I_V(β = 0)`` at the same λ, with a paired bootstrap CI). From these:
 * figures (seaborn; the caller saves them with :func:`vinfo.experiments.plots.save_figure`):
   :func:`plot_iv_across_beta`, :func:`plot_paired_delta`, :func:`plot_co_adaptation`.
 
-:func:`demo_results` gives notebooks their input, a finished run with probe tables
-(``results/tiny`` or a cached ``micro`` run), and :func:`probe_tables` its two probe tables.
+Reading the directory is :mod:`vinfo.experiments.results`'s job; this module only computes.
 
 Units: ``I_V`` and ``ΔI_V`` in bits per target pixel, rates in bpp, BD-rate in percent.
 """
 
 from __future__ import annotations
 
-import io
 import math
-import os
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-import matplotlib
+import matplotlib.figure
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")  # headless: the library never opens windows
-
-import matplotlib.figure  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from bdrate.core import DEFAULT_METHOD  # noqa: E402
-from bdrate.directions import is_known_metric, metric_direction  # noqa: E402
-from vinfo.data.synthetic import SyntheticConfig  # noqa: E402
-from vinfo.experiments.evaluate import TASK_EVALUATORS  # noqa: E402
-from vinfo.experiments.plots import save_figure  # noqa: E402
-from vinfo.experiments.rd import Comparison, bd_table  # noqa: E402
-from vinfo.experiments.sweep import read_spec, synthetic_preset_name  # noqa: E402
-from vinfo.io import read_json  # noqa: E402
-
-Progress = Callable[[str], None]
-
-CONFIG_FILE = "reproduce.json"
-PAIR_FILE = "pair.json"
-BD_FILE = "bd_table.csv"
-PROBES_FILE = "probes.csv"
-PAIRED_FILE = "probes_paired.csv"
-TRIVIAL_FILE = "trivial.csv"
-VERDICTS_FILE = "verdicts.csv"
-PAIR_SEEDS_FILE = "pair_seeds.csv"
-LOSS_TERMS_FILE = "loss_terms.csv"
-TIMINGS_FILE = "timings.json"
-FINISHED_MARKER = "summary.md"
-"""``vinfo reproduce`` writes ``summary.md`` last: its presence marks a finished run."""
-FIGURE_FILES = ("fig2.png", "fig3.png", "fig_iv_capacity.png")
-
-PROBE_COLUMNS = ("repr", "target", "family", "capacity_rank", "iv", "iv_ci_low", "iv_ci_high")
-PAIRED_COLUMNS = ("target", "family", "capacity_rank", "repr", "anchor", "delta_iv",
-                  "delta_iv_ci_low", "delta_iv_ci_high", "n_seeds", "n_resamples", "lmbda")
-RD_REQUIRED = ("label", "beta", "lmbda", "task", "strategy", "bpp")
-BD_REQUIRED = ("figure", "anchor", "test", "metric", "bd_rate_percent", "bd_metric", "note")
-NOTEBOOK_RESULTS_ENV = "VINFO_NOTEBOOK_RESULTS"
-
-
-# loading ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class Results:
-    """What a ``vinfo reproduce`` results directory holds (see :func:`load_results`).
-
-    Attributes:
-        root: the directory.
-        config: the preset configuration (``reproduce.json``).
-        pair: the similar-rate base pair (``pair.json``): ``{"beta=0": {"lmbda", "bpp",
-            "checkpoint"}, "beta=0.1": {…}}``; empty if the run stopped before step 2.
-        rd: task → tidy RD table (``rd_<task>.csv``).
-        bd: the BD table (``bd_table.csv``), or ``None``.
-        probes: the V-information table (``probes.csv``) with ``beta`` and ``lmbda`` columns,
-            or ``None``.
-        paired: the paired ``ΔI_V`` table (``probes_paired.csv``), or ``None``.
-        trivial: the trivial-predictor check (``trivial.csv``), or ``None``.
-        figures: file name → path of the figures present (``fig2.png``, ``fig3.png``,
-            ``fig_iv_capacity.png``).
-        verdicts: the verdicts on the paper's claims (``verdicts.csv``), or ``None``.
-        pair_seeds: the similar-rate pair across training seeds (``pair_seeds.csv``), or
-            ``None``.
-        loss_terms: eq. 3's terms at the first and last epoch of one base model
-            (``loss_terms.csv``), or ``None``.
-        timings: ``{"workers": n, "seconds": {phase: s}}`` (``timings.json``), or empty.
-    """
-
-    root: Path
-    config: Mapping[str, Any]
-    pair: Mapping[str, Mapping[str, Any]]
-    rd: Mapping[str, pd.DataFrame] = field(default_factory=dict)
-    bd: pd.DataFrame | None = None
-    probes: pd.DataFrame | None = None
-    paired: pd.DataFrame | None = None
-    trivial: pd.DataFrame | None = None
-    figures: Mapping[str, Path] = field(default_factory=dict)
-    verdicts: pd.DataFrame | None = None
-    pair_seeds: pd.DataFrame | None = None
-    loss_terms: pd.DataFrame | None = None
-    timings: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def description(self) -> str:
-        """The preset's one-line description."""
-        return str(self.config.get("description", "(no description)"))
-
-    @property
-    def betas(self) -> tuple[float, ...]:
-        """``(baseline, proposed)`` β of the study."""
-        return tuple(float(b) for b in self.config.get("betas", ()))
-
-    @property
-    def pair_lmbdas(self) -> dict[float, float]:
-        """β → λ of the similar-rate base pair (empty without ``pair.json``)."""
-        return pair_lmbdas(self.pair)
-
-    @property
-    def finished(self) -> bool:
-        """Whether ``vinfo reproduce`` finished writing this directory."""
-        return (self.root / FINISHED_MARKER).is_file()
-
-
-def pair_lmbdas(pair: Mapping[str, Mapping[str, Any]]) -> dict[float, float]:
-    """β → λ of a ``pair.json`` mapping (keys ``"beta=<β>"``).
-
-    Raises:
-        ValueError: a key that is not ``beta=<number>`` or an entry without ``lmbda``.
-    """
-    lmbdas = {}
-    for key, entry in pair.items():
-        match = re.fullmatch(r"beta=([-+0-9.eE]+)", key)
-        if match is None or "lmbda" not in entry:
-            raise ValueError(f"pair.json: expected entries 'beta=<number>' with a lmbda, got "
-                             f"{key!r}")
-        lmbdas[float(match.group(1))] = float(entry["lmbda"])
-    return lmbdas
-
-
-# pandas reads "null" as NaN by default, but it is the name of a probe family
-_NA_VALUES = ["", "nan", "NaN", "-nan", "NA", "<NA>", "N/A", "#N/A"]
-
-
-def _read_csv(path: Path, required: Iterable[str] = ()) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path, keep_default_na=False, na_values=_NA_VALUES)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not a readable CSV ({_one_line(error)})") from None
-    missing = [column for column in required if column not in frame.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
-    return frame
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
-_NAME_NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
-
-
-def with_beta_lmbda(probes: pd.DataFrame) -> pd.DataFrame:
-    """``probes`` with float ``beta`` and ``lmbda`` columns, parsed from ``repr`` /
-    ``repr_path`` (``…beta=0.1/lmbda=0.01…``) where the table does not carry them.
-
-    Raises:
-        ValueError: a row whose β or λ can be neither read nor parsed.
-    """
-    frame = probes.copy()
-    for name in ("beta", "lmbda"):
-        if name in frame.columns and frame[name].notna().all():
-            frame[name] = frame[name].astype(float)
-            continue
-        pattern = re.compile(rf"{name}={_NAME_NUMBER}")
-        values = []
-        for _, row in frame.iterrows():
-            texts = [str(row.get(column, "")) for column in ("repr", "repr_path")]
-            found = next((m.group(1) for m in map(pattern.search, texts) if m), None)
-            if found is None:
-                raise ValueError(f"probe row {row.get('repr')!r}: no {name} column and no "
-                                 f"'{name}=<number>' in its name or path")
-            values.append(float(found))
-        frame[name] = values
-    return frame
-
-
-def load_results(directory: str | Path) -> Results:
-    """Read a ``vinfo reproduce`` results directory; files not (yet) written are ``None``.
-
-    Raises:
-        FileNotFoundError: ``directory`` does not exist.
-        ValueError: it holds no ``reproduce.json`` (not a results directory), or a file in it
-            is not what ``vinfo reproduce`` writes.
-    """
-    root = Path(directory)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such results directory")
-    config_path = root / CONFIG_FILE
-    if not config_path.is_file():
-        raise ValueError(f"{root}: not a vinfo reproduce results directory (no {CONFIG_FILE})")
-    config = read_json(config_path)
-    if not isinstance(config, dict):
-        raise ValueError(f"{config_path}: expected a JSON object")
-    pair = read_json(root / PAIR_FILE) if (root / PAIR_FILE).is_file() else {}
-    if not isinstance(pair, dict):
-        raise ValueError(f"{root / PAIR_FILE}: expected a JSON object")
-    pair_lmbdas(pair)  # validates the keys
-    rd = {path.stem.removeprefix("rd_"): _read_csv(path, RD_REQUIRED)
-          for path in sorted(root.glob("rd_*.csv"))}
-
-    def optional(name: str, required: Iterable[str] = ()) -> pd.DataFrame | None:
-        path = root / name
-        return _read_csv(path, required) if path.is_file() else None
-
-    probes = optional(PROBES_FILE, PROBE_COLUMNS)
-    return Results(
-        root=root,
-        config=config,
-        pair=pair,
-        rd=rd,
-        bd=optional(BD_FILE, BD_REQUIRED),
-        probes=None if probes is None else with_beta_lmbda(probes),
-        paired=optional(PAIRED_FILE, PAIRED_COLUMNS),
-        trivial=optional(TRIVIAL_FILE),
-        figures={name: root / name for name in FIGURE_FILES if (root / name).is_file()},
-        verdicts=optional(VERDICTS_FILE, ("claim", "measured", "spread", "verdict")),
-        pair_seeds=optional(PAIR_SEEDS_FILE, ("seed", "beta", "bpp")),
-        loss_terms=optional(LOSS_TERMS_FILE, ("which", "task_term", "recon_term", "rate_term")),
-        timings=read_json(root / TIMINGS_FILE) if (root / TIMINGS_FILE).is_file() else {},
-    )
-
+from bdrate.core import DEFAULT_METHOD
+from bdrate.directions import is_known_metric, metric_direction
+from vinfo.experiments.evaluate import TASK_EVALUATORS
+from vinfo.experiments.rd import Comparison, bd_table
+from vinfo.experiments.results import (
+    BASE_STRATEGY,
+    PAIRED_COLUMNS,
+    PROBE_COLUMNS,
+    RD_REQUIRED,
+    join_key,
+    with_beta_lmbda,
+)
 
 # tables -------------------------------------------------------------------------------------
-
-
-def _key(value: float) -> float:
-    """A float rounded for joins: β and λ read from different files may differ in the last
-    bits."""
-    return float(f"{float(value):.9g}")
 
 
 CONTROL_COLUMNS = ("shuffled_iv", "shuffled_iv_ci_low", "shuffled_iv_ci_high", "control_iv",
@@ -284,8 +77,8 @@ def iv_across_beta(probes: pd.DataFrame,
     """
     frame = with_beta_lmbda(_require(probes, PROBE_COLUMNS, "probe table"))
     if lmbdas is not None:
-        wanted = {(_key(b), _key(v)) for b, v in lmbdas.items()}
-        keys = zip(frame["beta"].map(_key), frame["lmbda"].map(_key), strict=True)
+        wanted = {(join_key(b), join_key(v)) for b, v in lmbdas.items()}
+        keys = zip(frame["beta"].map(join_key), frame["lmbda"].map(join_key), strict=True)
         frame = frame[[key in wanted for key in keys]]
         if frame.empty:
             chosen = ", ".join(f"beta={b:g} lambda={v:g}" for b, v in lmbdas.items())
@@ -448,11 +241,13 @@ def co_adaptation_table(
     frame = frame[frame["family"].isin(keep)]
     if frame.empty:
         raise ValueError(f"the probe table has no family {', '.join(keep)}")
-    frame = frame.assign(key_beta=frame["beta"].map(_key), key_lmbda=frame["lmbda"].map(_key))
+    frame = frame.assign(key_beta=frame["beta"].map(join_key),
+                         key_lmbda=frame["lmbda"].map(join_key))
 
-    bases = pd.concat([f[f["strategy"] == "base"] for f in rd.values()] or [pd.DataFrame()])
-    bpp_base = {(_key(r.beta), _key(r.lmbda)): float(r.bpp) for r in bases.itertuples()}
-    pair_keys = {(_key(b), _key(v)) for b, v in (pair or {}).items()}
+    bases = pd.concat([f[f["strategy"] == BASE_STRATEGY] for f in rd.values()] or [pd.DataFrame()])
+    bpp_base = {(join_key(r.beta), join_key(r.lmbda)): float(r.bpp)
+                for r in bases.itertuples()}
+    pair_keys = {(join_key(b), join_key(v)) for b, v in (pair or {}).items()}
     tasks = [task for task, f in rd.items() if f["strategy"].isin(["direct", "scalable"]).any()]
 
     rows = []
@@ -481,7 +276,7 @@ def _direct_value(frame: pd.DataFrame, key: tuple[float, float], metric: str) ->
     if "lmbda_base" not in frame.columns:
         return math.nan
     direct = frame[frame["strategy"] == "direct"]
-    match = direct[(direct["beta"].map(_key) == key[0]) & (direct["lmbda_base"].map(_key)
+    match = direct[(direct["beta"].map(join_key) == key[0]) & (direct["lmbda_base"].map(join_key)
                                                             == key[1])]
     return float(match[metric].iloc[0]) if len(match) else math.nan
 
@@ -490,8 +285,8 @@ def _gain(gain: pd.DataFrame | None, task: str, key: tuple[float, float]) -> dic
     empty = {"gain_bd_rate_percent": math.nan, "gain_bd_metric": math.nan, "gain_note": ""}
     if gain is None or gain.empty:
         return empty
-    match = gain[(gain["task"] == task) & (gain["beta"].map(_key) == key[0])
-                 & (gain["lmbda_base"].map(_key) == key[1])]
+    match = gain[(gain["task"] == task) & (gain["beta"].map(join_key) == key[0])
+                 & (gain["lmbda_base"].map(join_key) == key[1])]
     if match.empty:
         return empty
     first = match.iloc[0]
@@ -670,169 +465,16 @@ def _gain_panel(axis: Any, gain: pd.DataFrame) -> None:
              ylabel="BD-rate scalable vs standalone [%]\n(< 0: conditioning saves bits)")
 
 
-# notebook inputs ----------------------------------------------------------------------------
-
-
-def demo_results(
-    preferred: str | Path | None = Path("results/tiny"),
-    fallback_dir: str | Path = Path("results/micro"),
-    *,
-    preset: str = "micro",
-    progress: Progress | None = None,
-) -> Path:
-    """A finished results directory for notebooks: ``preferred`` if it holds a finished run,
-    else ``fallback_dir`` after running (resumably) ``vinfo reproduce`` with ``preset`` into it.
-
-    Finished means ``summary.md`` and ``probes.csv`` are both there: a run from before the probe
-    step is not, so an old ``preferred`` is passed over and an old fallback is run again
-    (``reproduce`` skips its finished models and adds the probe step). A finished fallback run
-    is reused as it is, so several notebooks share one run. ``$VINFO_NOTEBOOK_RESULTS``, when
-    set, replaces ``fallback_dir``. Delete the fallback directory to recompute it.
-
-    Args:
-        preferred: a results directory to use if finished (``None``: always the fallback).
-        fallback_dir: where the ``preset`` run is cached.
-        preset: the reproduce preset of the fallback run.
-        progress: called with reproduce's progress lines.
-
-    Returns:
-        The directory (finished: it has ``summary.md`` and ``probes.csv``).
-    """
-    if preferred is not None and _finished_with_probes(Path(preferred)):
-        return Path(preferred)
-    fallback = Path(os.environ.get(NOTEBOOK_RESULTS_ENV) or fallback_dir)
-    if not _finished_with_probes(fallback):
-        from vinfo.experiments.reproduce import reproduce  # the heavy pipeline: import late
-
-        reproduce(preset, fallback, progress=progress)
-    return fallback
-
-
-def _finished_with_probes(directory: Path) -> bool:
-    return (directory / FINISHED_MARKER).is_file() and (directory / PROBES_FILE).is_file()
-
-
-class ProbeTables(NamedTuple):
-    """The probe tables of a results directory, as the reproduce pipeline writes them.
-
-    Attributes:
-        probes: ``probes.csv`` rows, with ``beta`` and ``lmbda``.
-        paired: ``probes_paired.csv`` rows (``ΔI_V`` of β = 0.1 vs β = 0 at each λ).
-    """
-
-    probes: pd.DataFrame
-    paired: pd.DataFrame
-
-
-def probe_tables(results: Results) -> ProbeTables:
-    """The probe tables ``vinfo reproduce`` wrote into ``results``.
-
-    Raises:
-        ValueError: the directory has no ``probes.csv`` or no ``probes_paired.csv`` (a run from
-            before the probe step).
-    """
-    if results.probes is None or results.paired is None:
-        raise ValueError(f"{results.root}: no probe tables ({PROBES_FILE}, {PAIRED_FILE}); "
-                         "rerun `vinfo reproduce` with the same preset and --out (it skips the "
-                         "finished models and adds the probe step)")
-    return ProbeTables(results.probes, results.paired)
-
-
-def base_checkpoints(results: Results) -> pd.DataFrame:
-    """The base-codec checkpoints of a results directory, one row per (β, λ): ``beta``,
-    ``lmbda``, ``repr`` (``"beta=0.1/lmbda=0.01"``), ``checkpoint``; sorted by β, then λ.
-
-    Raises:
-        FileNotFoundError: no finished base model under ``runs/base``.
-    """
-    rows = []
-    for model in sorted((results.root / "runs" / "base").glob("*/*/model.safetensors")):
-        spec = read_spec(model.parent)
-        if spec.strategy != "base":
-            continue
-        rows.append({"beta": float(spec.beta), "lmbda": float(spec.lmbda),
-                     "repr": f"beta={spec.beta:g}/lmbda={spec.lmbda:g}",
-                     "checkpoint": str(model)})
-    if not rows:
-        raise FileNotFoundError(f"{results.root}: no finished base model under runs/base")
-    return pd.DataFrame(rows).sort_values(["beta", "lmbda"], kind="stable").reset_index(
-        drop=True)
-
-
-def _synthetic_preset(config: Mapping[str, Any]) -> str | None:
-    """The synthetic preset name of a ``reproduce.json`` (``None``: absent or custom)."""
-    wanted = config.get("synthetic")
-    try:
-        return synthetic_preset_name(SyntheticConfig(**wanted)) if wanted else None
-    except TypeError:  # fields of another vinfo version
-        return None
-
-
-def pair_checkpoints(results: Results) -> dict[float, Path]:
-    """β → base checkpoint of the similar-rate pair, found under ``runs/base`` (so a moved or
-    copied results directory still works).
-
-    Raises:
-        ValueError: no ``pair.json``.
-        FileNotFoundError: a pair member's checkpoint is missing.
-    """
-    if not results.pair:
-        raise ValueError(f"{results.root}: no similar-rate pair (pair.json) yet")
-    models = base_checkpoints(results)
-    found = {}
-    for beta, lmbda in results.pair_lmbdas.items():
-        match = models[(models["beta"].map(_key) == _key(beta))
-                       & (models["lmbda"].map(_key) == _key(lmbda))]
-        if match.empty:
-            raise FileNotFoundError(f"{results.root}: no checkpoint of the pair member "
-                                    f"beta={beta:g} lambda={lmbda:g} under runs/base")
-        found[beta] = Path(match["checkpoint"].iloc[0])
-    return found
-
-
-def data_options(results: Results) -> dict[str, str]:
-    """The data-source arguments of :func:`probes.probe_files` (``dataset``, and ``preset`` for
-    synthetic data) that probe the images of the run's dataset."""
-    dataset = str(results.config.get("dataset", "synthetic"))
-    preset = _synthetic_preset(results.config) if dataset == "synthetic" else None
-    return {"dataset": dataset, **({"preset": preset} if preset else {})}
-
-
-def figure_png(figure: matplotlib.figure.Figure, dpi: int = 110) -> bytes:
-    """The figure as PNG bytes (for notebooks: ``display(Image(figure_png(fig)))``); closes it.
-    """
-    buffer = io.BytesIO()
-    try:
-        figure.savefig(buffer, format="png", dpi=dpi)
-    finally:
-        plt.close(figure)
-    return buffer.getvalue()
-
-
 __all__ = [
-    "NOTEBOOK_RESULTS_ENV",
-    "PAIRED_COLUMNS",
-    "PROBE_COLUMNS",
-    "ProbeTables",
-    "Results",
-    "base_checkpoints",
+    "CONTROL_COLUMNS",
     "co_adaptation_table",
     "conditional_coding_gain",
-    "data_options",
     "delta_verdict",
-    "demo_results",
-    "figure_png",
     "iv_across_beta",
-    "load_results",
-    "pair_checkpoints",
     "paired_summary",
-    "pair_lmbdas",
     "plot_co_adaptation",
     "plot_iv_across_beta",
     "plot_paired_delta",
     "primary_metric",
-    "probe_tables",
-    "save_figure",
     "simplest_family",
-    "with_beta_lmbda",
 ]

@@ -2,9 +2,9 @@
 
 A study is a graph of model trainings: the warm-started models of a curve need the curve's
 first model, enhancement models need their base, the standalone models need the scalable ones
-they start from. :class:`Plan` holds that graph as :class:`PlannedRun` entries (each a
-:func:`vinfo.experiments.sweep.train_run` call with its arguments) and their dependencies;
-an executor runs it:
+they start from. :class:`Plan` holds that graph as :class:`~vinfo.experiments.sweep.PlannedRun`
+entries (each a :func:`vinfo.experiments.sweep.train_run` call with its arguments) and their
+dependencies; an executor runs it:
 
 - :class:`LocalExecutor`: in this process, in plan order (``vinfo reproduce --workers 1``);
 - :class:`ProcessExecutor`: a pool of worker processes on this machine, each with one torch
@@ -27,13 +27,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 
+from vinfo.experiments.results import CHECKPOINT_FILE
 from vinfo.experiments.splits import Splits
-from vinfo.models.config import CodecConfig
-from vinfo.train import TrainConfig
+from vinfo.experiments.sweep import PlannedRun, train_run
 
 Progress = Callable[[str], None]
 
@@ -42,35 +42,6 @@ class DataSource(Protocol):
     """Builds the splits a run trains on; picklable, so a worker process can build its own."""
 
     def __call__(self) -> Splits: ...
-
-
-@dataclass(frozen=True)
-class PlannedRun:
-    """One :func:`~vinfo.experiments.sweep.train_run` call of a plan.
-
-    Attributes:
-        spec: what to train (a :class:`~vinfo.experiments.sweep.RunSpec`).
-        config: codec sizes.
-        train: optimisation settings.
-        run_dir: the run's directory; also its key in the plan.
-        after: run directories that must have finished first (warm start, base).
-        data: the data record of the checkpoint (see ``train_run``).
-        message: the progress line printed when the run starts.
-    """
-
-    spec: Any
-    config: CodecConfig
-    train: TrainConfig
-    run_dir: Path
-    after: tuple[Path, ...] = ()
-    data: Mapping[str, Any] | None = None
-    message: str = ""
-
-    @property
-    def checkpoint(self) -> Path:
-        from vinfo.experiments.sweep import CHECKPOINT
-
-        return self.run_dir / CHECKPOINT
 
 
 @dataclass
@@ -133,8 +104,6 @@ class Executor(Protocol):
 def train_planned_run(run: PlannedRun, splits: Splits | None) -> None:
     """Carry out one run (every executor's unit of work); ``splits`` may be ``None`` for a
     finished run, which is checked and skipped."""
-    from vinfo.experiments.sweep import train_run
-
     train_run(run.spec, run.config, splits, run.train, run.run_dir, data=run.data)
 
 
@@ -245,9 +214,7 @@ class ProcessExecutor:
 
 def is_finished(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds a finished checkpoint."""
-    from vinfo.experiments.sweep import CHECKPOINT
-
-    return (run_dir / CHECKPOINT).is_file()
+    return (run_dir / CHECKPOINT_FILE).is_file()
 
 
 def executor_for(workers: int) -> Executor:
@@ -266,7 +233,6 @@ __all__ = [
     "is_finished",
     "train_planned_run",
     "PlanError",
-    "PlannedRun",
     "ProcessExecutor",
     "executor_for",
 ]

@@ -1,23 +1,24 @@
-"""Seaborn RD figures laid out like the paper's Fig. 2 and Fig. 3: one panel per comparison."""
+"""Seaborn RD figures laid out like the paper's Fig. 2 and Fig. 3: one panel per comparison;
+:func:`save_figure` (files) and :func:`figure_png` (bytes) for any figure.
+
+No backend is selected here: the CLI selects ``Agg`` (``cli/main.py``), notebooks keep their
+inline backend, and without a display pyplot falls back to ``Agg`` by itself."""
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import matplotlib.figure
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")  # headless: the library never opens windows
-
-import matplotlib.figure  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from bdrate.directions import is_known_metric, metric_direction  # noqa: E402
-from vinfo.io import atomic_path  # noqa: E402
+from bdrate.directions import is_known_metric, metric_direction
+from vinfo.io import atomic_path
 
 
 @dataclass(frozen=True)
@@ -95,3 +96,14 @@ def save_figure(
     finally:
         plt.close(figure)
     return paths
+
+
+def figure_png(figure: matplotlib.figure.Figure, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes (for notebooks: ``display(Image(figure_png(fig)))``, the same
+    under any matplotlib backend, ``Agg`` included); closes it."""
+    buffer = io.BytesIO()
+    try:
+        figure.savefig(buffer, format="png", dpi=dpi)
+    finally:
+        plt.close(figure)
+    return buffer.getvalue()

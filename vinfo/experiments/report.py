@@ -1,6 +1,6 @@
 """``vinfo report``: one self-contained Markdown + HTML report of a ``vinfo reproduce`` run.
 
-:func:`write_report` reads a results directory (:func:`vinfo.experiments.analysis.load_results`),
+:func:`write_report` reads a results directory (:func:`vinfo.experiments.results.load_results`),
 writes the figures it generates and copies of the files it shows into the report directory,
 and renders one document twice: ``report.md`` and ``report.html`` (same content; the HTML
 references only files in its own directory, relatively, and embeds no external resource).
@@ -31,21 +31,38 @@ import pandas as pd
 from bdrate.core import DEFAULT_MIN_OVERLAP
 from bdrate.curves import format_overlap, overlap_legend
 from vinfo.experiments.analysis import (
-    Results,
     co_adaptation_table,
     conditional_coding_gain,
     iv_across_beta,
-    load_results,
     paired_summary,
     plot_co_adaptation,
     plot_iv_across_beta,
     plot_paired_delta,
-    save_figure,
+)
+from vinfo.experiments.plots import save_figure
+from vinfo.experiments.results import (
+    BD_FILE,
+    CO_ADAPTATION_STEM,
+    CONDITIONAL_GAIN_FILE,
+    CONFIG_FILE,
+    FIG2_STEM,
+    FIG3_STEM,
+    FINISHED_MARKER,
+    IV_ACROSS_BETA_STEM,
+    IV_CAPACITY_FIGURE,
+    PAIR_FILE,
+    PAIRED_DELTA_STEM,
+    PAIRED_FILE,
+    PROBES_FILE,
+    REPORT_DIR,
+    REPORT_HTML,
+    REPORT_MD,
+    VERDICTS_FILE,
+    Results,
+    load_results,
 )
 from vinfo.io import atomic_path, write_text_atomic
 
-REPORT_MD = "report.md"
-REPORT_HTML = "report.html"
 SOFTWARE = ("torch", "torchvision", "compressai", "numpy", "vinfo-toolkit")
 
 
@@ -309,7 +326,8 @@ def _run_section(results: Results) -> list[Block]:
                      f"{float(entry['bpp']):.4g} bpp")
     blocks.append(Bullets(tuple(items)))
     if not results.finished:
-        blocks.append(Note("The run had not finished (no summary.md): tables may be partial."))
+        blocks.append(Note(f"The run had not finished (no {FINISHED_MARKER}): tables may be "
+                           "partial."))
     return blocks
 
 
@@ -317,7 +335,7 @@ def _verdict_section(results: Results) -> list[Block]:
     """The paper's claims, one line each, first: what a reader wants to know."""
     blocks: list[Block] = [Heading("Verdicts on the paper's claims")]
     if results.verdicts is None:
-        return [*blocks, Note("No verdicts.csv (an older or unfinished run).")]
+        return [*blocks, Note(f"No {VERDICTS_FILE} (an older or unfinished run).")]
     blocks.append(Paragraph(
         "Reproduced: every training seed (or the paired CI) has the paper's sign; not "
         "reproduced: the opposite sign; inconclusive: mixed signs, a CI containing 0, or an "
@@ -349,7 +367,7 @@ def _verdict_section(results: Results) -> list[Block]:
 def _rd_section(results: Results, out: Path) -> tuple[list[Block], pd.DataFrame | None]:
     blocks: list[Block] = [Heading("Rate-distortion")]
     if results.bd is None:
-        blocks.append(Note("No bd_table.csv: the BD table is skipped."))
+        blocks.append(Note(f"No {BD_FILE}: the BD table is skipped."))
     else:
         bd = results.bd
         columns = {c: c for c in ("figure", "task") if c in bd.columns}
@@ -362,17 +380,19 @@ def _rd_section(results: Results, out: Path) -> tuple[list[Block], pd.DataFrame 
             Paragraph("BD-rate < 0: the test curve needs fewer bits for the same quality. "
                       "BD-metric > 0: the test curve is better at equal rate. n/a: undefined, "
                       f"the note says why. {legend}"),
-            Links((("bd_table.csv", _copy(results.root / "bd_table.csv", out)),)),
+            Links(((BD_FILE, _copy(results.root / BD_FILE, out)),)),
         ]
-    figures = [name for name in ("fig2.png", "fig3.png") if name in results.figures]
-    captions = {"fig2.png": "Fig. 2 layout: base task and reconstruction (direct, scalable).",
-                "fig3.png": "Fig. 3 layout: segmentation on the base (scalable, standalone)."}
+    captions = {f"{FIG2_STEM}.png": "Fig. 2 layout: base task and reconstruction (direct, "
+                                    "scalable).",
+                f"{FIG3_STEM}.png": "Fig. 3 layout: segmentation on the base (scalable, "
+                                    "standalone)."}
+    figures = [name for name in captions if name in results.figures]
     if figures:
         blocks.append(Heading("RD curves", 3))
         for name in figures:
             blocks.append(Image(_copy(results.figures[name], out), name, captions[name]))
     else:
-        blocks.append(Note("No RD figures (fig2.png, fig3.png) in the results directory."))
+        blocks.append(Note(f"No RD figures ({', '.join(captions)}) in the results directory."))
     gain = conditional_coding_gain(results.rd) if results.rd else None
     blocks.append(Heading("Conditional-coding gain (scalable vs standalone)", 3))
     if gain is None or gain.empty:
@@ -388,8 +408,7 @@ def _rd_section(results: Results, out: Path) -> tuple[list[Block], pd.DataFrame 
             _table(frame, {"task": "task", "beta": "beta", "lmbda_base": "base lambda",
                            "metric": "metric", **value_columns},
                    ("beta", "lmbda_base", *(c for c in value_columns if c != "note"))),
-            Links((("conditional_coding_gain.csv",
-                    _write_csv(gain, out, "conditional_coding_gain.csv")),)),
+            Links(((CONDITIONAL_GAIN_FILE, _write_csv(gain, out, CONDITIONAL_GAIN_FILE)),)),
         ]
     if results.trivial is not None:
         blocks += [Heading("Trivial predictor check (test split)", 3),
@@ -402,7 +421,7 @@ def _probe_section(results: Results, out: Path) -> tuple[list[Block], pd.DataFra
     blocks: list[Block] = [Heading("V-information probes")]
     probes = results.probes
     if probes is None:
-        blocks.append(Note("No probes.csv in the results directory: the probe sections are "
+        blocks.append(Note(f"No {PROBES_FILE} in the results directory: the probe sections are "
                            "skipped (run the probe step of vinfo reproduce, or vinfo probe)."))
         return blocks, None
     first = probes.iloc[0]
@@ -438,14 +457,15 @@ def _probe_section(results: Results, out: Path) -> tuple[list[Block], pd.DataFra
                   "its CI above 0 (a leak), C = below a lower-capacity family (the fit is "
                   "suspect)."),
         _table(frame, columns, ("beta", "lmbda", "iv", "h_null")),
-        Links((("iv_across_beta.csv", _write_csv(table, out, "iv_across_beta.csv")),
-               ("probes.csv", _copy(results.root / "probes.csv", out)))),
-        Image(_save(plot_iv_across_beta(table), out, "iv_across_beta"), "I_V across beta",
+        Links(((f"{IV_ACROSS_BETA_STEM}.csv",
+                _write_csv(table, out, f"{IV_ACROSS_BETA_STEM}.csv")),
+               (PROBES_FILE, _copy(results.root / PROBES_FILE, out)))),
+        Image(_save(plot_iv_across_beta(table), out, IV_ACROSS_BETA_STEM), "I_V across beta",
               f"I_V against probe capacity with CI bands, {where}."),
     ]
     blocks += _controls_blocks(table)
-    if "fig_iv_capacity.png" in results.figures:
-        blocks.append(Image(_copy(results.figures["fig_iv_capacity.png"], out),
+    if IV_CAPACITY_FIGURE in results.figures:
+        blocks.append(Image(_copy(results.figures[IV_CAPACITY_FIGURE], out),
                             "I_V against probe parameters",
                             "I_V against the parameter count of each probe family, with CI "
                             "bands, for the similar-rate pair (the complexity-information plot, "
@@ -453,7 +473,7 @@ def _probe_section(results: Results, out: Path) -> tuple[list[Block], pd.DataFra
     paired = None
     blocks.append(Heading("Paired difference ΔI_V = I_V(β=0.1) − I_V(β=0) at the same λ", 3))
     if results.paired is None:
-        blocks.append(Note("No probes_paired.csv: the paired differences are skipped."))
+        blocks.append(Note(f"No {PAIRED_FILE}: the paired differences are skipped."))
     else:
         paired = paired_summary(results.paired)
         shown = paired[paired["family"] != "null"]
@@ -469,10 +489,10 @@ def _probe_section(results: Results, out: Path) -> tuple[list[Block], pd.DataFra
             _table(frame, {"target": "target", "family": "family", "lmbda": "lambda",
                            "delta_iv": "ΔI_V [bits/px]", "ci": "CI", "verdict": "CI vs 0"},
                    ("lmbda", "delta_iv")),
-            Links((("probes_paired.csv", _copy(results.root / "probes_paired.csv", out)),)),
+            Links(((PAIRED_FILE, _copy(results.root / PAIRED_FILE, out)),)),
         ]
         try:
-            blocks.append(Image(_save(plot_paired_delta(results.paired), out, "paired_delta"),
+            blocks.append(Image(_save(plot_paired_delta(results.paired), out, PAIRED_DELTA_STEM),
                                 "paired delta I_V", "ΔI_V with its paired CI per probe family "
                                 "and lambda; the line marks no difference."))
         except ValueError as error:
@@ -546,11 +566,11 @@ def _co_adaptation_section(results: Results, out: Path,
                            gain: pd.DataFrame | None) -> tuple[list[Block], pd.DataFrame | None]:
     blocks: list[Block] = [Heading("Co-adaptation")]
     if results.probes is None:
-        blocks.append(Note("No probes.csv: the co-adaptation figure is skipped."))
+        blocks.append(Note(f"No {PROBES_FILE}: the co-adaptation figure is skipped."))
         return blocks, None
     try:
         table = co_adaptation_table(results.probes, results.rd, gain, pair=results.pair_lmbdas)
-        image = _save(plot_co_adaptation(table, gain), out, "co_adaptation")
+        image = _save(plot_co_adaptation(table, gain), out, CO_ADAPTATION_STEM)
     except ValueError as error:
         blocks.append(Note(f"The co-adaptation figure is skipped: {error}."))
         return blocks, None
@@ -565,7 +585,8 @@ def _co_adaptation_section(results: Results, out: Path,
                   "gets from it; overlapping CIs on x mean the points are not ordered."),
         Image(image, "co-adaptation", "I_V (simplest family) against direct-model quality, "
               "per base representation."),
-        Links((("co_adaptation.csv", _write_csv(table, out, "co_adaptation.csv")),)),
+        Links(((f"{CO_ADAPTATION_STEM}.csv",
+                _write_csv(table, out, f"{CO_ADAPTATION_STEM}.csv")),)),
     ]
     return blocks, table
 
@@ -653,10 +674,10 @@ def _reading(results: Results, gain: pd.DataFrame | None,
 
 
 def _config_section(results: Results) -> list[Block]:
-    blocks: list[Block] = [Heading("Configuration"), Paragraph("reproduce.json (the preset):"),
+    blocks: list[Block] = [Heading("Configuration"), Paragraph(f"{CONFIG_FILE} (the preset):"),
                            Code(json.dumps(results.config, indent=2), "json")]
     if results.pair:
-        blocks += [Paragraph("pair.json (the similar-rate base pair):"),
+        blocks += [Paragraph(f"{PAIR_FILE} (the similar-rate base pair):"),
                    Code(json.dumps(results.pair, indent=2), "json")]
     versions = software_versions()
     blocks += [Heading("Software"),
@@ -701,7 +722,7 @@ def write_report(results: str | Path | Results, out: str | Path | None = None) -
             holds malformed files, or ``out`` is a file or the results directory itself.
     """
     loaded = results if isinstance(results, Results) else load_results(results)
-    out = Path(out) if out is not None else loaded.root / "report"
+    out = Path(out) if out is not None else loaded.root / REPORT_DIR
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a directory")
     if out.resolve() == loaded.root.resolve():

@@ -52,10 +52,12 @@ from probes import (
     probe_files,
     save_bits,
 )
+from probes.report import plot_iv_by_capacity
+from probes.report import save_figure as save_probe_figure
 from vinfo.data.registry import DATASETS
-from vinfo.data.synthetic import SyntheticConfig
+from vinfo.data.synthetic import SyntheticConfig, synthetic_preset_name
 from vinfo.experiments.evaluate import TASK_EVALUATORS, trivial_metrics
-from vinfo.experiments.plan import DataSource, Executor, Plan, PlannedRun, executor_for
+from vinfo.experiments.plan import DataSource, Executor, Plan, executor_for
 from vinfo.experiments.plots import Panel, plot_rd_panels, save_figure
 from vinfo.experiments.rd import (
     Comparison,
@@ -65,10 +67,37 @@ from vinfo.experiments.rd import (
     write_rd_csv,
 )
 from vinfo.experiments.report import write_report
+from vinfo.experiments.results import (
+    BASE_STRATEGY,
+    BD_FILE,
+    BD_MARKDOWN_FILE,
+    CONFIG_FILE,
+    FIG2_STEM,
+    FIG3_STEM,
+    FINISHED_MARKER,
+    IV_CAPACITY_FIGURE,
+    LOSS_TERMS_FILE,
+    PAIR_FILE,
+    PAIR_SEEDS_FILE,
+    PAIRED_FILE,
+    PROBE_BITS_FILE,
+    PROBE_CACHE_DIR,
+    PROBE_RECORD_FILE,
+    PROBES_FILE,
+    REPORT_DIR,
+    RUNS_DIR,
+    TIMINGS_FILE,
+    TRIVIAL_FILE,
+    VERDICTS_FILE,
+    RunKey,
+    curve_dir,
+    pair_key,
+    rd_file,
+)
 from vinfo.experiments.splits import Splits, dataset_splits, experiment_transforms
 from vinfo.experiments.sweep import (
-    BASE_STRATEGY,
     FinishedRun,
+    PlannedRun,
     Progress,
     RunSpec,
     _dependencies,
@@ -77,7 +106,6 @@ from vinfo.experiments.sweep import (
     curve_label,
     data_record,
     plan_lambda_sweep,
-    synthetic_preset_name,
     train_split_name,
 )
 from vinfo.experiments.verdict import paper_verdicts
@@ -87,7 +115,7 @@ from vinfo.models.base import check_beta, check_lmbda
 from vinfo.models.config import CodecConfig, codec_preset
 from vinfo.models.enhancement import STRATEGIES
 from vinfo.registry import Registry
-from vinfo.train import TrainConfig
+from vinfo.train import METRICS_FILE, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -576,7 +604,7 @@ def bd_rows(
 
 
 def _check_out(out: Path, preset: ReproducePreset) -> None:
-    record = out / "reproduce.json"
+    record = out / CONFIG_FILE
     wanted = preset.to_dict()
     for config in ("first", "warm", "direct"):
         if wanted[config] is not None:
@@ -694,7 +722,7 @@ def _reproduce(
     phases("data")
     _check_out(out, preset)
     step = _Steps(preset.num_models(), progress or (lambda message: None))
-    runs_dir = out / "runs"
+    runs_dir = out / RUNS_DIR
     baseline, proposed = preset.betas
     evaluation = {
         "batch_size": preset.eval_batch_size,
@@ -713,7 +741,7 @@ def _reproduce(
     )
     base_plan = {
         beta: plan_lambda_sweep(
-            runs_dir / "base" / f"beta={beta:g}",
+            runs_dir / curve_dir(BASE_STRATEGY, beta=beta),
             RunSpec(preset.base_task, 1.0, beta),
             preset.base_lmbdas,
             preset.codec,
@@ -748,14 +776,14 @@ def _reproduce(
     for beta, row in zip(preset.betas, chosen_rows, strict=True):
         chosen[beta] = next(r for r in base_runs[beta] if r.spec.lmbda == row["lmbda"])
     pair = {
-        f"beta={beta:g}": {
+        pair_key(beta): {
             "lmbda": chosen[beta].spec.lmbda,
             "bpp": float(row["bpp"]),
             "checkpoint": str(chosen[beta].checkpoint),
         }
         for beta, row in zip(preset.betas, chosen_rows, strict=True)
     }
-    write_json_atomic(out / "pair.json", pair)
+    write_json_atomic(out / PAIR_FILE, pair)
     step(
         "similar-rate pair: "
         + ", ".join(f"{k} lambda={v['lmbda']:g} ({v['bpp']:.4f} bpp)" for k, v in pair.items())
@@ -777,23 +805,23 @@ def _reproduce(
         runs = [_finished(run) for run in secondary_plans[secondary.task]]
         frames[secondary.task] = collect_rd(runs, splits.test, "test", progress=step, **evaluation)
     seeds = _pair_seed_table(preset, chosen, secondary_plans, replicas, splits, evaluation, step)
-    write_text_atomic(out / "pair_seeds.csv", seeds.to_csv(index=False))
+    write_text_atomic(out / PAIR_SEEDS_FILE, seeds.to_csv(index=False))
     phases("evaluation")
 
     # 4. tables, figures, checks
     files: list[Path] = []
     for task, frame in frames.items():
-        files.append(write_rd_csv(frame, out / f"rd_{task}.csv"))
+        files.append(write_rd_csv(frame, out / rd_file(task)))
     table = bd_rows(frames, _comparisons(preset), preset.bd_method)
-    write_text_atomic(out / "bd_table.csv", table.to_csv(index=False))
-    write_text_atomic(out / "bd_table.md", bd_table_markdown(table))
-    files += [out / "bd_table.csv", out / "bd_table.md"]
+    write_text_atomic(out / BD_FILE, table.to_csv(index=False))
+    write_text_atomic(out / BD_MARKDOWN_FILE, bd_table_markdown(table))
+    files += [out / BD_FILE, out / BD_MARKDOWN_FILE]
     files += _figures(preset, frames, out)
     trivial = _trivial_check(preset, frames, splits)
-    write_text_atomic(out / "trivial.csv", trivial.to_csv(index=False))
+    write_text_atomic(out / TRIVIAL_FILE, trivial.to_csv(index=False))
     terms = loss_terms(base_plan[proposed][0])
-    write_text_atomic(out / "loss_terms.csv", terms.to_csv(index=False))
-    files += [out / "trivial.csv", out / "pair_seeds.csv", out / "loss_terms.csv"]
+    write_text_atomic(out / LOSS_TERMS_FILE, terms.to_csv(index=False))
+    files += [out / TRIVIAL_FILE, out / PAIR_SEEDS_FILE, out / LOSS_TERMS_FILE]
     phases("tables and figures")
 
     # 5. V-information probes of the base models
@@ -804,24 +832,23 @@ def _reproduce(
         )
         files += probe_files_written
     phases("probes")
-    probe_table = out / "probes.csv"
+    probe_table = out / PROBES_FILE
     verdicts = paper_verdicts(
         base_task=preset.base_task, betas=preset.betas, bd=table, pair_seeds=seeds,
         pair_probes=probe_pair,
         probes=pd.read_csv(probe_table) if preset.probes is not None else None,
     )
-    write_text_atomic(out / "verdicts.csv", verdicts.to_csv(index=False))
+    write_text_atomic(out / VERDICTS_FILE, verdicts.to_csv(index=False))
     seconds = time.perf_counter() - started
     summary = _summary(preset, pair, table, trivial, seconds, probe_pair, verdicts, seeds, terms)
-    write_text_atomic(out / "summary.md", summary)
-    files += [out / "verdicts.csv", out / "summary.md", out / "pair.json",
-              out / "reproduce.json"]
-    report = write_report(out, out / "report")
+    write_text_atomic(out / FINISHED_MARKER, summary)
+    files += [out / VERDICTS_FILE, out / FINISHED_MARKER, out / PAIR_FILE, out / CONFIG_FILE]
+    report = write_report(out, out / REPORT_DIR)
     files += [report, report.with_suffix(".html")]
     phases("report")
-    write_json_atomic(out / "timings.json", {"workers": getattr(executor, "workers", 1),
+    write_json_atomic(out / TIMINGS_FILE, {"workers": getattr(executor, "workers", 1),
                                              "seconds": phases.seconds})
-    files.append(out / "timings.json")
+    files.append(out / TIMINGS_FILE)
     step(f"done in {_clock(seconds)}: {out}; report: {report}")
     return ReproduceResult(out, tuple(files), table, trivial, seconds, report)
 
@@ -838,7 +865,6 @@ def _secondary_plan(
     its base alone; a decoder warm-started from another one got more training and beat it,
     issue #13), ``scalable`` curves on the chosen pair, ``standalone`` from the proposed
     scalable models."""
-    root = runs_dir / secondary.task
     runs: list[PlannedRun] = []
     if "direct" in secondary.strategies:
         for beta in preset.betas:
@@ -851,7 +877,7 @@ def _secondary_plan(
                     spec,
                     preset.codec,
                     preset.direct_train,
-                    root / "direct" / f"beta={beta:g}" / f"base_lmbda={base.spec.lmbda:g}",
+                    runs_dir / RunKey("direct", base.spec.lmbda, beta, secondary.task).path,
                     _dependencies(spec),
                     message=f"train {secondary.task} {spec.curve} on base "
                     f"lambda={base.spec.lmbda:g}",
@@ -860,7 +886,7 @@ def _secondary_plan(
     if "scalable" in secondary.strategies:
         for beta in preset.betas:
             scalable[beta] = plan_lambda_sweep(
-                root / "scalable" / f"beta={beta:g}",
+                runs_dir / curve_dir("scalable", task=secondary.task, beta=beta),
                 RunSpec(secondary.task, 1.0, beta, "scalable", base=str(chosen[beta].checkpoint)),
                 secondary.lmbdas,
                 preset.codec,
@@ -877,7 +903,8 @@ def _secondary_plan(
             )
             runs.append(PlannedRun(
                 spec, preset.codec, preset.warm,
-                root / "standalone" / f"lmbda={spec.lmbda:g}", _dependencies(spec),
+                runs_dir / RunKey("standalone", spec.lmbda, task=secondary.task).path,
+                _dependencies(spec),
                 message=f"train {secondary.task} {spec.curve} lambda={spec.lmbda:g}",
             ))
     return runs
@@ -899,27 +926,27 @@ def _pair_seed_plan(
         replicas[seed] = {}
         for beta in preset.betas:
             source = next(r for r in base_plan[beta] if r.run_dir == chosen[beta].run_dir)
-            base = _replica(source, seed, preset.first, runs_dir / "base" / f"beta={beta:g}")
+            base = _replica(source, seed, preset.first, runs_dir)
             runs = [base]
             if preset.direct_reconstruction:
                 source = next(r for r in direct.values() if r.spec.base == str(source.checkpoint))
                 spec = dataclasses.replace(source.spec, base=str(base.checkpoint))
                 runs.append(_replica(
-                    dataclasses.replace(source, spec=spec), seed, preset.direct_train,
-                    runs_dir / "reconstruction" / "direct" / f"beta={beta:g}",
+                    dataclasses.replace(source, spec=spec), seed, preset.direct_train, runs_dir
                 ))
             replicas[seed][beta] = runs  # replicas carry their sources' data records
     return replicas
 
 
-def _replica(run: PlannedRun, seed: int, first: TrainConfig, curve_dir: Path) -> PlannedRun:
-    """``run`` trained again with training seed ``seed`` into ``curve_dir/seed=<seed>/…``: from
-    the same warm start, or from scratch (with ``first``'s budget) if it had none."""
+def _replica(run: PlannedRun, seed: int, first: TrainConfig, runs_dir: Path) -> PlannedRun:
+    """``run`` trained again with training seed ``seed``, into its run key with that seed
+    (``…/beta=<β>/seed=<seed>/…`` under ``runs_dir``): from the same warm start, or from
+    scratch (with ``first``'s budget) if it had none."""
     train = dataclasses.replace(run.train if run.spec.init else first, seed=seed)
     return dataclasses.replace(
         run,
         train=train,
-        run_dir=curve_dir / f"seed={seed}" / run.run_dir.name,
+        run_dir=runs_dir / dataclasses.replace(RunKey.from_path(run.run_dir), seed=seed).path,
         after=_dependencies(run.spec),
         message=f"{run.message} (seed {seed})",
     )
@@ -980,7 +1007,7 @@ def loss_terms(run: PlannedRun) -> pd.DataFrame:
     Args:
         run: a finished base run (its ``metrics.csv`` is read).
     """
-    history = pd.read_csv(run.run_dir / "metrics.csv")
+    history = pd.read_csv(run.run_dir / METRICS_FILE)
     lmbda, beta = run.spec.lmbda, run.spec.beta
     rows = []
     for which, index in (("first", 0), ("last", len(history) - 1)):
@@ -1024,13 +1051,9 @@ class PresetData:
         return _splits(self.preset, self.data_root)
 
 
-PROBE_CACHE = "probe_cache"
-"""Directory under ``out`` of the probe step's representation cache and resume record."""
-
-
 def _repr_name(beta: float, lmbda: float) -> str:
-    """The name of a base model in the probe tables: ``beta=0.1/lmbda=0.01``."""
-    return f"beta={beta:g}/lmbda={lmbda:g}"
+    """The name of a base model in the probe tables (:attr:`RunKey.name`)."""
+    return RunKey(BASE_STRATEGY, lmbda, beta).name
 
 
 def _probe_source(
@@ -1077,16 +1100,13 @@ def _probe_base_models(
         The files written and the paired ``ΔI_V`` of the similar-rate pair (proposed minus
         baseline, each at its own λ), one row per target × family.
     """
-    from probes.report import plot_iv_by_capacity
-    from probes.report import save_figure as save_probe_figure
-
     baseline, proposed = preset.betas
     runs = [(beta, run) for beta in preset.betas for run in base_runs[beta]]
     names = [_repr_name(beta, run.spec.lmbda) for beta, run in runs]
     source = _probe_source(preset, study, data_root)
-    cache = out / PROBE_CACHE
-    record_file, bits_file = cache / "probes.json", cache / "bits.npz"
-    table_file = out / "probes.csv"
+    cache = out / PROBE_CACHE_DIR
+    record_file, bits_file = cache / PROBE_RECORD_FILE, cache / PROBE_BITS_FILE
+    table_file = out / PROBES_FILE
     wanted = json.loads(json.dumps({
         "study": dataclasses.asdict(study),
         "source": source,
@@ -1122,15 +1142,15 @@ def _probe_base_models(
         save_bits(bits, bits_file)
         write_json_atomic(record_file, wanted)  # last: marks the fits as complete
     paired = _paired_same_lambda(preset, bits, study)
-    write_text_atomic(out / "probes_paired.csv", paired.to_csv(index=False))
+    write_text_atomic(out / PAIRED_FILE, paired.to_csv(index=False))
     pair_names = [_repr_name(beta, chosen[beta].spec.lmbda) for beta in (baseline, proposed)]
     pair_delta = paired_differences(
         bits, pairs=[(pair_names[1], pair_names[0])], n_resamples=study.n_resamples
     )
     # all 2 x len(λ) models in one panel are unreadable: the similar-rate pair only
     figure = plot_iv_by_capacity(frame[frame["repr"].isin(pair_names)])
-    figure_file = save_probe_figure(figure, out / "fig_iv_capacity.png")
-    return [table_file, out / "probes_paired.csv", figure_file], pair_delta
+    figure_file = save_probe_figure(figure, out / IV_CAPACITY_FIGURE)
+    return [table_file, out / PAIRED_FILE, figure_file], pair_delta
 
 
 def _paired_same_lambda(
@@ -1177,11 +1197,11 @@ def _figures(preset: ReproducePreset, frames: dict[str, pd.DataFrame], out: Path
             (curve_label(BASE_STRATEGY, b0), curve_label(BASE_STRATEGY, b1)),
         )
     )
-    files += save_figure(plot_rd_panels(pd.concat(fig2_frames), panels), out / "fig2")
+    files += save_figure(plot_rd_panels(pd.concat(fig2_frames), panels), out / FIG2_STEM)
     if secondary_panels:
         frame = pd.concat([f for f, _ in secondary_panels]).drop_duplicates()
         figure = plot_rd_panels(frame, [p for _, p in secondary_panels], columns=1)
-        files += save_figure(figure, out / "fig3")
+        files += save_figure(figure, out / FIG3_STEM)
     return files
 
 

@@ -37,15 +37,13 @@ from vinfo.experiments.plan import (
     DataSource,
     Plan,
     PlanError,
-    PlannedRun,
     Progress,
     is_finished,
     train_planned_run,
 )
+from vinfo.experiments.results import EXPERIMENT_FILE, SLURM_JOB_FILE
+from vinfo.experiments.sweep import PlannedRun
 from vinfo.io import write_json_atomic
-
-JOB_RECORD = "slurm.json"
-"""Per run directory: the SLURM job that trains it (``job_id``, ``stdout``, ``stderr``)."""
 
 _POLL_SECONDS = 2.0
 
@@ -127,7 +125,7 @@ class SlurmExecutor:
             job = executor.submit(_SlurmRun(run, source, threads))
             jobs[run.run_dir] = job
             run.run_dir.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(run.run_dir / JOB_RECORD, _job_record(job))
+            write_json_atomic(run.run_dir / SLURM_JOB_FILE, _job_record(job))
         self._wait(plan, jobs, progress)
 
     def _wait(self, plan: Plan, jobs: Mapping[Path, submitit.Job[Any]], progress: Progress
@@ -204,11 +202,11 @@ def cell_states(runs_dir: str | Path) -> list[dict[str, str]]:
     ``not submitted``; with the job id and log path where there is a job."""
     rows = []
     runs_dir = Path(runs_dir)
-    marks = [*runs_dir.rglob("experiment.json"), *runs_dir.rglob(JOB_RECORD)]
+    marks = [*runs_dir.rglob(EXPERIMENT_FILE), *runs_dir.rglob(SLURM_JOB_FILE)]
     for run_dir in sorted({mark.parent for mark in marks}):
         row = {"run": str(run_dir.relative_to(runs_dir)), "state": "not submitted",
                "job_id": "", "log": ""}
-        record_path = run_dir / JOB_RECORD
+        record_path = run_dir / SLURM_JOB_FILE
         if record_path.is_file():
             record = json.loads(record_path.read_text(encoding="utf-8"))
             row["job_id"], row["log"] = record["job_id"], record["stderr"]
@@ -234,4 +232,4 @@ def slurm_available() -> bool:
     return submitit.AutoExecutor.which() == "slurm" and os.system("sinfo -h >/dev/null 2>&1") == 0
 
 
-__all__ = ["CELL_STATES", "JOB_RECORD", "SlurmExecutor", "cell_states", "slurm_available"]
+__all__ = ["CELL_STATES", "SlurmExecutor", "cell_states", "slurm_available"]

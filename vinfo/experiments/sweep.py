@@ -2,7 +2,8 @@
 
 Following §4.1 of the paper, a curve is trained from its highest λ (lowest compression)
 down: that model trains from scratch, every other one starts from its weights and trains for
-a shorter fine-tuning budget. Each model has its own run directory::
+a shorter fine-tuning budget. Each model has its own run directory (the file names are
+those of :mod:`vinfo.experiments.results` and :mod:`vinfo.train.trainer`)::
 
     run_dir/
         experiment.json     the frozen RunSpec, codec config and TrainConfig(s)
@@ -38,11 +39,17 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from vinfo.data.sample import collate
-from vinfo.data.synthetic import PRESETS, SyntheticConfig
+from vinfo.data.synthetic import SyntheticConfig, synthetic_preset_name
 from vinfo.experiments.evaluate import Evaluation, evaluate
 from vinfo.experiments.objectives import initialise_head_at_prior, objective_for
-from vinfo.experiments.plan import PlannedRun
 from vinfo.experiments.rd import RDPoint, rd_frame, write_compressai_json, write_rd_csv
+from vinfo.experiments.results import (
+    BASE_STRATEGY,
+    CHECKPOINT_FILE,
+    EXPERIMENT_FILE,
+    eval_file,
+    lmbda_dir,
+)
 from vinfo.experiments.splits import (
     EXPERIMENT_DATA,
     Splits,
@@ -56,13 +63,8 @@ from vinfo.models.checkpoint import load_checkpoint, read_tensors, save_checkpoi
 from vinfo.models.config import CodecConfig, codec_preset
 from vinfo.models.enhancement import STRATEGIES, EnhancementCodec
 from vinfo.models.tasks import get_task
-from vinfo.train import TrainConfig, Trainer, seed_everything, select_device
+from vinfo.train import STATE_FILE, TrainConfig, Trainer, seed_everything, select_device
 from vinfo.train.distributed import is_distributed, is_main_process, process_group_from_env
-
-CHECKPOINT = "model.safetensors"
-EXPERIMENT = "experiment.json"
-BASE_STRATEGY = "base"
-"""The ``strategy`` value of base models in specs and RD tables."""
 
 Progress = Callable[[str], None]
 
@@ -147,7 +149,34 @@ class FinishedRun:
 
     @property
     def checkpoint(self) -> Path:
-        return self.run_dir / CHECKPOINT
+        return self.run_dir / CHECKPOINT_FILE
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One :func:`train_run` call, planned (see :class:`vinfo.experiments.plan.Plan`).
+
+    Attributes:
+        spec: what to train.
+        config: codec sizes.
+        train: optimisation settings.
+        run_dir: the run's directory; also its key in a plan.
+        after: run directories that must have finished first (warm start, base).
+        data: the data record of the checkpoint (see :func:`train_run`).
+        message: the progress line printed when the run starts.
+    """
+
+    spec: RunSpec
+    config: CodecConfig
+    train: TrainConfig
+    run_dir: Path
+    after: tuple[Path, ...] = ()
+    data: Mapping[str, Any] | None = None
+    message: str = ""
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.run_dir / CHECKPOINT_FILE
 
 
 def build_model(spec: RunSpec, config: CodecConfig) -> nn.Module:
@@ -204,13 +233,6 @@ def _parameters(model: nn.Module, train_only: str | None) -> Iterable[nn.Paramet
     if not isinstance(module, nn.Module):
         raise ValueError(f"{type(model).__name__} has no submodule {train_only!r} to train")
     return module.parameters()
-
-
-def synthetic_preset_name(config: SyntheticConfig | str) -> str | None:
-    """The :data:`vinfo.data.synthetic.PRESETS` name of ``config`` (``None``: a custom one)."""
-    if isinstance(config, str):
-        return config
-    return next((name for name, preset in PRESETS.items() if preset == config), None)
 
 
 def data_record(
@@ -284,9 +306,9 @@ def read_spec(run_dir: str | Path) -> RunSpec:
         ValueError: ``experiment.json`` is not valid JSON or holds no valid spec (the message
             names the file).
     """
-    path = Path(run_dir) / EXPERIMENT
+    path = Path(run_dir) / EXPERIMENT_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{run_dir}: not a vinfo run directory (no {EXPERIMENT})")
+        raise FileNotFoundError(f"{run_dir}: not a vinfo run directory (no {EXPERIMENT_FILE})")
     record = read_json(path)
     spec = record.get("spec") if isinstance(record, dict) else None
     if not isinstance(spec, dict):
@@ -330,7 +352,7 @@ def train_run(
     """
     run_dir = Path(run_dir)
     record = _experiment_record(spec, config, train, run_dir)
-    experiment = run_dir / EXPERIMENT
+    experiment = run_dir / EXPERIMENT_FILE
     if experiment.is_file():
         stored = read_json(experiment)
         if stored != json.loads(json.dumps(record)):
@@ -343,7 +365,7 @@ def train_run(
         return finished
     if splits is None:
         raise ValueError(f"{run_dir}: not finished, and no data was given to train it")
-    interrupted = (run_dir / "last_state.pt").is_file()
+    interrupted = (run_dir / STATE_FILE).is_file()
     if interrupted and not resume:
         raise ValueError(f"{run_dir}: holds an interrupted run; resume it or remove it")
     seed_everything(train.seed)  # the same initial weights on a rerun
@@ -376,10 +398,6 @@ def train_run(
     if is_distributed():  # the next model of the sweep warm-starts from this checkpoint
         torch.distributed.barrier()
     return finished
-
-
-def _run_name(lmbda: float) -> str:
-    return f"lmbda={lmbda:g}"
 
 
 WARM_STARTS = ("highest", "chain")
@@ -456,7 +474,7 @@ def plan_lambda_sweep(
         )
         runs.append(PlannedRun(
             spec, config, first if source is None else (warm or first),
-            root / _run_name(lmbda), _dependencies(spec), data,
+            root / lmbda_dir(lmbda), _dependencies(spec), data,
             f"train {spec.task} {spec.curve} lambda={lmbda:g}",
         ))
     return runs
@@ -609,10 +627,13 @@ def find_runs(paths: Iterable[str | Path]) -> list[FinishedRun]:
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such directory")
         found = sorted(
-            p.parent for p in path.rglob(EXPERIMENT) if (p.parent / CHECKPOINT).is_file()
+            p.parent for p in path.rglob(EXPERIMENT_FILE)
+            if (p.parent / CHECKPOINT_FILE).is_file()
         )
         if not found:
-            raise FileNotFoundError(f"{path}: no finished run (no {EXPERIMENT} + {CHECKPOINT})")
+            raise FileNotFoundError(
+                f"{path}: no finished run (no {EXPERIMENT_FILE} + {CHECKPOINT_FILE})"
+            )
         runs.extend(FinishedRun(read_spec(d), d) for d in found)
     return runs
 
@@ -636,7 +657,7 @@ def evaluate_run(
         "bitstream_images": bitstream_images,
         "checkpoint_mtime_ns": run.checkpoint.stat().st_mtime_ns,
     }
-    cache = run.run_dir / f"eval_{split}.json"
+    cache = run.run_dir / eval_file(split)
     if cache.is_file():
         stored = read_json(cache)
         if isinstance(stored, dict) and stored.get("settings") == settings:
@@ -767,10 +788,8 @@ def write_rd(
 
 
 __all__ = [
-    "BASE_STRATEGY",
-    "CHECKPOINT",
-    "EXPERIMENT",
     "FinishedRun",
+    "PlannedRun",
     "RunSpec",
     "build_model",
     "collect_rd",
@@ -785,7 +804,6 @@ __all__ = [
     "plan_lambda_sweep",
     "rd_point",
     "read_spec",
-    "synthetic_preset_name",
     "train_split_name",
     "write_rd",
     "train_curve",

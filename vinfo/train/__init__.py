@@ -1,7 +1,11 @@
 """Training: one model-agnostic trainer (early stopping, atomic checkpoints, resume, NaN guard)."""
 
 from vinfo.train.trainer import (
+    BEST_FILE,
     LR_SCHEDULES,
+    METRICS_FILE,
+    STATE_FILE,
+    TRAIN_CONFIG_FILE,
     NonFiniteLossError,
     ResumeError,
     StepOutput,
@@ -15,7 +19,11 @@ from vinfo.train.trainer import (
 )
 
 __all__ = [
+    "BEST_FILE",
     "LR_SCHEDULES",
+    "METRICS_FILE",
+    "STATE_FILE",
+    "TRAIN_CONFIG_FILE",
     "NonFiniteLossError",
     "ResumeError",
     "StepOutput",

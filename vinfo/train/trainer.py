@@ -76,6 +76,12 @@ Objective = Callable[[nn.Module, Any], StepOutput]
 
 
 LR_SCHEDULES = ("constant", "cosine")
+
+TRAIN_CONFIG_FILE = "train_config.json"
+METRICS_FILE = "metrics.csv"
+BEST_FILE = "best.safetensors"
+STATE_FILE = "last_state.pt"
+"""The files the Trainer writes into its run directory (see the module docstring)."""
 """The learning-rate schedules of :class:`TrainConfig` (the lr is a function of the optimizer
 step alone, so a resumed run follows the same schedule)."""
 
@@ -278,19 +284,19 @@ class Trainer:
     # -- files -------------------------------------------------------------------------------
     @property
     def best_path(self) -> Path:
-        return self.run_dir / "best.safetensors"
+        return self.run_dir / BEST_FILE
 
     @property
     def state_path(self) -> Path:
-        return self.run_dir / "last_state.pt"
+        return self.run_dir / STATE_FILE
 
     @property
     def metrics_path(self) -> Path:
-        return self.run_dir / "metrics.csv"
+        return self.run_dir / METRICS_FILE
 
     @property
     def config_path(self) -> Path:
-        return self.run_dir / "train_config.json"
+        return self.run_dir / TRAIN_CONFIG_FILE
 
     # -- public ------------------------------------------------------------------------------
     def fit(self, *, resume: bool = False) -> TrainResult:

@@ -15,20 +15,25 @@ import pytest
 
 from bdrate import bd_rate
 from vinfo.data import SyntheticConfig
-from vinfo.experiments import analysis
+from vinfo.experiments import demo, plots
 from vinfo.experiments.analysis import (
     co_adaptation_table,
     conditional_coding_gain,
     delta_verdict,
-    demo_results,
     iv_across_beta,
-    load_results,
     paired_summary,
     plot_co_adaptation,
     plot_iv_across_beta,
     plot_paired_delta,
-    probe_tables,
     simplest_family,
+)
+from vinfo.experiments.demo import demo_results
+from vinfo.experiments.results import (
+    base_checkpoints,
+    data_options,
+    load_results,
+    pair_checkpoints,
+    probe_tables,
     with_beta_lmbda,
 )
 
@@ -340,29 +345,25 @@ def _no_reproduce(*args, **kwargs):
 
 def test_demo_results_prefers_a_finished_run_and_reuses_a_finished_fallback(tmp_path,
                                                                           monkeypatch):
-    import vinfo.experiments.reproduce as reproduce_module
-
-    monkeypatch.delenv(analysis.NOTEBOOK_RESULTS_ENV, raising=False)
-    monkeypatch.setattr(reproduce_module, "reproduce", _no_reproduce)
+    monkeypatch.delenv(demo.NOTEBOOK_RESULTS_ENV, raising=False)
+    monkeypatch.setattr(demo, "reproduce", _no_reproduce)
     write_results(tmp_path / "tiny")
     assert demo_results(tmp_path / "tiny", tmp_path / "micro") == tmp_path / "tiny"
     write_results(tmp_path / "micro")
     assert demo_results(tmp_path / "absent", tmp_path / "micro") == tmp_path / "micro"
-    monkeypatch.setenv(analysis.NOTEBOOK_RESULTS_ENV, str(tmp_path / "tiny"))
+    monkeypatch.setenv(demo.NOTEBOOK_RESULTS_ENV, str(tmp_path / "tiny"))
     assert demo_results(None, tmp_path / "micro") == tmp_path / "tiny"
 
 
 def test_demo_results_runs_the_preset_once_into_the_fallback(tmp_path, monkeypatch):
-    import vinfo.experiments.reproduce as reproduce_module
-
     calls = []
 
     def fake(preset, out, **kwargs):
         calls.append((preset, out))
         write_results(out)
 
-    monkeypatch.delenv(analysis.NOTEBOOK_RESULTS_ENV, raising=False)
-    monkeypatch.setattr(reproduce_module, "reproduce", fake)
+    monkeypatch.delenv(demo.NOTEBOOK_RESULTS_ENV, raising=False)
+    monkeypatch.setattr(demo, "reproduce", fake)
     (tmp_path / "tiny").mkdir()  # unfinished: no summary.md
     for _ in range(2):
         assert demo_results(tmp_path / "tiny", tmp_path / "micro") == tmp_path / "micro"
@@ -370,16 +371,14 @@ def test_demo_results_runs_the_preset_once_into_the_fallback(tmp_path, monkeypat
 
 
 def test_demo_results_treats_a_run_without_probe_tables_as_unfinished(tmp_path, monkeypatch):
-    import vinfo.experiments.reproduce as reproduce_module
-
     calls = []
 
     def fake(preset, out, **kwargs):  # reproduce resumes: only the probe step is added
         calls.append((preset, out))
         write_results(out)
 
-    monkeypatch.delenv(analysis.NOTEBOOK_RESULTS_ENV, raising=False)
-    monkeypatch.setattr(reproduce_module, "reproduce", fake)
+    monkeypatch.delenv(demo.NOTEBOOK_RESULTS_ENV, raising=False)
+    monkeypatch.setattr(demo, "reproduce", fake)
     write_results(tmp_path / "tiny", probes=False)  # finished before the probe step existed
     write_results(tmp_path / "micro", probes=False)  # a stale fallback run
     assert (tmp_path / "tiny" / "summary.md").is_file()
@@ -407,18 +406,18 @@ def test_pair_checkpoints_and_data_options_come_from_the_run_directory(tmp_path)
     write_results(tmp_path / "run")
     fake_base_runs(tmp_path / "run")
     results = load_results(tmp_path / "run")
-    models = analysis.base_checkpoints(results)
+    models = base_checkpoints(results)
     assert list(zip(models["beta"], models["lmbda"], strict=True)) == [
         (b, v) for b in BETAS for v in LMBDAS]
     assert list(models["repr"])[:2] == ["beta=0/lmbda=0.01", "beta=0/lmbda=0.1"]
-    pair = analysis.pair_checkpoints(results)
+    pair = pair_checkpoints(results)
     base = tmp_path / "run" / "runs" / "base"
     assert pair == {0.0: base / "beta=0" / "lmbda=0.1" / "model.safetensors",
                     0.1: base / "beta=0.1" / "lmbda=0.01" / "model.safetensors"}
-    assert analysis.data_options(results) == {"dataset": "synthetic", "preset": "micro"}
+    assert data_options(results) == {"dataset": "synthetic", "preset": "micro"}
     (base / "beta=0" / "lmbda=0.1" / "model.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match="beta=0 lambda=0.1"):
-        analysis.pair_checkpoints(load_results(tmp_path / "run"))
+        pair_checkpoints(load_results(tmp_path / "run"))
 
 
 def test_probe_tables_are_the_runs_own_tables(tmp_path):
@@ -447,5 +446,5 @@ def test_probe_tables_of_a_run_without_a_probe_step_say_how_to_add_it(tmp_path):
 def test_figure_png_returns_png_bytes_and_closes_the_figure():
     figure, _ = plt.subplots()
     number = figure.number
-    assert analysis.figure_png(figure).startswith(b"\x89PNG\r\n\x1a\n")
+    assert plots.figure_png(figure).startswith(b"\x89PNG\r\n\x1a\n")
     assert not plt.fignum_exists(number)

@@ -15,12 +15,11 @@ from vinfo.experiments.plan import (
     LocalExecutor,
     Plan,
     PlanError,
-    PlannedRun,
     ProcessExecutor,
     executor_for,
 )
 from vinfo.experiments.reproduce import PresetData, get_preset
-from vinfo.experiments.sweep import RunSpec, plan_lambda_sweep
+from vinfo.experiments.sweep import PlannedRun, RunSpec, plan_lambda_sweep
 from vinfo.train import TrainConfig
 
 MICRO = dataclasses.replace(

@@ -14,7 +14,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from vinfo.experiments.slurm import JOB_RECORD, slurm_available
+from vinfo.experiments.results import CHECKPOINT_FILE, SLURM_JOB_FILE
+from vinfo.experiments.slurm import slurm_available
 
 pytestmark = [
     pytest.mark.slow,
@@ -51,7 +52,7 @@ def _first_running_job(timeout_s: float = 120) -> str:
 
 def _job_ids(runs: Path) -> dict[str, str]:
     return {str(record.parent.relative_to(runs)): json.loads(record.read_text())["job_id"]
-            for record in runs.rglob(JOB_RECORD)}
+            for record in runs.rglob(SLURM_JOB_FILE)}
 
 
 def test_micro_plan_on_slurm_survives_scancel_and_matches_local(tmp_path):
@@ -71,7 +72,7 @@ def test_micro_plan_on_slurm_survives_scancel_and_matches_local(tmp_path):
     failed = [line for line in status.stdout.splitlines() if " failed job " in line]
     assert any(f"job {cancelled} log " in line for line in failed)
     done_before = {run: job for run, job in _job_ids(on_slurm / "runs").items()
-                   if (on_slurm / "runs" / run / "model.safetensors").is_file()}
+                   if (on_slurm / "runs" / run / CHECKPOINT_FILE).is_file()}
     assert done_before and len(failed) >= 1
 
     # 2. the rerun submits only what is missing
@@ -91,7 +92,7 @@ def test_micro_plan_on_slurm_survives_scancel_and_matches_local(tmp_path):
     assert here.returncode == 0, here.stderr
     for table in RESULT_TABLES:
         assert (on_slurm / table).read_bytes() == (local / table).read_bytes(), table
-    checkpoints = sorted((local / "runs").rglob("model.safetensors"))
+    checkpoints = sorted((local / "runs").rglob(CHECKPOINT_FILE))
     assert len(checkpoints) == len(after)
     for path in checkpoints:
         theirs = load_file(on_slurm / path.relative_to(local))

@@ -12,7 +12,6 @@ from html.parser import HTMLParser
 import pytest
 from test_analysis import paired_frame, probes_frame, write_results  # same directory
 
-from vinfo.experiments.analysis import load_results
 from vinfo.experiments.report import (
     Code,
     Heading,
@@ -23,6 +22,7 @@ from vinfo.experiments.report import (
     render_markdown,
     write_report,
 )
+from vinfo.experiments.results import load_results
 
 VOID = {"meta", "img", "br", "hr", "link", "input", "col", "source", "wbr"}
 MD_LINK = re.compile(r"!?\[(?:\\.|[^\]\\])*\]\(([^)\s]+)\)")

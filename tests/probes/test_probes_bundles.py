@@ -2,7 +2,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from probes.representations import BundleError, load_bundle, save_bundle
+from probes.bundles import BundleError, load_bundle, save_bundle
 
 
 def test_round_trip_keeps_tensors_ids_and_metadata(tmp_path):
