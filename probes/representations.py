@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,6 +24,7 @@ from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from probes import compressai_codecs
 from probes.bundles import FORMAT, BundleError, RepresentationBundle, load_bundle, save_bundle
 from probes.sources import DEFAULT_DATASET, DataSource, recorded_data, resolve_source
 from probes.storage import allocate
@@ -89,9 +90,24 @@ def encode_dataset(model: BaseCodec, dataset: Dataset, ids: Tensor, batch_size: 
     Raises:
         ValueError: images differ in size, or ``batch_size < 1``.
     """
+    model = model.to(device).eval()
+    return encode_images(lambda x: model.encode_latent(x).y_hat, dataset, ids, batch_size,
+                         device)
+
+
+def encode_images(encode: Callable[[Tensor], Tensor], dataset: Dataset, ids: Tensor,
+                  batch_size: int = 16, device: str | torch.device = "cpu") -> Tensor:
+    """``encode(images)`` of samples ``ids``, batch by batch, as one float32 tensor on the CPU.
+
+    Args:
+        encode: ``(B, 3, H, W)`` images in ``[0, 1]`` on ``device`` → ``(B, C, h, w)``.
+        dataset, ids, batch_size, device: as for :func:`encode_dataset`.
+
+    Raises:
+        ValueError: images differ in size, or ``batch_size < 1``.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    model = model.to(device).eval()
     y_hat, size, start = None, None, 0
     with torch.no_grad():
         for batch in ids.split(batch_size):
@@ -102,7 +118,7 @@ def encode_dataset(model: BaseCodec, dataset: Dataset, ids: Tensor, batch_size: 
                                  "image size")
             size = tuple(images[0].shape)
             x = torch.stack(images).to(device)  # (B, 3, H, W)
-            rows = model.encode_latent(x).y_hat.float().cpu()
+            rows = encode(x).float().cpu()
             if y_hat is None:  # in memory, or on disk beyond the memory budget
                 y_hat = allocate((len(ids), *rows.shape[1:]), torch.float32)
             y_hat[start:start + len(rows)] = rows
@@ -199,11 +215,15 @@ def load_representation(
         ValueError: a pickle, a foreign safetensors file, a non-base checkpoint, tensors that
             do not fit the spec, or a bad data source.
     """
+    overrides = dict(dataset=dataset, split=split, preset=preset, root=root, n_images=n_images,
+                     downscale=downscale)
+    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if compressai_codecs.is_compressai_spec(path):
+        return _compressai_representation(compressai_codecs.parse_spec(path), name, overrides,
+                                          directory, batch_size, device)
     path = Path(path)
     header = _header(path)
     label = name or path.stem
-    overrides = dict(dataset=dataset, split=split, preset=preset, root=root, n_images=n_images,
-                     downscale=downscale)
     if header.get("format") == FORMAT:
         bundle = load_bundle(path)
         source = resolve_source(recorded_data(bundle.metadata), **overrides)
@@ -221,7 +241,6 @@ def load_representation(
         recorded["split"] = entry.unseen_split
     source = resolve_source(recorded, **overrides)
     sha = checkpoint_sha256(path)
-    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache = directory / f"{sha[:16]}-{source.digest()[:16]}.safetensors"
     bundle = _cached(cache, sha, source)
     if bundle is not None:
@@ -239,21 +258,61 @@ def load_representation(
     return Representation(label, load_bundle(cache), source, cache, False)
 
 
+def _compressai_representation(spec: compressai_codecs.CompressAISpec, name: str | None,
+                               overrides: dict[str, object], directory: Path, batch_size: int,
+                               device: str | torch.device) -> Representation:
+    """``ŷ`` (or ``ẑ``) of a CompressAI model (:mod:`probes.compressai_codecs`), cached like a
+    vinfo checkpoint's: keyed by the weights' SHA-256, the architecture, the latent and the
+    data source (default: the synthetic ``tiny`` scenes, ``val``)."""
+    if not spec.weights.is_file():
+        raise FileNotFoundError(f"{spec.weights}: no such weights file")
+    source = resolve_source(None, **overrides)
+    weights_sha = compressai_codecs.weights_sha256(spec.weights)
+    key = hashlib.sha256(f"{weights_sha}:{spec.architecture}:{spec.latent}".encode()).hexdigest()
+    cache = directory / f"compressai-{key[:16]}-{source.digest()[:16]}.safetensors"
+    label = name or spec.label
+    bundle = _cached(cache, key, source)
+    if bundle is not None:
+        return Representation(label, bundle, source, cache, True)
+    model = compressai_codecs.build_model(spec).to(device)
+    data = source.build()
+    ids = source.sample_ids(data)
+    latent = encode_images(compressai_codecs.latent_encoder(model, spec.latent), data, ids,
+                           batch_size, device)
+    directory.mkdir(parents=True, exist_ok=True)
+    metadata = {**source.metadata(), "checkpoint": spec.weights.name, "checkpoint_sha256": key,
+                "weights_sha256": weights_sha, "source_digest": source.digest(),
+                "compressai_architecture": spec.architecture, "latent": spec.latent}
+    save_bundle(cache, latent, ids, metadata)
+    return Representation(label, load_bundle(cache), source, cache, False)
+
+
 def unique_names(paths: Sequence[str | Path]) -> list[str]:
-    """Short display names for files: the stem, prefixed by parent folders where stems clash.
+    """Short display names for files: the stem, prefixed by parent folders where stems clash;
+    a ``compressai:`` spec is named by its architecture (and quality, latent), numbered where
+    two would share a name.
 
     Raises:
-        ValueError: the same file is given twice.
+        ValueError: the same file (or spec) is given twice.
     """
-    resolved = [Path(p).resolve() for p in paths]
+    is_spec = [compressai_codecs.is_compressai_spec(p) for p in paths]
+    resolved = [str(p) if spec else Path(p).resolve() for p, spec in zip(paths, is_spec,
+                                                                          strict=True)]
     if len(set(resolved)) != len(resolved):
         raise ValueError("the same representation file is given twice")
+    labels = [compressai_codecs.parse_spec(p).label for p, spec in zip(paths, is_spec,
+                                                                     strict=True) if spec]
+    labels = [f"{label}-{labels[:i].count(label) + 1}" if labels.count(label) > 1 else label
+              for i, label in enumerate(labels)]
+    files = [p for p in resolved if isinstance(p, Path)]
     depth = 1
     while True:
-        names = ["/".join(p.with_suffix("").parts[-depth:]) for p in resolved]
+        names = ["/".join(p.with_suffix("").parts[-depth:]) for p in files]
         if len(set(names)) == len(names):
-            return names
+            break
         depth += 1
+    named_files, named_specs = iter(names), iter(labels)
+    return [next(named_specs) if spec else next(named_files) for spec in is_spec]
 
 
 __all__ = [
