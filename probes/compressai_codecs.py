@@ -24,7 +24,6 @@ CompressAI zoo (:data:`ARCHITECTURES`: ``bmshj2018-factorized``, ``bmshj2018-hyp
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,15 +132,6 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     return {key.removeprefix("module."): value for key, value in loaded.items()}
 
 
-def weights_sha256(path: str | Path) -> str:
-    """SHA-256 of the weights file (the cache key of its representations)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def build_model(spec: CompressAISpec) -> nn.Module:
     """The CompressAI model of ``spec`` with its weights, in eval mode.
 
@@ -205,5 +195,4 @@ __all__ = [
     "pad_images",
     "parse_spec",
     "read_state_dict",
-    "weights_sha256",
 ]

@@ -56,8 +56,13 @@ def _header(path: Path) -> dict[str, str]:
 
 def checkpoint_sha256(path: str | Path) -> str:
     """Hex SHA-256 of a checkpoint's tensors file followed by its JSON spec."""
+    return _files_sha256((Path(path), config_path(path)))
+
+
+def _files_sha256(paths: Sequence[Path]) -> str:
+    """Hex SHA-256 of the files' bytes, one after another, read in chunks."""
     digest = hashlib.sha256()
-    for part in (Path(path), config_path(path)):
+    for part in paths:
         with part.open("rb") as handle:
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
@@ -267,7 +272,7 @@ def _compressai_representation(spec: compressai_codecs.CompressAISpec, name: str
     if not spec.weights.is_file():
         raise FileNotFoundError(f"{spec.weights}: no such weights file")
     source = resolve_source(None, **overrides)
-    weights_sha = compressai_codecs.weights_sha256(spec.weights)
+    weights_sha = _files_sha256((spec.weights,))
     key = hashlib.sha256(f"{weights_sha}:{spec.architecture}:{spec.latent}".encode()).hexdigest()
     cache = directory / f"compressai-{key[:16]}-{source.digest()[:16]}.safetensors"
     label = name or spec.label

@@ -20,7 +20,6 @@ Options left ``None`` are not passed, so submitit's and the cluster's defaults s
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -43,7 +42,7 @@ from vinfo.experiments.plan import (
 )
 from vinfo.experiments.results import EXPERIMENT_FILE, SLURM_JOB_FILE
 from vinfo.experiments.sweep import PlannedRun
-from vinfo.io import write_json_atomic
+from vinfo.io import read_json, write_json_atomic
 
 _POLL_SECONDS = 2.0
 
@@ -208,18 +207,22 @@ def cell_states(runs_dir: str | Path) -> list[dict[str, str]]:
                "job_id": "", "log": ""}
         record_path = run_dir / SLURM_JOB_FILE
         if record_path.is_file():
-            record = json.loads(record_path.read_text(encoding="utf-8"))
+            record = read_json(record_path)
             row["job_id"], row["log"] = record["job_id"], record["stderr"]
         if is_finished(run_dir):
             row["state"] = "done"
-        elif row["job_id"]:
-            row["state"] = _cell_state(row["job_id"])
         rows.append(row)
+    # one squeue call for every job still to be told apart
+    states = queue_states([row["job_id"] for row in rows
+                           if row["job_id"] and row["state"] != "done"])
+    for row in rows:
+        if row["job_id"] and row["state"] != "done":
+            row["state"] = _cell_state(states.get(row["job_id"], "ENDED"))
     return rows
 
 
-def _cell_state(job_id: str) -> str:
-    state = queue_states([job_id]).get(job_id, "ENDED")
+def _cell_state(state: str) -> str:
+    """A SLURM job state as a cell state of :data:`CELL_STATES`."""
     if state in ("RUNNING", "COMPLETING"):
         return "running"
     if state in _ACTIVE:
