@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import matplotlib
 import typer
 
@@ -45,7 +47,14 @@ def main(
     # commands write figures to files and never open windows; the library selects no backend,
     # so that notebooks keep their inline one
     matplotlib.use("Agg")
+    warnings.formatwarning = _one_line_warning
     ctx.obj = {"debug": debug}
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], *_: object,
+                      **__: object) -> str:
+    """Warnings on stderr as one ``warning: …`` line (e.g. an unreadable image skipped)."""
+    return f"warning: {message}\n"
 
 
 app.command(name="bdrate")(bdrate_command.bdrate)

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from probes import ESTIMATORS, FAMILIES, TARGETS, FitEvent, Representation, probe_files
 from probes.estimator import NULLS
-from vinfo.io import check_output_file
+from vinfo.io import check_output_file, write_table_atomic
 from vinfo.lock import folder_lock
 
 app = typer.Typer(invoke_without_command=True, no_args_is_help=True)
@@ -50,14 +50,6 @@ def _paired_table(paired: pd.DataFrame) -> str:
                   zip(paired["delta_iv_ci_low"], paired["delta_iv_ci_high"], strict=True)],
     )[list(_PAIRED_COLUMNS)].rename(columns=_PAIRED_COLUMNS)
     return table.to_string(index=False, float_format=lambda value: f"{value:+.4f}", na_rep="-")
-
-
-def _write_frame(frame: pd.DataFrame, path: Path) -> None:
-    from vinfo.io import write_text_atomic
-
-    text = (frame.to_json(orient="records", indent=2) if path.suffix.lower() == ".json"
-            else frame.to_csv(index=False))
-    write_text_atomic(path, text)
 
 
 FLAGS = {
@@ -112,8 +104,10 @@ def probe(
     ctx: typer.Context,
     representations: list[Path] = typer.Option(
         None, "--repr", "-r", show_default=False,
-        help="A vinfo base-codec checkpoint (.safetensors + .json) or a representation bundle "
-        "(repeatable: several are probed on the same images and seeds, paired)."),
+        help="A vinfo base-codec checkpoint (.safetensors + .json), a representation bundle, "
+        "a CompressAI model compressai:ARCH:weights=PATH[:q=Q][:latent=y|z], or any torch "
+        "encoder MODULE:FUNCTION / FILE.py:FUNCTION (repeatable: several are probed on the "
+        "same images and seeds, paired)."),
     target: list[str] = typer.Option(
         None, "--target", "-t", show_default=False,
         help=f"Target(s), comma-separated or repeated: {', '.join(TARGETS.names())}."),
@@ -123,9 +117,10 @@ def probe(
         "Default: linear."),
     dataset: str = typer.Option(
         None, "--dataset", show_default=False,
-        help="Dataset (default: the one recorded in the checkpoint, else synthetic)."),
+        help="Dataset (default: the one recorded in the checkpoint, else synthetic); images: "
+        "a folder (--data-root), centre-cropped to its smallest size."),
     data_root: Path = typer.Option(None, "--data-root", show_default=False,
-                                   help="Dataset root (COCO, Cityscapes)."),
+                                   help="Dataset root (COCO, Cityscapes, an image folder)."),
     split: str = typer.Option(None, "--split", show_default=False,
                               help="Dataset split (default: recorded, else the dataset's "
                               "validation split: val, COCO val2017)."),
@@ -266,9 +261,9 @@ def probe(
             on_representation=loaded, callback=fitted, anchor=anchor, **options)
     frame, paired = run.frame, run.paired
     if out is not None:
-        _write_frame(frame, out)
+        write_table_atomic(out, frame)
     if paired_out is not None:
-        _write_frame(paired, paired_out)
+        write_table_atomic(paired_out, paired)
     if plot is not None:
         save_figure(plot_iv_by_capacity(frame, "mdl_iv" if mdl else "iv"), plot)
     if as_json:

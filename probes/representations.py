@@ -1,5 +1,6 @@
-"""Representations to probe: a bundle file (:mod:`probes.bundles`) or ``ŷ`` computed from a
-checkpoint and cached as a bundle.
+"""Representations to probe: a bundle file (:mod:`probes.bundles`), or ``ŷ`` computed from a
+vinfo checkpoint, a CompressAI model (:mod:`probes.compressai_codecs`) or any torch encoder
+(:mod:`probes.encoders`) and cached as a bundle.
 
 :func:`load_representation` accepts either a bundle or a vinfo base-codec checkpoint
 (``.safetensors`` + its JSON spec, :mod:`vinfo.models.checkpoint`). For a checkpoint it
@@ -24,7 +25,7 @@ from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from probes import compressai_codecs
+from probes import compressai_codecs, encoders
 from probes.bundles import FORMAT, BundleError, RepresentationBundle, load_bundle, save_bundle
 from probes.sources import DEFAULT_DATASET, DataSource, recorded_data, resolve_source
 from probes.storage import allocate
@@ -226,6 +227,9 @@ def load_representation(
     if compressai_codecs.is_compressai_spec(path):
         return _compressai_representation(compressai_codecs.parse_spec(path), name, overrides,
                                           directory, batch_size, device)
+    if encoders.is_encoder_spec(path):
+        return _torch_encoder_representation(encoders.parse_spec(path), name, overrides,
+                                             directory, batch_size, device)
     path = Path(path)
     header = _header(path)
     label = name or path.stem
@@ -271,42 +275,77 @@ def _compressai_representation(spec: compressai_codecs.CompressAISpec, name: str
     data source (default: the synthetic ``tiny`` scenes, ``val``)."""
     if not spec.weights.is_file():
         raise FileNotFoundError(f"{spec.weights}: no such weights file")
-    source = resolve_source(None, **overrides)
     weights_sha = _files_sha256((spec.weights,))
     key = hashlib.sha256(f"{weights_sha}:{spec.architecture}:{spec.latent}".encode()).hexdigest()
-    cache = directory / f"compressai-{key[:16]}-{source.digest()[:16]}.safetensors"
-    label = name or spec.label
+
+    def encoder() -> Callable[[Tensor], Tensor]:
+        model = compressai_codecs.build_model(spec).to(device)
+        return compressai_codecs.latent_encoder(model, spec.latent)
+
+    metadata = {"checkpoint": spec.weights.name, "weights_sha256": weights_sha,
+                "compressai_architecture": spec.architecture, "latent": spec.latent}
+    return _encoded_representation(name or spec.label, f"compressai-{key[:16]}", key, metadata,
+                                   encoder, overrides, directory, batch_size, device)
+
+
+def _torch_encoder_representation(spec: encoders.EncoderSpec, name: str | None,
+                                  overrides: dict[str, object], directory: Path,
+                                  batch_size: int, device: str | torch.device) -> Representation:
+    """Features of a ``module:function`` encoder (:mod:`probes.encoders`), cached by the
+    digest of its spec, source file and state dict."""
+    module, key = encoders.build_encoder(spec)
+    metadata = {"checkpoint": spec.text, "encoder": spec.text}
+    return _encoded_representation(
+        name or spec.label, f"encoder-{key[:16]}", key, metadata,
+        lambda: encoders.feature_encoder(module.to(device), spec), overrides, directory,
+        batch_size, device)
+
+
+def _encoded_representation(label: str, stem: str, key: str, metadata: dict[str, str],
+                            encoder: Callable[[], Callable[[Tensor], Tensor]],
+                            overrides: dict[str, object], directory: Path, batch_size: int,
+                            device: str | torch.device) -> Representation:
+    """The cached bundle ``stem-SOURCE.safetensors`` of a non-vinfo encoder keyed by ``key``,
+    or ``encoder()`` run over the data source (default: synthetic ``tiny`` ``val``) and
+    cached."""
+    source = resolve_source(None, **overrides)
+    cache = directory / f"{stem}-{source.digest()[:16]}.safetensors"
     bundle = _cached(cache, key, source)
     if bundle is not None:
         return Representation(label, bundle, source, cache, True)
-    model = compressai_codecs.build_model(spec).to(device)
+    encode = encoder()
     data = source.build()
     ids = source.sample_ids(data)
-    latent = encode_images(compressai_codecs.latent_encoder(model, spec.latent), data, ids,
-                           batch_size, device)
+    features = encode_images(encode, data, ids, batch_size, device)
     directory.mkdir(parents=True, exist_ok=True)
-    metadata = {**source.metadata(), "checkpoint": spec.weights.name, "checkpoint_sha256": key,
-                "weights_sha256": weights_sha, "source_digest": source.digest(),
-                "compressai_architecture": spec.architecture, "latent": spec.latent}
-    save_bundle(cache, latent, ids, metadata)
+    save_bundle(cache, features, ids, {**source.metadata(), **metadata, "checkpoint_sha256": key,
+                                       "source_digest": source.digest()})
     return Representation(label, load_bundle(cache), source, cache, False)
+
+
+def _spec_label(path: str | Path) -> str | None:
+    """The display name of a ``compressai:`` or ``module:function`` spec; ``None`` for a file."""
+    if compressai_codecs.is_compressai_spec(path):
+        return compressai_codecs.parse_spec(path).label
+    if encoders.is_encoder_spec(path):
+        return encoders.parse_spec(path).label
+    return None
 
 
 def unique_names(paths: Sequence[str | Path]) -> list[str]:
     """Short display names for files: the stem, prefixed by parent folders where stems clash;
-    a ``compressai:`` spec is named by its architecture (and quality, latent), numbered where
-    two would share a name.
+    a ``compressai:`` spec is named by its architecture (and quality, latent), a
+    ``module:function`` spec by the function, numbered where two would share a name.
 
     Raises:
         ValueError: the same file (or spec) is given twice.
     """
-    is_spec = [compressai_codecs.is_compressai_spec(p) for p in paths]
-    resolved = [str(p) if spec else Path(p).resolve() for p, spec in zip(paths, is_spec,
-                                                                          strict=True)]
+    spec_labels = [_spec_label(p) for p in paths]
+    resolved = [str(p) if label is not None else Path(p).resolve()
+                for p, label in zip(paths, spec_labels, strict=True)]
     if len(set(resolved)) != len(resolved):
         raise ValueError("the same representation file is given twice")
-    labels = [compressai_codecs.parse_spec(p).label for p, spec in zip(paths, is_spec,
-                                                                     strict=True) if spec]
+    labels = [label for label in spec_labels if label is not None]
     labels = [f"{label}-{labels[:i].count(label) + 1}" if labels.count(label) > 1 else label
               for i, label in enumerate(labels)]
     files = [p for p in resolved if isinstance(p, Path)]
@@ -317,7 +356,7 @@ def unique_names(paths: Sequence[str | Path]) -> list[str]:
             break
         depth += 1
     named_files, named_specs = iter(names), iter(labels)
-    return [next(named_specs) if spec else next(named_files) for spec in is_spec]
+    return [next(named_files) if label is None else next(named_specs) for label in spec_labels]
 
 
 __all__ = [

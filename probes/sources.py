@@ -101,12 +101,16 @@ class DataSource:
             raise ValueError(f"dataset {self.dataset!r} needs a data root (--data-root)")
 
     def build(self) -> Dataset:
-        """The dataset split, downscaled (all of it; :meth:`sample_ids` applies ``n_images``)."""
+        """The dataset split, downscaled, in one image size (all of it; :meth:`sample_ids` applies
+        ``n_images``)."""
         transform = Downscale(self.downscale) if self.downscale > 1 else None
         if self.dataset == "synthetic":
             config = synthetic_split_config(self.preset, self.split)  # type: ignore[arg-type]
             return build_dataset("synthetic", config=config, transform=transform)
-        return build_dataset(self.dataset, root=self.root, split=self.split, transform=transform)
+        # probes stack images: a dataset of mixed sizes is built with its one-size options
+        # (an image folder: centre-cropped to its smallest size)
+        return build_dataset(self.dataset, root=self.root, split=self.split, transform=transform,
+                             **DATASETS.get(self.dataset).one_size)
 
     def sample_ids(self, dataset: Dataset) -> Tensor:
         """``(N,)`` int64 dataset indices used: the first ``n_images`` (or all)."""
@@ -131,7 +135,9 @@ class DataSource:
         where = self.preset if self.dataset == "synthetic" else self.root
         count = "all images" if self.n_images is None else f"first {self.n_images} images"
         scale = f", x{self.downscale} downscale" if self.downscale > 1 else ""
-        return f"{self.dataset}/{where}/{self.split} ({count}{scale})"
+        crop = ", centre-cropped to one size" if "crop" in DATASETS.get(self.dataset).one_size \
+            else ""
+        return f"{self.dataset}/{where}/{self.split} ({count}{scale}{crop})"
 
 
 def recorded_data(entries: Mapping[str, object]) -> dict[str, object]:

@@ -66,6 +66,14 @@ def write_json_atomic(destination: str | Path, data: Any) -> None:
     write_text_atomic(destination, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
+def write_table_atomic(destination: str | Path, frame: Any) -> None:
+    """Write a pandas ``frame`` atomically as CSV, or as JSON records where ``destination``
+    ends in ``.json`` (both read back by ``pandas.read_csv`` / ``read_json``)."""
+    text = (frame.to_json(orient="records", indent=2) if Path(destination).suffix.lower()
+            == ".json" else frame.to_csv(index=False))
+    write_text_atomic(destination, text)
+
+
 def read_json(path: str | Path) -> Any:
     """The JSON document in ``path`` (UTF-8), with an error that names the file.
 

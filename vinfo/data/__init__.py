@@ -1,4 +1,5 @@
-"""Datasets: built-in synthetic scenes, COCO 2017 and Cityscapes loaders, exporters, transforms.
+"""Datasets: built-in synthetic scenes, COCO 2017, Cityscapes and image-folder loaders,
+exporters, transforms.
 
 Every dataset yields a :class:`Sample`; :data:`DATASETS` maps names to constructors;
 :mod:`vinfo.data.splits` holds the train/val/test split rule shared by experiments and probes.
@@ -16,8 +17,14 @@ from vinfo.data.cityscapes import (
     read_camera,
 )
 from vinfo.data.coco import CocoDetection
-from vinfo.data.errors import DatasetError, DatasetFormatError, DatasetNotFoundError
+from vinfo.data.errors import (
+    DatasetError,
+    DatasetFormatError,
+    DatasetNotFoundError,
+    SkippedFileWarning,
+)
 from vinfo.data.export import EXPORT_FORMATS, export_cityscapes, export_coco, export_synthetic
+from vinfo.data.images import IMAGE_SUFFIXES, ImageFolder
 from vinfo.data.info import DatasetSummary, inspect_dataset
 from vinfo.data.registry import DATASETS, DatasetEntry, build_dataset
 from vinfo.data.sample import (
@@ -65,6 +72,7 @@ __all__ = [
     "DETECTION",
     "EXPORT_FORMATS",
     "IGNORE_INDEX",
+    "IMAGE_SUFFIXES",
     "NUM_TRAIN_IDS",
     "PRESETS",
     "RECONSTRUCTION",
@@ -85,10 +93,12 @@ __all__ = [
     "DatasetNotFoundError",
     "DatasetSummary",
     "Downscale",
+    "ImageFolder",
     "Partition",
     "RandomHorizontalFlip",
     "Sample",
     "SceneClass",
+    "SkippedFileWarning",
     "SyntheticConfig",
     "SyntheticScenes",
     "build_dataset",

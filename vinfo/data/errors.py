@@ -18,3 +18,7 @@ class DatasetNotFoundError(DatasetError, FileNotFoundError):
 
 class DatasetFormatError(DatasetError):
     """A file exists but its content is wrong: corrupt image, bad JSON, unknown class id."""
+
+
+class SkippedFileWarning(UserWarning):
+    """A file of a dataset could not be read and was left out (one line: the file, the reason)."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from torch.utils.data import Dataset
 
 from vinfo.data.cityscapes import Cityscapes
 from vinfo.data.coco import CocoDetection
+from vinfo.data.images import ALL, ImageFolder
 from vinfo.data.synthetic import SyntheticScenes
 from vinfo.registry import Registry
 
@@ -26,6 +27,10 @@ class DatasetEntry:
             dataset's official validation split (the experiments' test set, since the official
             test labels are not public); synthetic ``val``, fresh images of the preset
             (:data:`vinfo.data.SYNTHETIC_SPLIT_SEEDS`).
+        one_size: constructor arguments that give every image one size, which probes need
+            (an image folder: centre-crop to the smallest size, a multiple of 16); empty where
+            images already
+            share one size or the loader pads.
     """
 
     constructor: Callable[..., Dataset]
@@ -33,6 +38,7 @@ class DatasetEntry:
     description: str
     train_split: str = "train"
     unseen_split: str = "val"
+    one_size: Mapping[str, object] = field(default_factory=dict)
 
 
 DATASETS: Registry[DatasetEntry] = Registry("dataset")
@@ -45,6 +51,11 @@ DATASETS.add("coco", DatasetEntry(
 DATASETS.add("cityscapes", DatasetEntry(
     Cityscapes, Cityscapes.tasks,
     "Cityscapes fine segmentation (19 trainIds) and disparity/depth, official layout"))
+
+DATASETS.add("images", DatasetEntry(
+    ImageFolder, ImageFolder.tasks,
+    "a folder of PNG/JPEG images (Kodak, CLIC, your own), reconstruction only; --data-root DIR",
+    train_split=ALL, unseen_split=ALL, one_size={"crop": "smallest", "multiple": 16}))
 
 
 def build_dataset(name: str, **kwargs: object) -> Dataset:

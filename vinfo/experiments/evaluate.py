@@ -325,7 +325,7 @@ class Evaluation:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def _stream_bits(model: nn.Module, x: Tensor) -> tuple[int, int]:
+def stream_bits(model: nn.Module, x: Tensor) -> tuple[int, int]:
     """``(total bits, header bits)`` of the real bitstreams of one image ``(1, 3, H, W)``:
     the base stream, plus the enhancement stream where the strategy codes one."""
     if isinstance(model, EnhancementCodec):
@@ -337,14 +337,14 @@ def _stream_bits(model: nn.Module, x: Tensor) -> tuple[int, int]:
     return 8 * sum(len(s) for s in streams), 8 * HEADER_BYTES * len(streams)
 
 
-def _rates_bits(model: nn.Module, out: Any, model_pixels: int) -> tuple[Tensor, Tensor]:
+def estimated_bits(model: nn.Module, out: Any, model_pixels: int) -> tuple[Tensor, Tensor]:
     """Estimated ``(base bits, enhancement bits)`` per image, ``(B,)`` each."""
     if isinstance(model, EnhancementCodec):
         return out.base_bpp * model_pixels, out.rate_bits
     return out.rate_bits, torch.zeros_like(out.rate_bits)
 
 
-def _task_name(model: nn.Module) -> str:
+def task_name(model: nn.Module) -> str:
     if not isinstance(model, BaseCodec | EnhancementCodec):
         raise TypeError(f"cannot evaluate a {type(model).__name__}; expected a vinfo codec")
     return model.task.name
@@ -384,7 +384,7 @@ def evaluate(
         raise ValueError("batch_size and downscale_factor must be positive")
     if bitstream_images is not None and bitstream_images < 0:
         raise ValueError(f"bitstream_images must be >= 0, got {bitstream_images}")
-    task = _task_name(model)
+    task = task_name(model)
     evaluator = TASK_EVALUATORS.get(task)
     scores = evaluator.scores(model.config)
     model = model.eval()
@@ -400,15 +400,15 @@ def evaluate(
         model_pixels = images.shape[-2] * images.shape[-1]
         out = model(images)
         scores.update(evaluator.restore(out.task_output, size, downscale_factor), samples)
-        base_bits, enhancement_bits = _rates_bits(model, out, model_pixels)
+        base_bits, enhancement_bits = estimated_bits(model, out, model_pixels)
         base_sum += float(base_bits.sum()) / original_pixels
         enhancement_sum += float(enhancement_bits.sum()) / original_pixels
         for i in range(len(images)):
             if coded >= limit:
                 break
-            stream_bits, stream_header_bits = _stream_bits(model, images[i : i + 1])
-            actual_bits += stream_bits / original_pixels
-            header_bits += stream_header_bits / original_pixels
+            coded_bits, coded_header_bits = stream_bits(model, images[i : i + 1])
+            actual_bits += coded_bits / original_pixels
+            header_bits += coded_header_bits / original_pixels
             coded_estimate += float(base_bits[i] + enhancement_bits[i]) / original_pixels
             coded += 1
         seen += len(images)
@@ -481,6 +481,9 @@ __all__ = [
     "Scores",
     "TaskEvaluator",
     "evaluate",
+    "estimated_bits",
     "evaluate_checkpoint",
+    "stream_bits",
+    "task_name",
     "trivial_metrics",
 ]

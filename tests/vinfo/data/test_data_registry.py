@@ -18,9 +18,17 @@ def _cityscapes(tmp_path):
     return {"root": tmp_path}
 
 
+def _images(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (20, 12), (10, 20, 30)).save(tmp_path / "a.png")
+    return {"root": tmp_path}
+
+
 # Every registered dataset needs a way to build a small instance here; a new entry without one
 # fails test_every_entry_is_tested instead of going untested.
-BUILD_KWARGS = {"synthetic": _synthetic, "coco": _coco, "cityscapes": _cityscapes}
+BUILD_KWARGS = {"synthetic": _synthetic, "coco": _coco, "cityscapes": _cityscapes,
+                "images": _images}
 
 
 def test_every_entry_is_tested():
