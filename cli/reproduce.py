@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from vinfo.experiments.plan import Executor, ProcessExecutor, executor_for
-from vinfo.experiments.reproduce import REPRODUCE_PRESETS, describe_plan, get_preset, reproduce
+from vinfo.experiments.presets import REPRODUCE_PRESETS, describe_plan, get_preset
+from vinfo.experiments.reproduce import reproduce
 from vinfo.experiments.results import BD_MARKDOWN_FILE, RUNS_DIR, SLURM_DIR
 from vinfo.experiments.slurm import SlurmExecutor, cell_states
 

@@ -11,7 +11,8 @@ from probes.representations import load_representation
 from probes.sources import DataSource, build_probe_inputs, recorded_data
 from vinfo.data import SyntheticConfig, export_synthetic
 from vinfo.data.synthetic import synthetic_preset_name
-from vinfo.experiments.reproduce import _probe_source, get_preset
+from vinfo.experiments.presets import get_preset
+from vinfo.experiments.reproduce import _probe_source
 from vinfo.experiments.sweep import data_record, train_curve
 from vinfo.models import BaseCodec, codec_preset, load_checkpoint, save_checkpoint
 from vinfo.train import TrainConfig

@@ -18,7 +18,8 @@ from vinfo.experiments.plan import (
     ProcessExecutor,
     executor_for,
 )
-from vinfo.experiments.reproduce import PresetData, get_preset
+from vinfo.experiments.presets import get_preset
+from vinfo.experiments.reproduce import PresetData
 from vinfo.experiments.sweep import PlannedRun, RunSpec, plan_lambda_sweep
 from vinfo.train import TrainConfig
 

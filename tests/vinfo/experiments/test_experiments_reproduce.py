@@ -13,15 +13,9 @@ from typer.testing import CliRunner
 
 from bdrate import read_curves
 from cli.main import app
+from vinfo.experiments.presets import REPRODUCE_PRESETS, describe_plan, get_preset
 from vinfo.experiments.rd import Comparison, RDPoint, bd_table, pareto_front, rd_frame
-from vinfo.experiments.reproduce import (
-    REPRODUCE_PRESETS,
-    _comparisons,
-    _figure,
-    describe_plan,
-    get_preset,
-    reproduce,
-)
+from vinfo.experiments.reproduce import _comparisons, _figure, reproduce
 
 
 @pytest.mark.parametrize("name", REPRODUCE_PRESETS.names())

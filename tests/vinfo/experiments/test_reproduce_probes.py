@@ -10,14 +10,8 @@ import pytest
 
 from probes.families import FAMILIES
 from vinfo.data.synthetic import SyntheticConfig
-from vinfo.experiments.reproduce import (
-    REPRODUCE_PRESETS,
-    ProbeStudy,
-    _probe_source,
-    describe_plan,
-    get_preset,
-    reproduce,
-)
+from vinfo.experiments.presets import REPRODUCE_PRESETS, ProbeStudy, describe_plan, get_preset
+from vinfo.experiments.reproduce import _probe_source, reproduce
 from vinfo.registry import UnknownNameError
 
 PROBE_FILES = {"probes.csv", "probes_paired.csv", "fig_iv_capacity.png"}
