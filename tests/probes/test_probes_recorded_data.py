@@ -12,7 +12,7 @@ from probes.sources import DataSource, build_probe_inputs, recorded_data
 from vinfo.data import SyntheticConfig, export_synthetic
 from vinfo.data.synthetic import synthetic_preset_name
 from vinfo.experiments.presets import get_preset
-from vinfo.experiments.reproduce import _probe_source
+from vinfo.experiments.probe_step import probe_source
 from vinfo.experiments.sweep import data_record, train_curve
 from vinfo.models import BaseCodec, codec_preset, load_checkpoint, save_checkpoint
 from vinfo.train import TrainConfig
@@ -68,13 +68,13 @@ def cityscapes_root(tmp_path_factory):
 
 def test_reproduce_probes_real_data_on_its_val_split_at_the_codec_resolution(cityscapes_root):
     paper = get_preset("paper")
-    source = _probe_source(paper, paper.probes, cityscapes_root)
+    source = probe_source(paper, paper.probes, cityscapes_root)
     assert source == {"dataset": "cityscapes", "root": str(cityscapes_root.resolve()),
                       "split": "val", "n_images": paper.probes.n_images, "downscale": 2}
     data = DataSource(**source).build()
     assert len(data) == N_VAL and data[0].image.shape == (3, SIZE // 2, SIZE // 2)
     coco = dataclasses.replace(paper, dataset="coco")
-    assert _probe_source(coco, paper.probes, cityscapes_root)["split"] == "val2017"
+    assert probe_source(coco, paper.probes, cityscapes_root)["split"] == "val2017"
 
 
 def test_probe_targets_of_downscaled_cityscapes_are_half_the_exported_size(cityscapes_root):

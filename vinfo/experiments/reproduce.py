@@ -28,7 +28,6 @@ Everything lands under ``out``; rerunning skips finished models and resumes inte
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -41,23 +40,11 @@ import torch
 
 from bdrate.core import DEFAULT_METHOD
 from bdrate.directions import metric_direction
-from probes import (
-    BitsRecord,
-    FitEvent,
-    checkpoint_sha256,
-    load_bits,
-    paired_differences,
-    probe_files,
-    save_bits,
-)
-from probes.report import plot_iv_by_capacity
-from probes.report import save_figure as save_probe_figure
-from vinfo.data.registry import DATASETS
-from vinfo.data.synthetic import synthetic_preset_name
 from vinfo.experiments.evaluate import TASK_EVALUATORS, trivial_metrics
 from vinfo.experiments.plan import DataSource, Executor, Plan, executor_for
 from vinfo.experiments.plots import Panel, plot_rd_panels, save_figure
-from vinfo.experiments.presets import ProbeStudy, ReproducePreset, Secondary, get_preset
+from vinfo.experiments.presets import ReproducePreset, Secondary, get_preset
+from vinfo.experiments.probe_step import probe_base_models
 from vinfo.experiments.rd import (
     Comparison,
     bd_table,
@@ -74,14 +61,9 @@ from vinfo.experiments.results import (
     FIG2_STEM,
     FIG3_STEM,
     FINISHED_MARKER,
-    IV_CAPACITY_FIGURE,
     LOSS_TERMS_FILE,
     PAIR_FILE,
     PAIR_SEEDS_FILE,
-    PAIRED_FILE,
-    PROBE_BITS_FILE,
-    PROBE_CACHE_DIR,
-    PROBE_RECORD_FILE,
     PROBES_FILE,
     REPORT_DIR,
     RUNS_DIR,
@@ -433,7 +415,7 @@ def _reproduce(
     # 5. V-information probes of the base models
     probe_pair: pd.DataFrame | None = None
     if preset.probes is not None:
-        probe_files_written, probe_pair = _probe_base_models(
+        probe_files_written, probe_pair = probe_base_models(
             preset, preset.probes, base_runs, chosen, out, data_root, step
         )
         files += probe_files_written
@@ -655,121 +637,6 @@ class PresetData:
 
     def __call__(self) -> Splits:
         return _splits(self.preset, self.data_root)
-
-
-def _repr_name(beta: float, lmbda: float) -> str:
-    """The name of a base model in the probe tables (:attr:`RunKey.name`)."""
-    return RunKey(BASE_STRATEGY, lmbda, beta).name
-
-
-def _probe_source(
-    preset: ReproducePreset, study: ProbeStudy, data_root: str | Path | None
-) -> dict[str, Any]:
-    """Data source arguments of :func:`probes.probe_files`: the split of the preset's dataset
-    that no codec saw (:attr:`vinfo.data.DatasetEntry.unseen_split`: fresh
-    synthetic images, or a real dataset's official validation split), shrunk like the codec's
-    inputs (``downscale``, given when it is not 1)."""
-    split = DATASETS.get(preset.dataset).unseen_split
-    if preset.dataset == "synthetic":
-        name = synthetic_preset_name(preset.synthetic)
-        if name is None:
-            raise ValueError(
-                "the probe step reads synthetic images by preset name; this preset's synthetic "
-                "config matches none of vinfo.data.synthetic.PRESETS"
-            )
-        where: dict[str, Any] = {"preset": name}
-    else:
-        where = {"root": None if data_root is None else str(Path(data_root).resolve())}
-    # downscale 1 stays implicit: the probe records of earlier runs stay valid
-    scale = {"downscale": preset.downscale} if preset.downscale > 1 else {}
-    return {"dataset": preset.dataset, **where, "split": split, "n_images": study.n_images,
-            **scale}
-
-
-def _probe_base_models(
-    preset: ReproducePreset,
-    study: ProbeStudy,
-    base_runs: dict[float, list[FinishedRun]],
-    chosen: dict[float, FinishedRun],
-    out: Path,
-    data_root: str | Path | None,
-    step: Progress,
-) -> tuple[list[Path], pd.DataFrame]:
-    """Probe every base model on the same images; write ``probes.csv``,
-    ``probes_paired.csv`` and ``fig_iv_capacity.png``.
-
-    The fits are skipped on a rerun when ``probe_cache/probes.json`` records the same study,
-    data and checkpoint hashes: the table and the per-image bits (``probe_cache/bits.npz``)
-    are read back, and only the bootstraps and the figure are redone.
-
-    Returns:
-        The files written and the paired ``ΔI_V`` of the similar-rate pair (proposed minus
-        baseline, each at its own λ), one row per target × family.
-    """
-    baseline, proposed = preset.betas
-    runs = [(beta, run) for beta in preset.betas for run in base_runs[beta]]
-    names = [_repr_name(beta, run.spec.lmbda) for beta, run in runs]
-    source = _probe_source(preset, study, data_root)
-    cache = out / PROBE_CACHE_DIR
-    record_file, bits_file = cache / PROBE_RECORD_FILE, cache / PROBE_BITS_FILE
-    table_file = out / PROBES_FILE
-    wanted = json.loads(json.dumps({
-        "study": dataclasses.asdict(study),
-        "source": source,
-        "checkpoints": {name: checkpoint_sha256(run.checkpoint) for name, (_, run)
-                        in zip(names, runs, strict=True)},
-    }))
-    stored = read_json(record_file) if record_file.is_file() else None
-    if stored == wanted and bits_file.is_file() and table_file.is_file():
-        step(f"probes: {table_file.name} is up to date (the fits are skipped)")
-        # "null" is a family name, not a missing value
-        frame = pd.read_csv(table_file, keep_default_na=False, na_values=[""])
-        bits = load_bits(bits_file)
-    else:
-        total, done = study.num_fits(len(runs)), 0
-
-        def fitted(event: FitEvent) -> None:
-            nonlocal done
-            done += 1
-            step(f"probe [{done}/{total}] {event.repr} {event.target} {event.family} "
-                 f"seed {event.seed}")
-
-        run = probe_files(
-            [r.checkpoint for _, r in runs], study.targets, study.families, study.seeds,
-            names=names, cache_dir=cache, n_resamples=study.n_resamples,
-            controls=study.controls, probe_kwargs=study.probe_kwargs(), callback=fitted,
-            **source,
-        )
-        frame, bits = run.frame, run.bits
-        where = {name: (beta, r.spec.lmbda) for name, (beta, r) in zip(names, runs, strict=True)}
-        frame.insert(2, "beta", frame["repr"].map(lambda name: float(where[name][0])))
-        frame.insert(3, "lmbda", frame["repr"].map(lambda name: float(where[name][1])))
-        write_text_atomic(table_file, frame.to_csv(index=False))
-        save_bits(bits, bits_file)
-        write_json_atomic(record_file, wanted)  # last: marks the fits as complete
-    paired = _paired_same_lambda(preset, bits, study)
-    write_text_atomic(out / PAIRED_FILE, paired.to_csv(index=False))
-    pair_names = [_repr_name(beta, chosen[beta].spec.lmbda) for beta in (baseline, proposed)]
-    pair_delta = paired_differences(
-        bits, pairs=[(pair_names[1], pair_names[0])], n_resamples=study.n_resamples
-    )
-    # all 2 x len(λ) models in one panel are unreadable: the similar-rate pair only
-    figure = plot_iv_by_capacity(frame[frame["repr"].isin(pair_names)])
-    figure_file = save_probe_figure(figure, out / IV_CAPACITY_FIGURE)
-    return [table_file, out / PAIRED_FILE, figure_file], pair_delta
-
-
-def _paired_same_lambda(
-    preset: ReproducePreset, bits: BitsRecord, study: ProbeStudy
-) -> pd.DataFrame:
-    """``ΔI_V`` of β = proposed minus β = baseline at every λ, with a ``lmbda`` column."""
-    baseline, proposed = preset.betas
-    lmbdas = sorted(preset.base_lmbdas, reverse=True)
-    pairs = [(_repr_name(proposed, lmbda), _repr_name(baseline, lmbda)) for lmbda in lmbdas]
-    paired = paired_differences(bits, pairs=pairs, n_resamples=study.n_resamples)
-    lmbda_of = {name: lmbda for (name, _), lmbda in zip(pairs, lmbdas, strict=True)}
-    paired.insert(5, "lmbda", paired["repr"].map(lmbda_of).astype(float))
-    return paired
 
 
 def _figures(preset: ReproducePreset, frames: dict[str, pd.DataFrame], out: Path) -> list[Path]:

@@ -11,7 +11,8 @@ import pytest
 from probes.families import FAMILIES
 from vinfo.data.synthetic import SyntheticConfig
 from vinfo.experiments.presets import REPRODUCE_PRESETS, ProbeStudy, describe_plan, get_preset
-from vinfo.experiments.reproduce import _probe_source, reproduce
+from vinfo.experiments.probe_step import probe_source
+from vinfo.experiments.reproduce import reproduce
 from vinfo.registry import UnknownNameError
 
 PROBE_FILES = {"probes.csv", "probes_paired.csv", "fig_iv_capacity.png"}
@@ -48,13 +49,13 @@ def test_a_bad_probe_study_is_refused(changes, error, message):
 
 def test_probe_data_is_fresh_images_of_the_presets_scenes(tmp_path):
     micro = get_preset("micro")
-    assert _probe_source(micro, micro.probes, None) == {
+    assert probe_source(micro, micro.probes, None) == {
         "dataset": "synthetic", "preset": "micro", "split": "val", "n_images": None}
     custom = dataclasses.replace(micro, synthetic=SyntheticConfig.preset("micro", num_images=40))
     with pytest.raises(ValueError, match="matches none"):
-        _probe_source(custom, micro.probes, None)
+        probe_source(custom, micro.probes, None)
     paper = get_preset("paper")
-    assert _probe_source(paper, paper.probes, tmp_path)["root"] == str(tmp_path.resolve())
+    assert probe_source(paper, paper.probes, tmp_path)["root"] == str(tmp_path.resolve())
 
 
 @pytest.mark.slow
