@@ -14,8 +14,21 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from cli.options import (
+    check_executor,
+    executor_option,
+    slurm_cpus_per_task_option,
+    slurm_executor,
+    slurm_folder_option,
+    slurm_gpus_per_node_option,
+    slurm_partition_option,
+    slurm_time_option,
+    workers_option,
+)
 from probes import ESTIMATORS, FAMILIES, TARGETS, FitEvent, Representation, probe_files
 from probes.estimator import NULLS
+from probes.grid import GridExecutor
+from vinfo.experiments.plan import ProcessExecutor
 from vinfo.io import check_output_file, write_table_atomic
 from vinfo.lock import folder_lock
 
@@ -58,7 +71,7 @@ FLAGS = {
     "shuffled_flag": "S",
     "capacity_flag": "C",
 }
-"""Table letter of each boolean flag column of :func:`probes.estimator.run_probes`."""
+"""Table letter of each boolean flag column of :func:`probes.study.run_probes`."""
 
 
 def _flags(frame: pd.DataFrame) -> list[str]:
@@ -170,6 +183,19 @@ def probe(
         help="Directory for per-pixel PVI maps (.npy + .png) and per-image totals."),
     pvi_images: int = typer.Option(None, "--pvi-images", show_default=False, min=0,
                                    help="PVI maps written per probe (default 4)."),
+    executor: str = executor_option("the probe fits run", "local: one after another in "
+                                    "this process"),
+    workers: int = workers_option("one per core"),
+    grid_dir: Path = typer.Option(
+        None, "--grid-dir", show_default=False,
+        help="With --executor processes|slurm: where every fit (one cell) writes its result; a "
+        r"rerun fits only the cells without one \[default: OUT's name + -cells, else "
+        "./probe-cells]."),
+    slurm_partition: str = slurm_partition_option(),
+    slurm_gpus_per_node: int = slurm_gpus_per_node_option(),
+    slurm_time: int = slurm_time_option(),
+    slurm_cpus_per_task: int = slurm_cpus_per_task_option(),
+    slurm_folder: Path = slurm_folder_option("GRID_DIR/slurm"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
 ) -> None:
     """V-information probes: H_V(Z|∅), H_V(Z|Y), I_V = H_V(Z|∅) − H_V(Z|Y), bits per pixel.
@@ -196,6 +222,10 @@ def probe(
     first with the uniform code; left out for depth, which has none). Columns: online bits per
     target pixel, the null's, online I_V = their difference, compression against the uniform
     code and the null; CIs across --seeds block orders (default 3).
+
+    --executor processes|slurm: every (repr, target, family, seed) fit is a cell of a grid,
+    fitted by worker processes or as one SLURM job array; each writes its result to
+    --grid-dir, the table is the same as in this process, a rerun fits only what is missing.
 
     Example: vinfo probe --repr b0.safetensors --repr b01.safetensors --target depth
     --family linear,resnet --seeds 3 --out probes.csv --plot iv.png
@@ -226,8 +256,15 @@ def probe(
         raise ValueError(f"{pvi_maps}: --pvi-maps must be a directory")
     if seeds is not None and seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
+    grid = _grid(check_executor(executor), workers, grid_dir, out, mdl, pvi_maps,
+                 {"folder": slurm_folder, "partition": slurm_partition,
+                  "gpus_per_node": slurm_gpus_per_node, "time_min": slurm_time,
+                  "cpus_per_task": slurm_cpus_per_task})
+    if grid is not None:
+        grid_dir = grid_dir or _default_grid_dir(out)
     # one writer per folder: the folders receiving outputs are locked until the command ends
     outputs = {path.parent for path in (out, paired_out, plot) if path is not None}
+    outputs |= {grid_dir} if grid is not None else set()
     for folder in sorted({path.resolve() for path in outputs | {pvi_maps} if path is not None}):
         ctx.with_resource(folder_lock(folder))
     probe_kwargs = {key: value for key, value in
@@ -249,6 +286,9 @@ def probe(
         total = len(representations) * len(targets) * len(families) * (seeds or 1)
         task = progress.add_task("fitting probes", total=None if mdl else total)
 
+        def grid_message(message: str) -> None:
+            console.print(message, markup=False, highlight=False, soft_wrap=True)
+
         def fitted(event: FitEvent) -> None:
             progress.update(task, advance=1, description=f"{event.repr} {event.target} "
                             f"{event.family} seed {event.seed}")
@@ -258,7 +298,8 @@ def probe(
             estimator=estimator, dataset=dataset,
             root=data_root, split=split, preset=preset, n_images=n_images, downscale=downscale,
             cache_dir=cache_dir, probe_kwargs=probe_kwargs, pvi_dir=pvi_maps,
-            on_representation=loaded, callback=fitted, anchor=anchor, **options)
+            on_representation=loaded, callback=fitted, anchor=anchor, grid=grid,
+            grid_dir=grid_dir, progress=None if quiet else grid_message, **options)
     frame, paired = run.frame, run.paired
     if out is not None:
         write_table_atomic(out, frame)
@@ -301,6 +342,28 @@ def probe(
         typer.echo(_paired_table(paired))
         typer.echo("ΔI_V = I_V(repr) − I_V(anchor), bits per target pixel; CI: paired bootstrap "
                    "over the same test images and seeds.")
+
+
+def _default_grid_dir(out: Path | None) -> Path:
+    """Where the cells of a grid write their results without --grid-dir."""
+    return Path("probe-cells") if out is None else out.with_name(f"{out.stem}-cells")
+
+
+def _grid(executor: str | None, workers: int | None, grid_dir: Path | None, out: Path | None,
+          mdl: bool, pvi_maps: Path | None, slurm: dict[str, object]) -> GridExecutor | None:
+    """The grid executor the options name (``None``: every fit in this process)."""
+    on_slurm = slurm_executor(executor, (grid_dir or _default_grid_dir(out)) / "slurm",
+                              **slurm)  # type: ignore[arg-type]
+    if executor not in ("processes", "slurm"):
+        given = [name for name, value in (("--workers", workers), ("--grid-dir", grid_dir))
+                 if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: only with --executor processes or slurm")
+        return None
+    if mdl or pvi_maps is not None:
+        raise ValueError(f"--executor {executor} fits held-out cells: not with --estimator mdl "
+                         "or --pvi-maps")
+    return on_slurm or ProcessExecutor(workers)
 
 
 @app.command()

@@ -6,13 +6,23 @@ from pathlib import Path
 
 import typer
 
+from cli.options import (
+    check_executor,
+    executor_option,
+    slurm_cpus_per_task_option,
+    slurm_executor,
+    slurm_folder_option,
+    slurm_gpus_per_node_option,
+    slurm_partition_option,
+    slurm_tasks_per_node_option,
+    slurm_time_option,
+    workers_option,
+)
 from vinfo.experiments.plan import Executor, ProcessExecutor, executor_for
 from vinfo.experiments.presets import REPRODUCE_PRESETS, describe_plan, get_preset
 from vinfo.experiments.reproduce import reproduce
 from vinfo.experiments.results import BD_MARKDOWN_FILE, RUNS_DIR, SLURM_DIR
-from vinfo.experiments.slurm import SlurmExecutor, cell_states
-
-EXECUTORS = ("local", "processes", "slurm")
+from vinfo.experiments.slurm import cell_states
 
 _PRESETS = "; ".join(f"{name}: {preset.description}" for name, preset in REPRODUCE_PRESETS.items())
 
@@ -24,24 +34,15 @@ def reproduce_command(
     data_root: Path = typer.Option(None, "--data-root", help="Dataset root (paper preset)."),
     plan: bool = typer.Option(False, "--plan", help="Print the plan and stop (no training)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final summary."),
-    executor: str = typer.Option(None, "--executor", help="Where models train: local (this "
-                                 "process), processes (worker processes of this machine), "
-                                 "slurm (one SLURM job per model, through submitit) "
-                                 "\\[default: processes on a CPU preset with 2+ cores, else "
-                                 "local].", show_default=False),
-    workers: int = typer.Option(None, "--workers", min=1, help="Worker processes of "
-                                "--executor processes \\[default: one per core, at most 2].",
-                                show_default=False),
-    slurm_partition: str = typer.Option(None, "--slurm-partition", help="sbatch --partition."),
-    slurm_gpus_per_node: int = typer.Option(None, "--slurm-gpus-per-node", min=0,
-                                            help="sbatch --gpus-per-node."),
-    slurm_time: int = typer.Option(None, "--slurm-time", min=1,
-                                   help="sbatch --time, in minutes."),
-    slurm_cpus_per_task: int = typer.Option(None, "--slurm-cpus-per-task", min=1,
-                                            help="sbatch --cpus-per-task (also the torch "
-                                            "threads of a job)."),
-    slurm_folder: Path = typer.Option(None, "--slurm-folder", help="Jobs' logs and pickles "
-                                      "\\[default: OUT/slurm/<job id>/].", show_default=False),
+    executor: str = executor_option("models train", "processes on a CPU preset with 2+ cores, "
+                                    "else local"),
+    workers: int = workers_option("one per core, at most 2"),
+    slurm_partition: str = slurm_partition_option(),
+    slurm_gpus_per_node: int = slurm_gpus_per_node_option(),
+    slurm_time: int = slurm_time_option(),
+    slurm_cpus_per_task: int = slurm_cpus_per_task_option(),
+    slurm_tasks_per_node: int = slurm_tasks_per_node_option(),
+    slurm_folder: Path = slurm_folder_option("OUT/slurm"),
     status: bool = typer.Option(False, "--status", help="List every model of OUT with its "
                                 "state (done, running, pending, failed, not submitted), job id "
                                 "and log, and stop."),
@@ -55,11 +56,10 @@ def reproduce_command(
     if status:
         _print_status(out)
         return
-    if executor is not None and executor not in EXECUTORS:
-        raise typer.BadParameter(f"{executor!r}; valid: {', '.join(EXECUTORS)}",
-                                 param_hint="--executor")
-    chosen = _executor(executor, workers, out, slurm_partition, slurm_gpus_per_node,
-                       slurm_time, slurm_cpus_per_task, slurm_folder)
+    chosen = slurm_executor(check_executor(executor), out / SLURM_DIR, slurm_folder,
+                            partition=slurm_partition, gpus_per_node=slurm_gpus_per_node,
+                            time_min=slurm_time, cpus_per_task=slurm_cpus_per_task,
+                            tasks_per_node=slurm_tasks_per_node) or _executor(executor, workers)
     if not quiet or plan:
         typer.echo(describe_plan(settings, out))
     if plan:
@@ -72,18 +72,12 @@ def reproduce_command(
     typer.echo(f"report: {result.report} (and {result.report.with_suffix('.html').name})")
 
 
-def _executor(name: str | None, workers: int | None, out: Path, partition: str | None,
-              gpus_per_node: int | None, time_min: int | None, cpus_per_task: int | None,
-              folder: Path | None) -> Executor | None:
-    """The executor the options name (``None``: the library's default for the preset)."""
-    if name == "slurm":
-        return SlurmExecutor(folder or out / SLURM_DIR, partition=partition,
-                             gpus_per_node=gpus_per_node, time_min=time_min,
-                             cpus_per_task=cpus_per_task)
+def _executor(name: str | None, workers: int | None) -> Executor | None:
+    """The executor of this machine the options name (``None``: the preset's default)."""
     if name == "local":
         return executor_for(1)
-    if name == "processes":
-        return ProcessExecutor(workers) if workers else None
+    if name == "processes" and workers:
+        return ProcessExecutor(workers)
     return None
 
 

@@ -2,8 +2,11 @@
 
 One small module per concept: :mod:`probes.heads` (per-pixel likelihoods, target registry),
 :mod:`probes.families` (graded-capacity family registry), :mod:`probes.null` (the null
-``f[∅]``, fitted to convergence), :mod:`probes.estimator`
-(:class:`VInfoProbe`, :func:`run_probes`), :mod:`probes.uncertainty` (paired bootstrap),
+``f[∅]``, fitted to convergence), :mod:`probes.probe_data`
+(splits and per-image bits), :mod:`probes.estimator` (:class:`VInfoProbe`), its closed form
+:mod:`probes.closed_form`, :mod:`probes.controls` (shuffled representations, control task),
+:mod:`probes.study` (the study cell by cell, :func:`run_probes`), :mod:`probes.uncertainty`
+(paired bootstrap),
 :mod:`probes.paired` (``ΔI_V`` between representations with paired CIs),
 :mod:`probes.bundles` (the safetensors bundle format of ``ŷ``),
 :mod:`probes.representations` (bundles computed from checkpoints and cached),
@@ -16,21 +19,9 @@ bits.
 """
 
 from probes.bundles import BundleError, RepresentationBundle, load_bundle, save_bundle
-from probes.estimator import (
-    BitsKey,
-    BitsRecord,
-    FitEvent,
-    PerImageBits,
-    ProbeData,
-    ProbeScores,
-    Splits,
-    VInfoProbe,
-    control_task,
-    linear_gaussian_closed_form,
-    run_probes,
-    shuffle_representation,
-    shuffled_control,
-)
+from probes.closed_form import linear_gaussian_closed_form
+from probes.controls import control_task, shuffle_representation, shuffled_control
+from probes.estimator import ProbeScores, VInfoProbe
 from probes.families import FAMILIES, ProbeFamily, count_parameters, get_family
 from probes.heads import (
     TARGETS,
@@ -44,6 +35,7 @@ from probes.heads import (
 from probes.mdl import BLOCK_FRACTIONS, OnlineCode, mdl_probes, online_code
 from probes.paired import PAIRED_COLUMNS, load_bits, paired_differences, save_bits
 from probes.pipeline import ESTIMATORS, ProbeRun, probe_files
+from probes.probe_data import PerImageBits, ProbeData, Splits
 from probes.pvi import PVIMaps, pvi_maps
 from probes.representations import (
     Representation,
@@ -60,6 +52,7 @@ from probes.sources import (
     resolve_source,
     split_positions,
 )
+from probes.study import BitsKey, BitsRecord, FitEvent, run_probes
 from probes.uncertainty import (
     EntropyEstimates,
     Estimate,

@@ -35,9 +35,10 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from probes.estimator import ProbeData, Splits, VInfoProbe, as_probe_data, max_label
+from probes.estimator import VInfoProbe, max_label
 from probes.families import get_family
 from probes.heads import LEVELS, CategoricalHead, DiscretizedHead, Head, get_target
+from probes.probe_data import ProbeData, Splits, as_probe_data
 from probes.storage import gather_rows
 
 BLOCK_FRACTIONS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.0625, 0.125, 0.25, 0.5, 1.0)
@@ -158,14 +159,14 @@ def mdl_probes(
     """Online code lengths of representations × targets × families over block orders.
 
     Args:
-        data: ``data[repr][target]`` = :class:`probes.estimator.Splits`; the training split is
+        data: ``data[repr][target]`` = :class:`probes.probe_data.Splits`; the training split is
             sent, the validation split early-stops every fit, the test split is not used.
         families: family names (rows sorted by capacity rank).
         orders: seeds of the block orders (the interval is across them).
         fractions: block ends (:data:`BLOCK_FRACTIONS`).
         confidence: interval coverage.
         probe_kwargs: extra :class:`VInfoProbe` arguments.
-        head_kwargs: per-target head arguments, as :func:`probes.estimator.run_probes`.
+        head_kwargs: per-target head arguments, as :func:`probes.study.run_probes`.
 
     Returns:
         One row per (repr, target, family): ``estimator`` (``mdl``), ``capacity_rank``,

@@ -395,7 +395,7 @@ def fit_null(head: Head, train, val) -> NullFit:
 
     Args:
         head: the target's head, fitted to the training targets (:meth:`Head.fitted_to`).
-        train: :class:`probes.estimator.ProbeData` (only ``z`` and ``mask`` are read).
+        train: :class:`probes.probe_data.ProbeData` (only ``z`` and ``mask`` are read).
         val: the validation split.
 
     Returns:

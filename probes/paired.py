@@ -1,11 +1,11 @@
 """Paired differences of V-information between representations: ``ΔI_V`` with a paired CI.
 
-:func:`probes.estimator.run_probes` probes every representation on the same test images with
+:func:`probes.study.run_probes` probes every representation on the same test images with
 the same seeds. ``I_V(a) − I_V(b)`` is therefore bootstrapped on per-image differences
 ``(null^a_i − cond^a_i) − (null^b_i − cond^b_i)`` (:func:`probes.uncertainty.
 bootstrap_paired_difference`): the difficulty an image has for both representations cancels,
 so the interval is much narrower than the gap between two independent intervals suggests.
-The per-image bits come from a :class:`probes.estimator.BitsRecord` filled by ``run_probes``.
+The per-image bits come from a :class:`probes.study.BitsRecord` filled by ``run_probes``.
 
 :func:`save_bits` / :func:`load_bits` keep a record in one ``.npz`` file (no pickles), so a
 pipeline can recompute differences against another anchor without refitting.
@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from probes.estimator import BitsRecord, PerImageBits
 from probes.families import get_family
+from probes.probe_data import PerImageBits
+from probes.study import BitsRecord
 from probes.uncertainty import bootstrap_paired_difference
 from vinfo.io import atomic_path
 
@@ -63,7 +64,7 @@ def paired_differences(
     """``ΔI_V = I_V(repr) − I_V(anchor)`` per target × family, with a paired bootstrap CI.
 
     Args:
-        record: per-image test bits of a :func:`probes.estimator.run_probes` call.
+        record: per-image test bits of a :func:`probes.study.run_probes` call.
         anchor: the representation every other one is compared with (default: the first
             recorded). Ignored rows: the anchor against itself.
         pairs: explicit ``(repr, anchor)`` pairs instead (e.g. β = 0.1 vs β = 0 at each λ);

@@ -2,7 +2,7 @@
 
 :func:`probe_files` loads (or computes and caches) every representation, checks that they
 index the same images, builds one shared train/val/test partition with the targets read from
-the dataset, runs :func:`probes.estimator.run_probes` over families × targets × seeds and
+the dataset, runs :func:`probes.study.run_probes` over families × targets × seeds and
 compares every representation with an anchor (:func:`probes.paired.paired_differences`).
 """
 
@@ -14,14 +14,20 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from probes.estimator import BitsRecord, FitEvent, run_probes
 from probes.families import get_family
+from probes.grid import CellJob, GridExecutor, run_grid
 from probes.heads import get_target
 from probes.mdl import mdl_probes
 from probes.paired import paired_differences
 from probes.report import PVIWriter
-from probes.representations import Representation, load_representation, unique_names
+from probes.representations import (
+    Representation,
+    default_cache_dir,
+    load_representation,
+    unique_names,
+)
 from probes.sources import DEFAULT_FRACTIONS, ProbeInputs, build_probe_inputs
+from probes.study import BitsRecord, FitEvent, check_study, run_probes, study_cells, study_table
 from probes.uncertainty import MIN_BOOTSTRAP_IMAGES
 
 ESTIMATORS = ("iv", "mdl")
@@ -32,7 +38,7 @@ class ProbeRun(NamedTuple):
     """Result of :func:`probe_files`.
 
     Attributes:
-        frame: the tidy table of :func:`probes.estimator.run_probes`, plus ``source`` (the data
+        frame: the tidy table of :func:`probes.study.run_probes`, plus ``source`` (the data
             probed) and ``repr_path`` (the file given).
         representations: the loaded representations, in the order given.
         inputs: the shared splits (their ``sample_ids`` name the test images).
@@ -75,6 +81,9 @@ def probe_files(
     on_representation: Callable[[Representation], None] | None = None,
     callback: Callable[[FitEvent], None] | None = None,
     estimator: str = "iv",
+    grid: GridExecutor | None = None,
+    grid_dir: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> ProbeRun:
     """Probe representation files (checkpoints or bundles) on the same images and seeds.
 
@@ -104,11 +113,17 @@ def probe_files(
             (:class:`probes.report.PVIWriter`).
         pvi_images: maps written per probe (the hardest test images).
         on_representation: called after each representation is loaded or computed.
-        callback: called after every probe fit (see :func:`probes.estimator.run_probes`).
-        estimator: ``iv`` (held-out V-information, :func:`probes.estimator.run_probes`) or
+        callback: called after every probe fit (see :func:`probes.study.run_probes`).
+        estimator: ``iv`` (held-out V-information, :func:`probes.study.run_probes`) or
             ``mdl`` (online code length, :func:`probes.mdl.mdl_probes`: ``seeds`` are then the
             block orders; no bootstrap, controls, PVI maps or paired table, ``paired`` is
             empty).
+        grid: fit the cells as independent jobs through this executor (worker processes, a
+            SLURM job array; :mod:`probes.grid`) instead of in this process; the table is the
+            same. Every representation is computed (or read from the cache) here first.
+        grid_dir: where the grid's cells write their results (needed with ``grid``); a rerun
+            fits only the cells without one.
+        progress: called with the grid's messages (cells submitted, finished, failed).
 
     Returns:
         :class:`ProbeRun`.
@@ -129,6 +144,9 @@ def probe_files(
         raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
     if estimator == "mdl" and pvi_dir is not None:
         raise ValueError("PVI maps come from held-out fits: not with the mdl estimator")
+    if grid is not None and (estimator == "mdl" or pvi_dir is not None or grid_dir is None):
+        raise ValueError("a grid fits held-out cells into grid_dir: it needs grid_dir, and "
+                         "neither the mdl estimator nor PVI maps")
     for family in families:
         get_family(family)
     for target in targets:
@@ -175,14 +193,40 @@ def probe_files(
             function(event)
 
     bits = BitsRecord()
-    frame = run_probes(inputs.data, families, seeds, n_resamples=n_resamples,
-                       confidence=confidence, controls=controls, probe_kwargs=probe_kwargs,
-                       head_kwargs=inputs.head_kwargs, callback=report, record=bits)
+    if grid is None:
+        frame = run_probes(inputs.data, families, seeds, n_resamples=n_resamples,
+                           confidence=confidence, controls=controls, probe_kwargs=probe_kwargs,
+                           head_kwargs=inputs.head_kwargs, callback=report, record=bits)
+    else:
+        check_study(inputs.data, seeds, n_resamples)
+        load = {"dataset": dataset, "split": split, "preset": preset,
+                "root": None if root is None else str(Path(root).resolve()),
+                "n_images": n_images, "downscale": downscale,
+                "cache_dir": str(Path(cache_dir or default_cache_dir()).resolve())}
+        jobs = [CellJob(_job_path(paths_by_name[cell.repr]), cell.repr, load, tuple(fractions),
+                        split_seed, MIN_BOOTSTRAP_IMAGES if n_resamples > 0 else 1, cell,
+                        dict(probe_kwargs or {}),
+                        seeds[0] if controls and cell.seed == seeds[0] and cell.family != "null"
+                        else None)
+                for cell in study_cells({r.name: list(targets) for r in representations},
+                                        families, seeds)]
+        assert grid_dir is not None
+        results = run_grid(jobs, grid_dir, grid, progress)
+        for result in results:
+            bits.add(*result.cell, result.bits)
+            report(FitEvent(*result.cell, None, None))
+        frame = study_table(results, n_resamples=n_resamples, confidence=confidence)
     frame.insert(1, "repr_path", frame["repr"].map(paths_by_name))
     frame["source"] = source.describe()
     paired = paired_differences(bits, anchor_name, n_resamples=n_resamples,
                                 confidence=confidence)
     return ProbeRun(frame, representations, inputs, paired, bits)
+
+
+def _job_path(path: str) -> str:
+    """A representation file as an absolute path (a job may start in another directory); a
+    spec (``compressai:…``, ``module:function``) as given."""
+    return str(Path(path).resolve()) if Path(path).exists() else path
 
 
 def _anchor(anchor: str | Path | None, paths: Sequence[str | Path],

@@ -14,7 +14,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from probes.estimator import ProbeData, VInfoProbe, as_probe_data
+from probes.estimator import VInfoProbe
+from probes.probe_data import ProbeData, as_probe_data
 
 
 class PVIMaps(NamedTuple):

@@ -17,8 +17,8 @@ import pandas as pd
 import seaborn as sns
 from torch import Tensor
 
-from probes.estimator import FitEvent
 from probes.pvi import PVIMaps, pvi_maps
+from probes.study import FitEvent
 from vinfo.io import FIGURE_SUFFIXES, atomic_path, write_text_atomic
 
 PLOT_VALUES = {
@@ -39,7 +39,7 @@ def plot_iv_by_capacity(frame: pd.DataFrame, value: str | None = None
     The null family (0 parameters, ``I_V = 0`` by definition) is the line at 0.
 
     Args:
-        frame: rows of :func:`probes.estimator.run_probes` or :func:`probes.mdl.mdl_probes`
+        frame: rows of :func:`probes.study.run_probes` or :func:`probes.mdl.mdl_probes`
             (``repr``, ``target``, ``family``, ``params``, ``value`` and its ``_ci_low`` /
             ``_ci_high``).
         value: a column of :data:`PLOT_VALUES`; default ``iv``, or ``mdl_iv`` for an MDL table.
@@ -165,7 +165,7 @@ def write_pvi_maps(maps: PVIMaps, sample_ids: Tensor, directory: str | Path,
 
 
 class PVIWriter:
-    """A :func:`probes.estimator.run_probes` callback that writes PVI maps of the test split.
+    """A :func:`probes.study.run_probes` callback that writes PVI maps of the test split.
 
     For every fit with seed ``seed`` and a family other than ``null``, writes
     :func:`write_pvi_maps` into ``directory/<repr>/<target>/<family>/``.

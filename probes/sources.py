@@ -40,8 +40,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from probes.bundles import RepresentationBundle
-from probes.estimator import ProbeData, Splits, max_label
+from probes.estimator import max_label
 from probes.heads import IGNORE_INDEX, get_target
+from probes.probe_data import ProbeData, Splits
 from probes.storage import allocate
 from vinfo.data import (
     DATASETS,
@@ -254,7 +255,7 @@ def read_targets(dataset: Dataset, ids: Tensor, target: str) -> tuple[Tensor, Te
 
 
 class ProbeInputs(NamedTuple):
-    """Everything :func:`probes.estimator.run_probes` needs, built from one data source.
+    """Everything :func:`probes.study.run_probes` needs, built from one data source.
 
     Attributes:
         data: ``data[repr][target]`` = :class:`Splits`; targets are shared tensors.

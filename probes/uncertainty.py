@@ -247,7 +247,7 @@ def capacity_check(frame: pd.DataFrame) -> pd.Series:
 
     Args:
         frame: rows with columns ``repr``, ``target``, ``capacity_rank``, ``iv``, ``iv_ci_low``,
-            ``iv_ci_high`` (as returned by :func:`probes.estimator.run_probes`).
+            ``iv_ci_high`` (as returned by :func:`probes.study.run_probes`).
 
     Returns:
         Boolean series aligned with ``frame``: ``True`` where the row's ``iv_ci_high`` lies

@@ -113,6 +113,11 @@ BAD_INPUTS = {
         ["reproduce", "--preset", "micro", "--out", "{tmp}/p", "--executor", "cloud"],
         "valid: local, processes, slurm",
     ),
+    "reproduce slurm option without slurm": (
+        ["reproduce", "--preset", "micro", "--out", "{tmp}/p", "--slurm-partition", "gpu",
+         "--slurm-tasks-per-node", "2"],
+        "--slurm-partition, --slurm-tasks-per-node: only with --executor slurm",
+    ),
     "reproduce status of nothing": (
         ["reproduce", "--preset", "micro", "--out", "{tmp}/none", "--status"], "no runs yet"
     ),

@@ -233,3 +233,31 @@ def test_bad_input_gives_one_line_and_exit_code_2(case, files, tmp_path, error_l
     before = set(tmp_path.rglob("*"))
     error_line(run(*args), message)
     assert set(tmp_path.rglob("*")) == before, "left files behind"
+
+
+def test_processes_executor_gives_the_table_of_one_process(files, tmp_path):
+    study = ["--repr", files["checkpoint"], "--repr", files["bundle"], "--target",
+             "segmentation", "--family", "linear", *FAST, "--cache-dir", files["cache"],
+             "--quiet"]
+    here = run("probe", *study, "--out", tmp_path / "local.csv")
+    assert here.exit_code == 0, here.output
+    grid = run("probe", *study, "--executor", "processes", "--workers", "2",
+               "--out", tmp_path / "grid.csv")
+    assert grid.exit_code == 0, grid.output
+    assert (tmp_path / "grid.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+    assert len(list((tmp_path / "grid-cells").glob("*.json"))) == 2  # the default grid dir
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--executor", "processes", "--pvi-maps", "maps"], "not with --estimator mdl or --pvi-maps"),
+    (["--executor", "slurm", "--estimator", "mdl"], "not with --estimator mdl or --pvi-maps"),
+    (["--slurm-partition", "gpu"], "--slurm-partition: only with --executor slurm"),
+    (["--executor", "processes", "--slurm-time", "5"], "--slurm-time: only with --executor slurm"),
+    (["--grid-dir", "cells"], "--grid-dir: only with --executor processes or slurm"),
+    (["--executor", "cluster"], "'cluster'; valid: local, processes, slurm"),
+])
+def test_grid_options_refused_in_one_line(files, tmp_path, monkeypatch, options, message):
+    monkeypatch.chdir(tmp_path)
+    result = run("probe", "--repr", files["bundle"], "--target", "depth", *options)
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert "Traceback" not in result.output and not list(tmp_path.iterdir())  # nothing written

@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 
 from probes import storage
-from probes.estimator import ProbeData, Splits, run_probes
+from probes.probe_data import ProbeData, Splits
+from probes.study import run_probes
 
 
 def anonymous_kb() -> int:

@@ -6,14 +6,10 @@ import math
 import torch
 
 from probes import storage
-from probes.estimator import (
-    ProbeData,
-    Splits,
-    VInfoProbe,
-    control_task,
-    run_probes,
-    shuffled_control,
-)
+from probes.controls import control_task, shuffled_control
+from probes.estimator import VInfoProbe
+from probes.probe_data import ProbeData, Splits
+from probes.study import run_probes
 from probes.uncertainty import bootstrap_ratio
 
 

@@ -4,15 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from probes.estimator import (
-    ProbeData,
-    Splits,
-    VInfoProbe,
-    as_probe_data,
-    linear_gaussian_closed_form,
-    run_probes,
-    shuffle_representation,
-)
+from probes.closed_form import linear_gaussian_closed_form
+from probes.controls import shuffle_representation
+from probes.estimator import VInfoProbe
+from probes.probe_data import ProbeData, Splits, as_probe_data
+from probes.study import run_probes
 from vinfo.registry import UnknownNameError
 
 

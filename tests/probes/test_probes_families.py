@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from probes.estimator import ProbeData, VInfoProbe
+from probes.estimator import VInfoProbe
 from probes.families import (
     CODEC_FACTOR,
     FAMILIES,
@@ -11,6 +11,7 @@ from probes.families import (
     embed,
     get_family,
 )
+from probes.probe_data import ProbeData
 from vinfo.registry import UnknownNameError
 
 

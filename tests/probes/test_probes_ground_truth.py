@@ -7,7 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from probes.estimator import ProbeData, Splits, VInfoProbe, run_probes, shuffled_control
+from probes.controls import shuffled_control
+from probes.estimator import VInfoProbe
+from probes.probe_data import ProbeData, Splits
+from probes.study import run_probes
 from probes.uncertainty import bootstrap_iv, bootstrap_ratio, capacity_check
 
 SIZE = 8  # latent positions per side; the factor is 1, so one element per position

@@ -5,8 +5,9 @@ for every head, on strongly positional targets, with the default and with a shor
 import pytest
 import torch
 
-from probes.estimator import ProbeData, Splits, run_probes
 from probes.families import FAMILIES
+from probes.probe_data import ProbeData, Splits
+from probes.study import run_probes
 
 SIZE = 16  # target pixels per side; the representation is (n, 4, 4, 4), factor 4
 ROWS = torch.linspace(-1, 1, SIZE).view(SIZE, 1)

@@ -9,8 +9,9 @@ import pytest
 import torch
 from scipy import stats
 
-from probes.estimator import ProbeData, Splits, VInfoProbe
+from probes.estimator import VInfoProbe
 from probes.mdl import BLOCK_FRACTIONS, block_ends, mdl_probes, online_code
+from probes.probe_data import ProbeData, Splits
 
 
 def gaussian(n, seed, rho=0.8):

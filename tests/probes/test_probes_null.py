@@ -9,9 +9,10 @@ import torch
 from scipy import optimize, special, stats
 
 from probes import null
-from probes.estimator import ProbeData, VInfoProbe
+from probes.estimator import VInfoProbe
 from probes.heads import CategoricalHead, ContinuousHead, DiscretizedHead
 from probes.null import SHRINKAGE_GRID, SMOOTHING_GRID, categorical_null_logits, fit_null
+from probes.probe_data import ProbeData
 
 
 def positional(n, seed, kind="gaussian"):

@@ -5,8 +5,9 @@ import pandas as pd
 import pytest
 import torch
 
-from probes.estimator import BitsRecord, PerImageBits, ProbeData, Splits, run_probes
 from probes.paired import PAIRED_COLUMNS, load_bits, paired_differences, save_bits
+from probes.probe_data import PerImageBits, ProbeData, Splits
+from probes.study import BitsRecord, run_probes
 from probes.uncertainty import bootstrap_paired_difference
 
 KWARGS = {"max_epochs": 4, "patience": 2, "lr": 3e-2}

@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from probes.bundles import save_bundle
-from probes.estimator import ProbeData, Splits, VInfoProbe, run_probes
+from probes.estimator import VInfoProbe
 from probes.pipeline import probe_files
+from probes.probe_data import ProbeData, Splits
 from probes.pvi import pvi_maps
 from probes.report import plot_iv_by_capacity, save_figure, write_pvi_maps
+from probes.study import run_probes
 
 
 def labelled(n, seed, classes=3):

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from probes.estimator import ProbeData, VInfoProbe
+from probes.estimator import VInfoProbe
+from probes.probe_data import ProbeData
 from probes.pvi import pvi_maps
 
 

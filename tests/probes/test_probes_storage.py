@@ -12,9 +12,11 @@ from safetensors.torch import load_file, save_file
 
 from probes import storage
 from probes.bundles import load_bundle, save_bundle
-from probes.estimator import ProbeData, VInfoProbe, linear_gaussian_closed_form
+from probes.closed_form import linear_gaussian_closed_form
+from probes.estimator import VInfoProbe
 from probes.heads import get_target
 from probes.pipeline import probe_files
+from probes.probe_data import ProbeData
 from probes.storage import (
     allocate,
     channel_moments,

@@ -51,7 +51,7 @@ from vinfo.experiments.results import (
 
 CONTROL_COLUMNS = ("shuffled_iv", "shuffled_iv_ci_low", "shuffled_iv_ci_high", "control_iv",
                    "control_iv_ci_low", "control_iv_ci_high", "selectivity")
-"""The controls of :func:`probes.estimator.run_probes` (NaN where they were not run)."""
+"""The controls of :func:`probes.study.run_probes` (NaN where they were not run)."""
 
 
 def iv_across_beta(probes: pd.DataFrame,

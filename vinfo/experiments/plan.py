@@ -22,12 +22,13 @@ executor (one job per run, dependencies as job dependencies) only has to impleme
 from __future__ import annotations
 
 import multiprocessing
+import os
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -81,11 +82,11 @@ class PlanError(RuntimeError):
     """Some runs of a plan failed; the others finished (or were skipped as dependents).
 
     Attributes:
-        failed: run directory → the error's last line.
+        failed: run directory (or a grid cell) → the error's last line.
         skipped: run directories not started because a dependency failed.
     """
 
-    def __init__(self, failed: Mapping[Path, str], skipped: Sequence[Path]) -> None:
+    def __init__(self, failed: Mapping[Path | str, str], skipped: Sequence[Path]) -> None:
         self.failed, self.skipped = dict(failed), list(skipped)
         lines = [f"{path}: {reason}" for path, reason in self.failed.items()]
         more = f"; {len(self.skipped)} dependent run(s) not started" if self.skipped else ""
@@ -133,6 +134,21 @@ class LocalExecutor:
         if failed:
             raise PlanError(failed, skipped)
 
+    def map(self, function: Callable[[Any], Any], items: Sequence[Any],
+            progress: Progress, finished: Callable[[Any], bool] | None = None) -> None:
+        """Call ``function(item)`` for every item here, in order (the
+        :class:`probes.grid.GridExecutor` protocol); raise :class:`PlanError` at the end if
+        some failed."""
+        failed: dict[str, str] = {}
+        for count, item in enumerate(items, start=1):
+            progress(f"[{count}/{len(items)}] {item}")
+            try:
+                function(item)
+            except Exception as error:  # noqa: BLE001 - reported with the others at the end
+                failed[str(item)] = error_line(error)
+        if failed:
+            raise PlanError(failed, [])
+
 
 _WORKER_SPLITS: dict[int, Splits] = {}
 
@@ -158,12 +174,13 @@ class ProcessExecutor:
     have finished (``spawn`` start method, so no torch state is forked).
 
     Args:
-        workers: worker processes (≥ 1).
+        workers: worker processes (≥ 1; default one per core).
         threads: torch intra-op threads per worker (1: on a small machine two busy threads
             per process slow training down, and one process per core uses every core).
     """
 
-    def __init__(self, workers: int, threads: int = 1) -> None:
+    def __init__(self, workers: int | None = None, threads: int = 1) -> None:
+        workers = max(1, os.cpu_count() or 1) if workers is None else workers
         if workers < 1 or threads < 1:
             raise ValueError(f"workers and threads must be >= 1, got {workers}, {threads}")
         self.workers, self.threads = workers, threads
@@ -210,6 +227,35 @@ class ProcessExecutor:
                         progress(f"failed: {run.run_dir}: {failed[run.run_dir]}")
         if failed:
             raise PlanError(failed, skipped)
+
+    def map(self, function: Callable[[Any], Any], items: Sequence[Any],
+            progress: Progress, finished: Callable[[Any], bool] | None = None) -> None:
+        """Call ``function(item)`` for every item in the worker processes, in any order
+        (the :class:`probes.grid.GridExecutor` protocol: the cells of a probe grid); raise
+        :class:`PlanError` after all have ended if some failed. ``finished`` is not needed
+        here: a worker's exception says that its item failed."""
+        failed: dict[str, str] = {}
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(self.workers, context, _worker_init, (self.threads,)) as pool:
+            futures = {pool.submit(_worker_call, function, item): item for item in items}
+            for count, future in enumerate(as_completed(futures), start=1):
+                item = futures[future]
+                error = future.exception()
+                if error is None:
+                    progress(f"[{count}/{len(futures)}] {item}")
+                else:
+                    failed[str(item)] = str(error).splitlines()[0]
+                    progress(f"failed: {item}: {failed[str(item)]}")
+        if failed:
+            raise PlanError(failed, [])
+
+
+def _worker_call(function: Callable[[Any], Any], item: Any) -> None:
+    try:
+        function(item)
+    except Exception as error:
+        # the traceback as text: exceptions of library types may not unpickle in the parent
+        raise RuntimeError(error_line(error) + "\n" + traceback.format_exc()) from None
 
 
 def is_finished(run_dir: Path) -> bool:

@@ -72,8 +72,8 @@ class ProbeStudy:
         width: hidden width of the families (``None``: each family's default).
         n_images: probe only the first ``n_images`` images (``None``: all).
         controls: also fit every family on shuffled representations (the leakage check of
-            :func:`probes.estimator.shuffled_control`) and on the control task
-            (:func:`probes.estimator.control_task`, for the selectivity); about 2x the fitting
+            :func:`probes.controls.shuffled_control`) and on the control task
+            (:func:`probes.controls.control_task`, for the selectivity); about 2x the fitting
             time. The report shows them in its "Controls" table, or says they were not run.
     """
 

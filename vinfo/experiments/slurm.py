@@ -24,7 +24,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from vinfo.experiments.plan import (
 from vinfo.experiments.results import EXPERIMENT_FILE, SLURM_JOB_FILE
 from vinfo.experiments.sweep import PlannedRun
 from vinfo.io import read_json, write_json_atomic
+from vinfo.train.distributed import process_group_from_env
 
 _POLL_SECONDS = 2.0
 
@@ -56,8 +57,29 @@ class _SlurmRun(submitit.helpers.Checkpointable):
     def __call__(self) -> str:
         torch.set_num_threads(self.threads)
         splits = None if self.run.checkpoint.is_file() else self.source()
-        train_planned_run(self.run, splits)  # train_run resumes from last_state.pt after a requeue
+        if submitit.JobEnvironment().num_tasks > 1:
+            # a DDP cell (tasks_per_node > 1): every task is one rank of the torchrun-style
+            # environment, and train_run takes the path of `vinfo train` under torchrun
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False,
+                                                                  overwrite=True)
+        with process_group_from_env() as distributed:  # one task: nothing
+            if distributed:
+                print(f"{self.run.run_dir}: DDP rank {torch.distributed.get_rank()} of "
+                      f"{torch.distributed.get_world_size()}", flush=True)
+            train_planned_run(self.run, splits)  # resumes from last_state.pt after a requeue
         return str(self.run.checkpoint)
+
+
+class _SlurmCall(submitit.helpers.Checkpointable):
+    """``function(item)`` as the task of a job array, with the job's torch threads (a task
+    that times out is requeued and calls it again: grid cells are idempotent)."""
+
+    def __init__(self, function: Callable[[Any], Any], threads: int) -> None:
+        self.function, self.threads = function, threads
+
+    def __call__(self, item: Any) -> None:
+        torch.set_num_threads(self.threads)
+        self.function(item)
 
 
 @dataclass(frozen=True)
@@ -127,6 +149,47 @@ class SlurmExecutor:
             write_json_atomic(run.run_dir / SLURM_JOB_FILE, _job_record(job))
         self._wait(plan, jobs, progress)
 
+    def map(self, function: Callable[[Any], Any], items: Sequence[Any],
+            progress: Progress, finished: Callable[[Any], bool] | None = None) -> None:
+        """Call ``function(item)`` for every item as one SLURM job array (submitit's
+        ``map_array``; the :class:`probes.grid.GridExecutor` protocol: the cells of a probe
+        grid), wait for it, and raise :class:`PlanError` naming every task that ended without
+        ``finished(item)`` (default: without a successful end), with its log.
+
+        The tasks run as the cluster allows; a task that times out is requeued.
+        """
+        items = list(items)
+        if not items:
+            return
+        executor = self._executor()
+        executor.update_parameters(name="vinfo:grid", slurm_additional_parameters={})
+        threads = self.threads or self.cpus_per_task or 1
+        jobs = executor.map_array(_SlurmCall(function, threads), items)
+        progress(f"submitted {len(jobs)} cells as SLURM job array "
+                 f"{str(jobs[0].job_id).split('_')[0]}; logs in {self.folder}")
+        pending = dict(enumerate(jobs))
+        failed: dict[str, str] = {}
+        done = 0
+        while pending:
+            states = queue_states([job.job_id for job in pending.values()])
+            for index, job in list(pending.items()):
+                state = states.get(job.job_id, "ENDED")
+                if state in _ACTIVE or (state == "ENDED" and not _job_ended(job)):
+                    continue
+                del pending[index]
+                item = items[index]
+                ok = finished(item) if finished is not None else state in ("COMPLETED", "ENDED")
+                if ok:
+                    done += 1
+                    progress(f"[{done}/{len(items)}] {item}")
+                else:
+                    failed[str(item)] = _failure(job, state)
+                    progress(f"failed: {item}: {failed[str(item)]}")
+            if pending:
+                time.sleep(_POLL_SECONDS)
+        if failed:
+            raise PlanError(failed, [])
+
     def _wait(self, plan: Plan, jobs: Mapping[Path, submitit.Job[Any]], progress: Progress
               ) -> None:
         pending = dict(jobs)
@@ -162,7 +225,7 @@ def queue_states(job_ids: list[str]) -> dict[str, str]:
     if not job_ids or shutil.which("squeue") is None:
         return {}
     result = subprocess.run(
-        ["squeue", "-h", "-t", "all", "-o", "%i %T", "-j", ",".join(job_ids)],
+        ["squeue", "-h", "-r", "-t", "all", "-o", "%i %T", "-j", ",".join(job_ids)],
         capture_output=True, text=True, check=False,
     )
     states = {}
