@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import matplotlib.axes
 import matplotlib.figure
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -42,20 +45,31 @@ def plot_rd_curves(
         1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False, layout="constrained"
     )
     for axis, metric in zip(axes[0], metrics, strict=True):
-        sns.lineplot(
-            data=data[data["metric"] == metric],
-            x="rate",
-            y="value",
-            hue="label",
-            style="label",
-            markers=True,
-            dashes=False,
-            sort=False,
-            estimator=None,
-            ax=axis,
-        )
-        unit = metric_direction(metric).unit if is_known_metric(metric) else ""
-        axis.set_xlabel(rate_label)
-        axis.set_ylabel(f"{metric} [{unit}]" if unit else metric)
-        axis.legend(title=None)
+        draw_rd_axis(axis, data[data["metric"] == metric], metric, x="rate", y="value",
+                     rate_label=rate_label)
     return figure
+
+
+def draw_rd_axis(axis: matplotlib.axes.Axes, data: pd.DataFrame, metric: str, *, x: str,
+                 y: str, labels: Sequence[str] | None = None, title: str | None = None,
+                 rate_label: str | None = None) -> None:
+    """Draw RD curves on ``axis``, one line with markers per ``label`` of ``data`` in the
+    order of its rows (every RD figure of vinfo draws its curves with this).
+
+    Args:
+        axis: where to draw.
+        data: the points, with a ``label`` column, the rate column ``x`` and the value ``y``.
+        metric: what ``y`` measures (its unit labels the axis).
+        labels: the curves, in legend order (default: as they come).
+        title: the axis title.
+        rate_label: the x-axis label (default ``x``).
+    """
+    order = None if labels is None else list(labels)
+    sns.lineplot(data=data, x=x, y=y, hue="label", style="label", hue_order=order,
+                 style_order=order, markers=True, dashes=False, sort=False, estimator=None,
+                 ax=axis)
+    unit = metric_direction(metric).unit if is_known_metric(metric) else ""
+    axis.set(xlabel=rate_label or x, ylabel=f"{metric} [{unit}]" if unit else metric)
+    if title is not None:
+        axis.set_title(title)
+    axis.legend(title=None, fontsize="small")

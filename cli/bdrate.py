@@ -200,14 +200,7 @@ def _echo(table: pd.DataFrame, results: list[BDResult], *, show_labels: bool) ->
 def _write_plot(
     curves: list[RDCurve], metrics: list[str], destination: Path, rate_col: str
 ) -> None:
-    import matplotlib.pyplot as plt
-
     from bdrate.plot import plot_rd_curves
-    from vinfo.io import atomic_path
+    from vinfo.figures import save_figure
 
-    figure = plot_rd_curves(curves, metrics, rate_label=rate_col)
-    try:
-        with atomic_path(destination) as temporary:
-            figure.savefig(temporary, dpi=150)
-    finally:
-        plt.close(figure)
+    save_figure(plot_rd_curves(curves, metrics, rate_label=rate_col), destination)

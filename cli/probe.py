@@ -29,7 +29,7 @@ from probes import ESTIMATORS, FAMILIES, TARGETS, FitEvent, Representation, prob
 from probes.estimator import NULLS
 from probes.grid import GridExecutor
 from vinfo.experiments.plan import ProcessExecutor
-from vinfo.io import check_output_file, write_table_atomic
+from vinfo.io import FIGURE_SUFFIXES, check_output_file, write_table_atomic
 from vinfo.lock import folder_lock
 
 app = typer.Typer(invoke_without_command=True, no_args_is_help=True)
@@ -232,7 +232,8 @@ def probe(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from probes.report import FIGURE_SUFFIXES, plot_iv_by_capacity, save_figure
+    from probes.report import plot_iv_by_capacity
+    from vinfo.figures import save_figure
 
     targets, families = _names(target), _names(family) or ["linear"]
     if estimator not in ESTIMATORS:

@@ -8,7 +8,7 @@ import typer
 
 from cli.options import SYNTHETIC_PRESET_HELP
 from vinfo.data import DATASETS
-from vinfo.experiments.sweep import write_rd
+from vinfo.experiments.rd_collect import write_rd
 
 _DATASETS = ", ".join(DATASETS.names())
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from vinfo.experiments.analysis import iv_across_beta, plot_iv_across_beta
 from vinfo.experiments.demo import demo_results
-from vinfo.experiments.plots import save_figure
 from vinfo.experiments.results import load_results, probe_tables
+from vinfo.figures import save_figure
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_BYTES = 150_000
@@ -39,7 +39,7 @@ def main() -> None:
     figure.suptitle("\n".join(textwrap.wrap(title, 150)), fontsize="small")
     figure.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    (path,) = save_figure(figure, args.out.with_suffix(""), ("png",))
+    (path,) = save_figure(figure, args.out.with_suffix(".png"))
     size = path.stat().st_size
     if size > MAX_BYTES:
         raise SystemExit(f"{path}: {size} bytes, more than the {MAX_BYTES} allowed in docs/img")

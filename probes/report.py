@@ -19,7 +19,8 @@ from torch import Tensor
 
 from probes.pvi import PVIMaps, pvi_maps
 from probes.study import FitEvent
-from vinfo.io import FIGURE_SUFFIXES, atomic_path, write_text_atomic
+from vinfo.figures import save_figure
+from vinfo.io import atomic_path, write_text_atomic
 
 PLOT_VALUES = {
     "iv": "I_V [bits / target pixel]",
@@ -85,24 +86,6 @@ def plot_iv_by_capacity(frame: pd.DataFrame, value: str | None = None
     return figure
 
 
-def save_figure(figure: matplotlib.figure.Figure, path: str | Path) -> Path:
-    """Save ``figure`` atomically (format from the suffix: png, pdf, svg) and close it.
-
-    Raises:
-        ValueError: an unsupported suffix.
-        FileNotFoundError: the directory does not exist.
-    """
-    path = Path(path)
-    try:
-        if path.suffix.lower() not in FIGURE_SUFFIXES:
-            raise ValueError(f"{path}: figures are written as {', '.join(FIGURE_SUFFIXES)}")
-        with atomic_path(path) as temporary:
-            figure.savefig(temporary, dpi=150)
-    finally:
-        plt.close(figure)
-    return path
-
-
 def _save_npy(path: Path, array: np.ndarray) -> None:
     buffer = io.BytesIO()
     np.save(buffer, array)
@@ -160,7 +143,7 @@ def write_pvi_maps(maps: PVIMaps, sample_ids: Tensor, directory: str | Path,
         image = axis.imshow(values, cmap=cmap, vmin=-limit, vmax=limit)
         figure.colorbar(image, ax=axis, label="PVI [bits]")
         axis.set(title=f"sample {sample}: {totals[index]:.0f} bits", xticks=[], yticks=[])
-        written += [npy, save_figure(figure, directory / f"sample_{sample}.png")]
+        written += [npy, *save_figure(figure, directory / f"sample_{sample}.png")]
     return written
 
 
@@ -194,11 +177,9 @@ class PVIWriter:
 
 
 __all__ = [
-    "FIGURE_SUFFIXES",
     "PLOT_VALUES",
     "PVIWriter",
     "plot_iv_by_capacity",
     "safe_name",
-    "save_figure",
     "write_pvi_maps",
 ]

@@ -10,8 +10,9 @@ from probes.estimator import VInfoProbe
 from probes.pipeline import probe_files
 from probes.probe_data import ProbeData, Splits
 from probes.pvi import pvi_maps
-from probes.report import plot_iv_by_capacity, save_figure, write_pvi_maps
+from probes.report import plot_iv_by_capacity, write_pvi_maps
 from probes.study import run_probes
+from vinfo.figures import save_figure
 
 
 def labelled(n, seed, classes=3):
@@ -83,7 +84,7 @@ def test_plot_and_pvi_files(tmp_path):
     lines = [line for line in axis.get_lines() if line.get_label() in ("a", "b")]
     assert [list(line.get_xdata()) for line in lines] == [[120], [120]]
     assert [list(line.get_ydata()) for line in lines] == [[0.5], [0.3]]
-    path = save_figure(figure, tmp_path / "iv.png")
+    (path,) = save_figure(figure, tmp_path / "iv.png")
     assert path.read_bytes().startswith(b"\x89PNG")
     mdl = frame.rename(columns={"iv": "mdl_iv", "iv_ci_low": "mdl_iv_ci_low",
                                 "iv_ci_high": "mdl_iv_ci_high"})

@@ -13,7 +13,7 @@ bootstrap CI). From these:
 * :func:`co_adaptation_table`: for each base representation (β, λ), ``I_V`` under the simplest
   probe family next to the quality of the ``direct`` model trained on that base and, where a
   scalable curve was built on it (the similar-rate pair only), the conditional-coding gain;
-* figures (seaborn; the caller saves them with :func:`vinfo.experiments.plots.save_figure`):
+* figures (seaborn; the caller saves them with :func:`vinfo.figures.save_figure`):
   :func:`plot_iv_across_beta`, :func:`plot_paired_delta`, :func:`plot_co_adaptation`.
 
 Reading the directory is :mod:`vinfo.experiments.results`'s job; this module only computes.

@@ -1,24 +1,21 @@
-"""Seaborn RD figures laid out like the paper's Fig. 2 and Fig. 3: one panel per comparison;
-:func:`save_figure` (files) and :func:`figure_png` (bytes) for any figure.
+"""Seaborn RD figures laid out like the paper's Fig. 2 and Fig. 3: one panel per comparison
+(saved with :func:`vinfo.figures.save_figure`).
 
 No backend is selected here: the CLI selects ``Agg`` (``cli/main.py``), notebooks keep their
 inline backend, and without a display pyplot falls back to ``Agg`` by itself."""
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import matplotlib.figure
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from bdrate.directions import is_known_metric, metric_direction
-from vinfo.io import atomic_path
+from bdrate.plot import draw_rd_axis
 
 
 @dataclass(frozen=True)
@@ -56,54 +53,10 @@ def plot_rd_panels(
         if missing or panel.metric not in frame.columns:
             raise ValueError(f"panel {panel.title!r}: RD table lacks {missing or [panel.metric]}")
         data = frame[frame["label"].isin(panel.labels)].sort_values(["label", rate_column])
-        sns.lineplot(
-            data=data,
-            x=rate_column,
-            y=panel.metric,
-            hue="label",
-            style="label",
-            hue_order=list(panel.labels),
-            style_order=list(panel.labels),
-            markers=True,
-            dashes=False,
-            sort=False,
-            estimator=None,
-            ax=axis,
-        )
-        unit = metric_direction(panel.metric).unit if is_known_metric(panel.metric) else ""
-        axis.set(
-            title=panel.title,
-            xlabel=rate_column,
-            ylabel=f"{panel.metric} [{unit}]" if unit else panel.metric,
-        )
-        axis.legend(title=None, fontsize="small")
+        draw_rd_axis(axis, data, panel.metric, x=rate_column, y=panel.metric,
+                     labels=panel.labels, title=panel.title)
     for axis in list(axes.flat)[len(panels) :]:
         axis.set_visible(False)
     return figure
 
 
-def save_figure(
-    figure: matplotlib.figure.Figure, stem: str | Path, formats: Sequence[str] = ("png", "pdf")
-) -> list[Path]:
-    """Save ``figure`` as ``stem.png``, ``stem.pdf``… atomically, close it, return the paths."""
-    paths = []
-    try:
-        for suffix in formats:
-            path = Path(stem).with_suffix(f".{suffix}")
-            with atomic_path(path) as temporary:
-                figure.savefig(temporary, dpi=150)
-            paths.append(path)
-    finally:
-        plt.close(figure)
-    return paths
-
-
-def figure_png(figure: matplotlib.figure.Figure, dpi: int = 110) -> bytes:
-    """The figure as PNG bytes (for notebooks: ``display(Image(figure_png(fig)))``, the same
-    under any matplotlib backend, ``Agg`` included); closes it."""
-    buffer = io.BytesIO()
-    try:
-        figure.savefig(buffer, format="png", dpi=dpi)
-    finally:
-        plt.close(figure)
-    return buffer.getvalue()

@@ -27,7 +27,6 @@ from probes import (
     save_bits,
 )
 from probes.report import plot_iv_by_capacity
-from probes.report import save_figure as save_probe_figure
 from vinfo.data.registry import DATASETS
 from vinfo.data.synthetic import synthetic_preset_name
 from vinfo.experiments.presets import ProbeStudy, ReproducePreset
@@ -42,6 +41,7 @@ from vinfo.experiments.results import (
     RunKey,
 )
 from vinfo.experiments.sweep import FinishedRun, Progress
+from vinfo.figures import save_figure
 from vinfo.io import read_json, write_json_atomic, write_text_atomic
 
 
@@ -143,7 +143,7 @@ def probe_base_models(
     )
     # all 2 x len(λ) models in one panel are unreadable: the similar-rate pair only
     figure = plot_iv_by_capacity(frame[frame["repr"].isin(pair_names)])
-    figure_file = save_probe_figure(figure, out / IV_CAPACITY_FIGURE)
+    (figure_file,) = save_figure(figure, out / IV_CAPACITY_FIGURE)
     return [table_file, out / PAIRED_FILE, figure_file], pair_delta
 
 

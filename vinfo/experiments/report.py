@@ -5,23 +5,26 @@ writes the figures it generates and copies of the files it shows into the report
 and renders one document twice: ``report.md`` and ``report.html`` (same content; the HTML
 references only files in its own directory, relatively, and embeds no external resource).
 
-The document is a list of blocks (:class:`Heading`, :class:`Paragraph`, :class:`Table`, …)
-rendered by :func:`render_markdown` and :func:`render_html`, so the two files cannot drift.
+The document is a list of blocks (:mod:`vinfo.experiments.document`) rendered by
+:func:`~vinfo.experiments.document.render_markdown` and
+:func:`~vinfo.experiments.document.render_html`, so the two files cannot drift.
 Sections whose inputs are missing (no probe tables yet, an interrupted run) are replaced by a
 one-line note. The closing "reading" paragraph is generated from the numbers and says only
 what they show (e.g. which ``ΔI_V`` intervals exclude 0).
+
+Above 500 lines for one reason: one function per section of one document (run, verdicts, RD,
+probes, co-adaptation, reading, configuration); the document model and its renderers are in
+:mod:`vinfo.experiments.document`.
 """
 
 from __future__ import annotations
 
-import html
 import importlib.metadata
 import json
 import math
 import platform
 import shutil
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +42,19 @@ from vinfo.experiments.analysis import (
     plot_iv_across_beta,
     plot_paired_delta,
 )
-from vinfo.experiments.plots import save_figure
+from vinfo.experiments.document import (
+    Block,
+    Bullets,
+    Code,
+    Heading,
+    Image,
+    Links,
+    Note,
+    Paragraph,
+    Table,
+    render_html,
+    render_markdown,
+)
 from vinfo.experiments.results import (
     BD_FILE,
     CO_ADAPTATION_STEM,
@@ -61,156 +76,10 @@ from vinfo.experiments.results import (
     Results,
     load_results,
 )
+from vinfo.figures import save_figure
 from vinfo.io import atomic_path, write_text_atomic
 
 SOFTWARE = ("torch", "torchvision", "compressai", "numpy", "vinfo-toolkit")
-
-
-# the document model ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Heading:
-    text: str
-    level: int = 2
-
-
-@dataclass(frozen=True)
-class Paragraph:
-    text: str
-
-
-@dataclass(frozen=True)
-class Note:
-    """A one-line remark (a skipped section, a caveat), rendered in italics."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Bullets:
-    items: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Links:
-    """A list of ``(text, relative path)`` links to files in the report directory."""
-
-    items: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
-class Table:
-    """A table of already formatted cells; ``numeric`` columns are right-aligned."""
-
-    header: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    numeric: tuple[bool, ...]
-
-
-@dataclass(frozen=True)
-class Image:
-    """A figure: ``path`` relative to the report directory."""
-
-    path: str
-    alt: str
-    caption: str
-
-
-@dataclass(frozen=True)
-class Code:
-    text: str
-    language: str = ""
-
-
-Block = Heading | Paragraph | Note | Bullets | Links | Table | Image | Code
-
-
-_MD_SPECIAL = "\\`*_[]<>|#"
-
-
-def _md(text: str) -> str:
-    """Escape Markdown syntax in plain text (``I_V`` must not start emphasis)."""
-    return "".join(f"\\{c}" if c in _MD_SPECIAL else c for c in text)
-
-
-def render_markdown(blocks: Sequence[Block]) -> str:
-    """The blocks as Markdown (CommonMark with GitHub tables)."""
-    parts = []
-    for block in blocks:
-        if isinstance(block, Heading):
-            parts.append(f"{'#' * block.level} {_md(block.text)}")
-        elif isinstance(block, Paragraph):
-            parts.append(_md(block.text))
-        elif isinstance(block, Note):
-            parts.append(f"*{_md(block.text)}*")
-        elif isinstance(block, Bullets):
-            parts.append("\n".join(f"- {_md(item)}" for item in block.items))
-        elif isinstance(block, Links):
-            parts.append("\n".join(f"- [{_md(text)}]({path})" for text, path in block.items))
-        elif isinstance(block, Table):
-            lines = ["| " + " | ".join(_md(h) for h in block.header) + " |",
-                     "|" + "|".join("---:" if n else "---" for n in block.numeric) + "|"]
-            lines += ["| " + " | ".join(_md(cell) for cell in row) + " |" for row in block.rows]
-            parts.append("\n".join(lines))
-        elif isinstance(block, Image):
-            parts.append(f"![{_md(block.alt)}]({block.path})\n\n*{_md(block.caption)}*")
-        elif isinstance(block, Code):
-            fence = "````" if "```" in block.text else "```"
-            parts.append(f"{fence}{block.language}\n{block.text.rstrip()}\n{fence}")
-        else:  # pragma: no cover - the Block union is closed
-            raise TypeError(f"unknown block {block!r}")
-    return "\n\n".join(parts) + "\n"
-
-
-_CSS = """
-body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto;
-       padding: 0 1rem; line-height: 1.45; color: #222; }
-table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
-th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; vertical-align: top; }
-th { background: #f2f2f2; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-figure { margin: 1rem 0; } img { max-width: 100%; }
-figcaption, .note { color: #555; font-style: italic; }
-pre { background: #f6f6f6; padding: 0.75rem; overflow-x: auto; font-size: 0.85rem; }
-"""
-
-
-def render_html(blocks: Sequence[Block], title: str) -> str:
-    """The blocks as one HTML5 page (inline CSS; images and links relative)."""
-    e = html.escape
-    body = []
-    for block in blocks:
-        if isinstance(block, Heading):
-            body.append(f"<h{block.level}>{e(block.text)}</h{block.level}>")
-        elif isinstance(block, Paragraph):
-            body.append(f"<p>{e(block.text)}</p>")
-        elif isinstance(block, Note):
-            body.append(f'<p class="note">{e(block.text)}</p>')
-        elif isinstance(block, Bullets):
-            items = "".join(f"<li>{e(item)}</li>" for item in block.items)
-            body.append(f"<ul>{items}</ul>")
-        elif isinstance(block, Links):
-            items = "".join(f'<li><a href="{e(path)}">{e(text)}</a></li>'
-                            for text, path in block.items)
-            body.append(f"<ul>{items}</ul>")
-        elif isinstance(block, Table):
-            head = "".join(f"<th>{e(h)}</th>" for h in block.header)
-            rows = "".join(
-                "<tr>" + "".join(f'<td class="num">{e(c)}</td>' if n else f"<td>{e(c)}</td>"
-                                 for c, n in zip(row, block.numeric, strict=True)) + "</tr>"
-                for row in block.rows)
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-        elif isinstance(block, Image):
-            body.append(f'<figure><img src="{e(block.path)}" alt="{e(block.alt)}">'
-                        f"<figcaption>{e(block.caption)}</figcaption></figure>")
-        elif isinstance(block, Code):
-            body.append(f"<pre><code>{e(block.text.rstrip())}</code></pre>")
-        else:  # pragma: no cover - the Block union is closed
-            raise TypeError(f"unknown block {block!r}")
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-            + "\n".join(body) + "\n</body>\n</html>\n")
 
 
 # formatting helpers ---------------------------------------------------------------------------
@@ -259,6 +128,19 @@ def _bd_cells(bd: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str], str]:
     return frame, columns, overlap_legend(float(limits.iloc[0]))
 
 
+def bd_table_blocks(bd: pd.DataFrame) -> list[Block]:
+    """A BD table (:func:`vinfo.experiments.rd.bd_table`) as a :class:`Table` (each value beside
+    its overlap) and the paragraph that reads its signs and overlaps."""
+    columns = {c: c for c in ("figure", "task") if c in bd.columns}
+    columns |= {"anchor": "anchor", "test": "test", "metric": "metric"}
+    frame, value_columns, legend = _bd_cells(bd)
+    columns |= value_columns
+    return [_table(frame, columns, tuple(c for c in value_columns if c != "note")),
+            Paragraph("BD-rate < 0: the test curve needs fewer bits for the same quality. "
+                      "BD-metric > 0: the test curve is better at equal rate. n/a: undefined, "
+                      f"the note says why. {legend}")]
+
+
 def _low_overlap_count(bd: pd.DataFrame) -> int:
     """Defined BD rows whose curves overlap on less than their ``min_overlap``."""
     if "bd_rate_overlap" not in bd.columns:
@@ -292,7 +174,7 @@ def _write_csv(frame: pd.DataFrame, out: Path, name: str) -> str:
 
 
 def _save(figure: Any, out: Path, stem: str) -> str:
-    (path,) = save_figure(figure, out / stem, ("png",))
+    (path,) = save_figure(figure, out / f"{stem}.png")
     return path.name
 
 
@@ -372,14 +254,9 @@ def _rd_section(results: Results, out: Path) -> tuple[list[Block], pd.DataFrame 
         bd = results.bd
         columns = {c: c for c in ("figure", "task") if c in bd.columns}
         columns |= {"anchor": "anchor", "test": "test", "metric": "metric"}
-        frame, value_columns, legend = _bd_cells(bd)
-        columns |= value_columns
         blocks += [
             Heading("BD table (anchor = baseline, test = proposed)", 3),
-            _table(frame, columns, tuple(c for c in value_columns if c != "note")),
-            Paragraph("BD-rate < 0: the test curve needs fewer bits for the same quality. "
-                      "BD-metric > 0: the test curve is better at equal rate. n/a: undefined, "
-                      f"the note says why. {legend}"),
+            *bd_table_blocks(bd),
             Links(((BD_FILE, _copy(results.root / BD_FILE, out)),)),
         ]
     captions = {f"{FIG2_STEM}.png": "Fig. 2 layout: base task and reconstruction (direct, "
@@ -735,19 +612,4 @@ def write_report(results: str | Path | Results, out: str | Path | None = None) -
     return out / REPORT_MD
 
 
-__all__ = [
-    "Block",
-    "Bullets",
-    "Code",
-    "Heading",
-    "Image",
-    "Links",
-    "Note",
-    "Paragraph",
-    "Table",
-    "build_report",
-    "render_html",
-    "render_markdown",
-    "software_versions",
-    "write_report",
-]
+__all__ = ["bd_table_blocks", "build_report", "software_versions", "write_report"]

@@ -23,6 +23,10 @@ The pipeline, for one preset (:data:`vinfo.experiments.presets.REPRODUCE_PRESETS
 6. the report of :mod:`vinfo.experiments.report` (``report/report.md`` and ``report.html``).
 
 Everything lands under ``out``; rerunning skips finished models and resumes interrupted ones.
+
+Above 500 lines for one reason: the pipeline's steps share one state (the plan, the chosen
+pair, the seeds' replicas, the phase clock); the presets, the probe step, the paper's layout
+and the summary each live in their own module (presets, probe_step, paper_layout, summary).
 """
 
 from __future__ import annotations
@@ -38,28 +42,25 @@ from typing import Any
 import pandas as pd
 import torch
 
-from bdrate.core import DEFAULT_METHOD
 from bdrate.directions import metric_direction
+from vinfo.experiments.document import render_markdown
 from vinfo.experiments.evaluate import TASK_EVALUATORS, trivial_metrics
+from vinfo.experiments.paper_layout import bd_rows, paper_comparisons, write_paper_figures
 from vinfo.experiments.plan import DataSource, Executor, Plan, executor_for
-from vinfo.experiments.plots import Panel, plot_rd_panels, save_figure
 from vinfo.experiments.presets import ReproducePreset, Secondary, get_preset
 from vinfo.experiments.probe_step import probe_base_models
 from vinfo.experiments.rd import (
-    Comparison,
-    bd_table,
     bd_table_markdown,
     pick_similar_rate_pair,
     write_rd_csv,
 )
+from vinfo.experiments.rd_collect import collect_rd
 from vinfo.experiments.report import write_report
 from vinfo.experiments.results import (
     BASE_STRATEGY,
     BD_FILE,
     BD_MARKDOWN_FILE,
     CONFIG_FILE,
-    FIG2_STEM,
-    FIG3_STEM,
     FINISHED_MARKER,
     LOSS_TERMS_FILE,
     PAIR_FILE,
@@ -76,14 +77,13 @@ from vinfo.experiments.results import (
     rd_file,
 )
 from vinfo.experiments.splits import Splits, dataset_splits, experiment_transforms
+from vinfo.experiments.summary import summary_blocks
 from vinfo.experiments.sweep import (
     FinishedRun,
     PlannedRun,
     Progress,
     RunSpec,
     _dependencies,
-    collect_rd,
-    curve_label,
     data_record,
     plan_lambda_sweep,
     train_split_name,
@@ -126,69 +126,6 @@ def _splits(preset: ReproducePreset, data_root: str | Path | None) -> Splits:
         test_fraction=preset.test_fraction,
         **experiment_transforms(augment=preset.augment, downscale=preset.downscale),
     )
-
-
-def _figure(task: str, strategy: str, base_task: str) -> str:
-    """Where the paper shows a comparison: Fig. 2 (left COCO/detection: a, c, e; right
-    Cityscapes/depth: b, d, f) for the base task and reconstruction, Fig. 3 otherwise."""
-    column = {"detection": 0, "depth": 1}.get(base_task)
-    row = {"direct": 0, "scalable": 1, BASE_STRATEGY: 2}.get(strategy)
-    if task == "reconstruction" or task == base_task:
-        letter = "" if column is None or row is None else "abcdef"[2 * row + column]
-        return f"Fig. 2{letter}"
-    return "Fig. 3"
-
-
-def _comparisons(preset: ReproducePreset) -> list[tuple[str, Comparison]]:
-    """``(task, comparison)``: proposed vs baseline for every curve pair, as in the paper;
-    plus standalone vs each scalable curve (the paper's Fig. 3 remark)."""
-    b0, b1 = preset.betas
-    metric = TASK_EVALUATORS.get(preset.base_task).primary_metric
-    rows = [
-        (
-            preset.base_task,
-            Comparison(
-                _figure(preset.base_task, BASE_STRATEGY, preset.base_task),
-                curve_label(BASE_STRATEGY, b0),
-                curve_label(BASE_STRATEGY, b1),
-                metric,
-            ),
-        )
-    ]
-    for secondary in preset.secondary:
-        metric = TASK_EVALUATORS.get(secondary.task).primary_metric
-        for strategy in ("direct", "scalable"):
-            if strategy in secondary.strategies:
-                figure = _figure(secondary.task, strategy, preset.base_task)
-                labels = curve_label(strategy, b0), curve_label(strategy, b1)
-                comparison = Comparison(figure, *labels, metric)
-                rows.append((secondary.task, comparison))
-        if "standalone" in secondary.strategies:
-            figure = _figure(secondary.task, "scalable", preset.base_task)
-            for beta in (b0, b1):
-                comparison = Comparison(figure, "standalone", curve_label("scalable", beta), metric)
-                rows.append((secondary.task, comparison))
-    return rows
-
-
-def bd_rows(
-    frames: dict[str, pd.DataFrame],
-    comparisons: Sequence[tuple[str, Comparison]],
-    method: str = DEFAULT_METHOD,
-) -> pd.DataFrame:
-    """The BD table of ``(task, comparison)`` rows, each computed on ``frames[task]``.
-
-    Where ``method`` needs monotone curves and one is not (noisy short training), the row is
-    computed on the curves' Pareto fronts and says so in ``note``; undefined values (no
-    overlap, too few points, an interpolant the data cannot support) are NaN with the reason in
-    ``note``. Each row carries the overlaps of its curves (:func:`vinfo.experiments.rd.bd_table`).
-    """
-    tables = []
-    for task in dict.fromkeys(task for task, _ in comparisons):
-        rows = [c for t, c in comparisons if t == task]
-        table = bd_table(frames[task], rows, method=method, prune_dominated=True)
-        tables.append(table.assign(task=task))
-    return pd.concat(tables, ignore_index=True)
 
 
 def _check_out(out: Path, preset: ReproducePreset) -> None:
@@ -400,11 +337,11 @@ def _reproduce(
     files: list[Path] = []
     for task, frame in frames.items():
         files.append(write_rd_csv(frame, out / rd_file(task)))
-    table = bd_rows(frames, _comparisons(preset), preset.bd_method)
+    table = bd_rows(frames, paper_comparisons(preset), preset.bd_method)
     write_text_atomic(out / BD_FILE, table.to_csv(index=False))
     write_text_atomic(out / BD_MARKDOWN_FILE, bd_table_markdown(table))
     files += [out / BD_FILE, out / BD_MARKDOWN_FILE]
-    files += _figures(preset, frames, out)
+    files += write_paper_figures(preset, frames, out)
     trivial = _trivial_check(preset, frames, splits)
     write_text_atomic(out / TRIVIAL_FILE, trivial.to_csv(index=False))
     terms = loss_terms(base_plan[proposed][0])
@@ -428,8 +365,9 @@ def _reproduce(
     )
     write_text_atomic(out / VERDICTS_FILE, verdicts.to_csv(index=False))
     seconds = time.perf_counter() - started
-    summary = _summary(preset, pair, table, trivial, seconds, probe_pair, verdicts, seeds, terms)
-    write_text_atomic(out / FINISHED_MARKER, summary)
+    summary = summary_blocks(preset, pair, table, trivial, _clock(seconds), probe_pair, verdicts,
+                             seeds, terms)
+    write_text_atomic(out / FINISHED_MARKER, render_markdown(summary))
     files += [out / VERDICTS_FILE, out / FINISHED_MARKER, out / PAIR_FILE, out / CONFIG_FILE]
     report = write_report(out, out / REPORT_DIR)
     files += [report, report.with_suffix(".html")]
@@ -639,45 +577,6 @@ class PresetData:
         return _splits(self.preset, self.data_root)
 
 
-def _figures(preset: ReproducePreset, frames: dict[str, pd.DataFrame], out: Path) -> list[Path]:
-    b0, b1 = preset.betas
-    base_metric = TASK_EVALUATORS.get(preset.base_task).primary_metric
-    files: list[Path] = []
-    fig2_frames = [frames[preset.base_task]]
-    panels: list[Panel] = []
-    secondary_panels: list[tuple[pd.DataFrame, Panel]] = []
-    for secondary in preset.secondary:
-        metric = TASK_EVALUATORS.get(secondary.task).primary_metric
-        for strategy in ("direct", "scalable"):
-            if strategy not in secondary.strategies:
-                continue
-            labels = (curve_label(strategy, b0), curve_label(strategy, b1))
-            if strategy == "scalable" and "standalone" in secondary.strategies:
-                labels += ("standalone",)
-            figure = _figure(secondary.task, strategy, preset.base_task)
-            panel = Panel(f"{figure}: {secondary.task}, {strategy}", metric, labels)
-            if figure.startswith("Fig. 2"):
-                panels.append(panel)
-            else:
-                secondary_panels.append((frames[secondary.task], panel))
-        if secondary.task == "reconstruction":
-            fig2_frames.append(frames[secondary.task])
-    base_figure = _figure(preset.base_task, BASE_STRATEGY, preset.base_task)
-    panels.append(
-        Panel(
-            f"{base_figure}: {preset.base_task} (base task)",
-            base_metric,
-            (curve_label(BASE_STRATEGY, b0), curve_label(BASE_STRATEGY, b1)),
-        )
-    )
-    files += save_figure(plot_rd_panels(pd.concat(fig2_frames), panels), out / FIG2_STEM)
-    if secondary_panels:
-        frame = pd.concat([f for f, _ in secondary_panels]).drop_duplicates()
-        figure = plot_rd_panels(frame, [p for _, p in secondary_panels], columns=1)
-        files += save_figure(figure, out / FIG3_STEM)
-    return files
-
-
 def _trivial_check(
     preset: ReproducePreset, frames: dict[str, pd.DataFrame], splits: Splits
 ) -> pd.DataFrame:
@@ -706,89 +605,4 @@ def _trivial_check(
     return pd.DataFrame(rows)
 
 
-def _summary(
-    preset: ReproducePreset,
-    pair: dict[str, Any],
-    table: pd.DataFrame,
-    trivial: pd.DataFrame,
-    seconds: float,
-    probe_pair: pd.DataFrame | None = None,
-    verdicts: pd.DataFrame | None = None,
-    seeds: pd.DataFrame | None = None,
-    terms: pd.DataFrame | None = None,
-) -> str:
-    lines = [
-        "# vinfo reproduce",
-        "",
-        f"Preset: {preset.description}.",
-        f"Wall time of the last call: {_clock(seconds)} (mm:ss; a rerun skips finished models).",
-        "",
-    ]
-    if verdicts is not None:
-        lines += [
-            "## Verdicts on the paper's claims",
-            "",
-            "Reproduced: every seed (or the CI) has the paper's sign; not reproduced: the "
-            "opposite sign; inconclusive: mixed signs, a CI containing 0, or undefined.",
-            "",
-            _markdown(verdicts),
-        ]
-    if seeds is not None and len(seeds):
-        lines += ["## The similar-rate pair across training seeds (test split)", "",
-                  _markdown(seeds), ""]
-    if terms is not None:
-        lines += [
-            "## Loss terms of one base model (eq. 3: λ·d + λ·β·D_recon + R, train means)",
-            "",
-            _markdown(terms),
-        ]
-    lines += [
-        "## Similar-rate base pair",
-        "",
-        *(f"- {k}: lambda_b = {v['lmbda']:g}, {v['bpp']:.4f} bpp" for k, v in pair.items()),
-        "",
-        "## BD table (anchor = baseline, test = proposed)",
-        "",
-        bd_table_markdown(table.drop(columns="task")),
-        "## Trivial predictor check (test split)",
-        "",
-        _markdown(trivial),
-        "",
-    ]
-    if probe_pair is not None and not probe_pair.empty:
-        first = probe_pair.iloc[0]
-        cells = probe_pair.assign(
-            ci=[f"[{low:+.4f}, {high:+.4f}]" for low, high in
-                zip(probe_pair["delta_iv_ci_low"], probe_pair["delta_iv_ci_high"], strict=True)],
-            **{name: probe_pair[name].map(lambda value: f"{value:+.4f}")
-               for name in ("delta_iv", "repr_iv", "anchor_iv")},
-        )[["target", "family", "delta_iv", "ci", "repr_iv", "anchor_iv"]]
-        cells.columns = ["target", "family", "ΔI_V", "CI", f"I_V {first['repr']}",
-                         f"I_V {first['anchor']}"]
-        lines += [
-            "## V-information probes of the similar-rate pair",
-            "",
-            f"ΔI_V = I_V({first['repr']}) − I_V({first['anchor']}), bits per target pixel, "
-            f"paired bootstrap CI over {int(first['n_test_images'])} test images and "
-            f"{int(first['n_seeds'])} seed(s); every base model in probes.csv, β against β at "
-            "the same λ in probes_paired.csv.",
-            "",
-            _markdown(cells),
-            "",
-        ]
-    return "\n".join(lines)
-
-
-def _markdown(frame: pd.DataFrame) -> str:
-    def cell(value: Any) -> str:
-        return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-    lines = [
-        "| " + " | ".join(map(str, frame.columns)) + " |",
-        "|" + "---|" * len(frame.columns),
-        *("| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-__all__ = ["ReproduceResult", "bd_rows", "reproduce"]
+__all__ = ["ReproduceResult", "reproduce"]

@@ -1,4 +1,5 @@
-"""λ sweeps: train the models of a rate-distortion curve, collect them into an RD table.
+"""λ sweeps: train the models of a rate-distortion curve (:mod:`vinfo.experiments.rd_collect`
+evaluates them into an RD table).
 
 Following §4.1 of the paper, a curve is trained from its highest λ (lowest compression)
 down: that model trains from scratch, every other one starts from its weights and trains for
@@ -13,13 +14,17 @@ those of :mod:`vinfo.experiments.results` and :mod:`vinfo.train.trainer`)::
         last_state.pt       the Trainer's resumable state, while it trains
         model.safetensors   the finished checkpoint (save_checkpoint: weights + model.json)
         model.json          its spec, plus the "data" it was trained on (data_record)
-        eval_<split>.json   cached evaluation (see collect_rd)
+        eval_<split>.json   cached evaluation (rd_collect.evaluate_run)
 
 Reruns are cheap and safe: a run with ``model.safetensors`` is skipped, a run with only
 ``last_state.pt`` resumes where it was killed, and a directory written for another spec is
 refused rather than overwritten. Once ``model.safetensors`` is written, the Trainer's two
 scratch files are removed: the checkpoint holds the best epoch's weights, and a finished run
 is never resumed (with a detection head, they were 3/4 of a run folder's bytes).
+
+Above 500 lines for one reason: a run's spec, its record on disk, its training and the plans
+of a curve are one life cycle (spec → plan → train → record → read back); evaluating finished
+runs into RD rows is :mod:`vinfo.experiments.rd_collect`.
 """
 
 from __future__ import annotations
@@ -33,21 +38,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch.distributed
 from torch import nn
-from torch.utils.data import Dataset
 
 from vinfo.data.sample import collate
 from vinfo.data.synthetic import SyntheticConfig, synthetic_preset_name
-from vinfo.experiments.evaluate import Evaluation, evaluate
 from vinfo.experiments.objectives import initialise_head_at_prior, objective_for
-from vinfo.experiments.rd import RDPoint, rd_frame, write_compressai_json, write_rd_csv
 from vinfo.experiments.results import (
     BASE_STRATEGY,
     CHECKPOINT_FILE,
     EXPERIMENT_FILE,
-    eval_file,
     lmbda_dir,
 )
 from vinfo.experiments.splits import (
@@ -56,7 +56,7 @@ from vinfo.experiments.splits import (
     dataset_splits,
     experiment_transforms,
 )
-from vinfo.io import check_output_file, read_json, write_json_atomic
+from vinfo.io import read_json, write_json_atomic
 from vinfo.lock import folder_lock
 from vinfo.models.base import BaseCodec, check_beta, check_lmbda
 from vinfo.models.checkpoint import load_checkpoint, read_tensors, save_checkpoint
@@ -616,196 +616,20 @@ def train_curve(
             )
 
 
-def find_runs(paths: Iterable[str | Path]) -> list[FinishedRun]:
-    """Finished runs in ``paths``: run directories, or directories searched recursively.
-
-    Raises:
-        FileNotFoundError: a path does not exist or holds no finished run.
-    """
-    runs: list[FinishedRun] = []
-    for path in map(Path, paths):
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such directory")
-        found = sorted(
-            p.parent for p in path.rglob(EXPERIMENT_FILE)
-            if (p.parent / CHECKPOINT_FILE).is_file()
-        )
-        if not found:
-            raise FileNotFoundError(
-                f"{path}: no finished run (no {EXPERIMENT_FILE} + {CHECKPOINT_FILE})"
-            )
-        runs.extend(FinishedRun(read_spec(d), d) for d in found)
-    return runs
-
-
-def evaluate_run(
-    run: FinishedRun,
-    dataset: Dataset,
-    split: str,
-    *,
-    batch_size: int = 16,
-    downscale_factor: int = 1,
-    bitstream_images: int | None = None,
-) -> Evaluation:
-    """:func:`~vinfo.experiments.evaluate.evaluate` a finished run, cached in
-    ``eval_<split>.json`` (recomputed when the settings or the checkpoint change)."""
-    settings = {
-        "split": split,
-        "num_images": len(dataset),
-        "batch_size": batch_size,
-        "downscale_factor": downscale_factor,
-        "bitstream_images": bitstream_images,
-        "checkpoint_mtime_ns": run.checkpoint.stat().st_mtime_ns,
-    }
-    cache = run.run_dir / eval_file(split)
-    if cache.is_file():
-        stored = read_json(cache)
-        if isinstance(stored, dict) and stored.get("settings") == settings:
-            return Evaluation.from_dict(stored["evaluation"])
-    evaluation = evaluate(
-        load_checkpoint(run.checkpoint),
-        dataset,
-        batch_size=batch_size,
-        downscale_factor=downscale_factor,
-        bitstream_images=bitstream_images,
-    )
-    write_json_atomic(cache, {"settings": settings, "evaluation": evaluation.to_dict()})
-    return evaluation
-
-
-def rd_point(spec: RunSpec, evaluation: Evaluation, label: str | None = None) -> RDPoint:
-    """One row of an RD table: the spec's curve, λ and β, the rates and every metric, plus
-    ``lmbda_base`` (the base model's λ), ``bpp_actual`` and ``rate_overhead`` (NaN when no
-    bitstream was written)."""
-    nan = float("nan")
-    metrics = {
-        **evaluation.metrics,
-        "lmbda_base": spec.lmbda if spec.is_base else _base_lmbda(spec),
-        "bpp_actual": nan if evaluation.bpp_actual is None else evaluation.bpp_actual,
-        "rate_overhead": nan if evaluation.rate_overhead is None else evaluation.rate_overhead,
-    }
-    return RDPoint(
-        label or spec.curve,
-        spec.beta,
-        spec.lmbda,
-        spec.task,
-        spec.strategy,
-        evaluation.bpp_base,
-        evaluation.bpp_enhancement,
-        metrics,
-    )
-
-
-def _base_lmbda(spec: RunSpec) -> float:
-    """λ of the base model an enhancement model sits on (NaN if the base is no run dir)."""
-    try:
-        return read_spec(Path(spec.base).parent).lmbda
-    except FileNotFoundError:
-        return float("nan")
-
-
-def collect_rd(
-    runs: Iterable[FinishedRun],
-    dataset: Dataset,
-    split: str,
-    *,
-    batch_size: int = 16,
-    downscale_factor: int = 1,
-    bitstream_images: int | None = None,
-    progress: Progress = _silent,
-) -> pd.DataFrame:
-    """Evaluate finished runs on ``dataset`` and return their tidy RD table (one row each)."""
-    points = []
-    for run in runs:
-        progress(f"evaluate {run.spec.task} {run.spec.curve} lambda={run.spec.lmbda:g}")
-        evaluation = evaluate_run(
-            run,
-            dataset,
-            split,
-            batch_size=batch_size,
-            downscale_factor=downscale_factor,
-            bitstream_images=bitstream_images,
-        )
-        points.append(rd_point(run.spec, evaluation))
-    return rd_frame(points)
-
-
-def write_rd(
-    paths: Iterable[str | Path],
-    out: str | Path,
-    *,
-    compressai_dir: str | Path | None = None,
-    dataset: str = "synthetic",
-    split: str = "test",
-    data_root: str | Path | None = None,
-    synthetic: str = "tiny",
-    downscale: int = 1,
-    batch_size: int = 16,
-    bitstream_images: int | None = None,
-    progress: Progress = _silent,
-) -> pd.DataFrame:
-    """``vinfo rd``: evaluate the finished runs under ``paths`` and write their RD table.
-
-    Args:
-        paths: run directories or directories holding them (searched recursively).
-        out: the tidy RD CSV to write (read directly by ``vinfo bdrate``).
-        compressai_dir: if given, also one CompressAI results JSON per curve there.
-        dataset: dataset to evaluate on; ``split`` its split (``val`` or ``test``).
-        data_root: root of a real dataset.
-        synthetic: synthetic preset.
-        downscale: the codecs see images shrunk by this factor.
-        batch_size: images per forward pass.
-        bitstream_images: images coded into real bitstreams per model (``None``: all).
-        progress: called with one line per model.
-
-    Returns:
-        The RD table.
-
-    Raises:
-        ValueError: ``out`` does not end in ``.csv`` (checked before any work).
-    """
-    check_output_file(out, (".csv",), "the RD table")
-    splits = dataset_splits(dataset, root=data_root, synthetic=synthetic)
-    frame = collect_rd(
-        find_runs(paths),
-        splits.get(split),
-        split,
-        batch_size=batch_size,
-        downscale_factor=downscale,
-        bitstream_images=bitstream_images,
-        progress=progress,
-    )
-    write_rd_csv(frame, out)
-    if compressai_dir is not None:
-        directory = Path(compressai_dir)
-        directory.mkdir(parents=True, exist_ok=True)
-        for label in frame["label"].unique():
-            # JSON has no NaN: keep the columns this curve has a value for in every row
-            curve = frame[frame["label"] == label].dropna(axis=1, how="any")
-            name = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in label)
-            write_compressai_json(curve, label, directory / f"{name}.json")
-    return frame
-
-
 __all__ = [
     "FinishedRun",
     "PlannedRun",
     "RunSpec",
     "build_model",
-    "collect_rd",
     "curve_label",
     "data_record",
-    "evaluate_run",
-    "find_runs",
     "lambda_sweep",
     "WARM_STARTS",
     "check_lmbdas",
     "check_warm_start",
     "plan_lambda_sweep",
-    "rd_point",
     "read_spec",
     "train_split_name",
-    "write_rd",
     "train_curve",
     "train_run",
     "warm_start",

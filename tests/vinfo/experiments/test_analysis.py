@@ -15,7 +15,7 @@ import pytest
 
 from bdrate import bd_rate
 from vinfo.data import SyntheticConfig
-from vinfo.experiments import demo, plots
+from vinfo.experiments import demo
 from vinfo.experiments.analysis import (
     co_adaptation_table,
     conditional_coding_gain,
@@ -36,6 +36,7 @@ from vinfo.experiments.results import (
     probe_tables,
     with_beta_lmbda,
 )
+from vinfo.figures import figure_png
 
 BETAS = (0.0, 0.1)
 LMBDAS = (0.01, 0.1)
@@ -446,5 +447,5 @@ def test_probe_tables_of_a_run_without_a_probe_step_say_how_to_add_it(tmp_path):
 def test_figure_png_returns_png_bytes_and_closes_the_figure():
     figure, _ = plt.subplots()
     number = figure.number
-    assert plots.figure_png(figure).startswith(b"\x89PNG\r\n\x1a\n")
+    assert figure_png(figure).startswith(b"\x89PNG\r\n\x1a\n")
     assert not plt.fignum_exists(number)

@@ -153,7 +153,8 @@ def test_bd_table_takes_one_method():
 
 
 def test_rd_panels_are_saved_as_png_and_pdf(tmp_path):
-    from vinfo.experiments.plots import Panel, plot_rd_panels, save_figure
+    from vinfo.experiments.plots import Panel, plot_rd_panels
+    from vinfo.figures import save_figure
 
     frame = rd_frame(curve_points(0.0) + curve_points(0.1))
     labels = ("scalable beta=0.0", "scalable beta=0.1")
@@ -172,7 +173,7 @@ def test_rd_panels_are_saved_as_png_and_pdf(tmp_path):
     ]
     first = figure.axes[0]
     assert len(first.get_legend().get_texts()) == 2
-    paths = save_figure(figure, tmp_path / "fig2")
+    paths = save_figure(figure, tmp_path / "fig2.png", tmp_path / "fig2.pdf")
     assert [p.name for p in paths] == ["fig2.png", "fig2.pdf"]
     assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[1].read_bytes()[:4] == b"%PDF"
     with pytest.raises(ValueError, match="lacks"):

@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 
 from bdrate import read_curves
 from cli.main import app
+from vinfo.experiments.paper_layout import paper_comparisons, paper_figure
 from vinfo.experiments.presets import REPRODUCE_PRESETS, describe_plan, get_preset
 from vinfo.experiments.rd import Comparison, RDPoint, bd_table, pareto_front, rd_frame
-from vinfo.experiments.reproduce import _comparisons, _figure, reproduce
+from vinfo.experiments.reproduce import reproduce
 
 
 @pytest.mark.parametrize("name", REPRODUCE_PRESETS.names())
@@ -54,7 +55,7 @@ def test_small_preset_is_the_coco_experiment():
     assert [(s.task, s.strategies) for s in small.secondary] == [
         ("reconstruction", ("direct", "scalable", "standalone"))
     ]
-    figures = {(c.figure, c.anchor) for _, c in _comparisons(small)}
+    figures = {(c.figure, c.anchor) for _, c in paper_comparisons(small)}
     assert {("Fig. 2e", "base beta=0"), ("Fig. 2a", "direct beta=0"),
             ("Fig. 2c", "scalable beta=0")} <= figures
 
@@ -107,14 +108,14 @@ def test_paper_preset_needs_the_dataset(tmp_path):
 
 
 def test_comparisons_follow_the_papers_figures():
-    rows = _comparisons(get_preset("tiny"))
+    rows = paper_comparisons(get_preset("tiny"))
     by_figure = {(c.figure, c.anchor, c.test, c.metric) for _, c in rows}
     assert ("Fig. 2f", "base beta=0", "base beta=0.1", "rmse") in by_figure
     assert ("Fig. 2b", "direct beta=0", "direct beta=0.1", "psnr") in by_figure
     assert ("Fig. 2d", "scalable beta=0", "scalable beta=0.1", "psnr") in by_figure
     assert ("Fig. 3", "scalable beta=0", "scalable beta=0.1", "miou") in by_figure
     assert ("Fig. 3", "standalone", "scalable beta=0", "miou") in by_figure
-    assert _figure("reconstruction", "scalable", "detection") == "Fig. 2c"
+    assert paper_figure("reconstruction", "scalable", "detection") == "Fig. 2c"
 
 
 def test_pareto_front_drops_dominated_points_and_rescues_the_bd_table():

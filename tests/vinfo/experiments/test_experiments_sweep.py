@@ -12,16 +12,15 @@ from safetensors.torch import load_file
 
 from bdrate import read_curves
 from vinfo.data import SyntheticConfig
+from vinfo.experiments import rd_collect
 from vinfo.experiments import sweep as sweep_module
 from vinfo.experiments.evaluate import TASK_EVALUATORS, Evaluation, evaluate, trivial_metrics
 from vinfo.experiments.rd import write_rd_csv
+from vinfo.experiments.rd_collect import collect_rd, evaluate_run, find_runs
 from vinfo.experiments.splits import synthetic_splits
 from vinfo.experiments.sweep import (
     RunSpec,
-    collect_rd,
     curve_label,
-    evaluate_run,
-    find_runs,
     lambda_sweep,
     read_spec,
     train_curve,
@@ -200,7 +199,7 @@ def test_rd_table_of_a_sweep_is_read_by_bdrate(base_curve, splits, tmp_path, mon
     (curve,) = read_curves(write_rd_csv(frame, tmp_path / "rd.csv"))
     assert curve.label == "base beta=0.1" and len(curve.points) == 2
     # the evaluation is cached next to the checkpoint
-    monkeypatch.setattr(sweep_module, "evaluate", lambda *a, **k: pytest.fail("recomputed"))
+    monkeypatch.setattr(rd_collect, "evaluate", lambda *a, **k: pytest.fail("recomputed"))
     cached = evaluate_run(runs[0], splits.test, "test")
     assert cached.metrics == pytest.approx(
         frame[frame["lmbda"] == runs[0].spec.lmbda].iloc[0][list(cached.metrics)].to_dict()

@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 import pytest
 from test_analysis import paired_frame, probes_frame, write_results  # same directory
 
-from vinfo.experiments.report import (
+from vinfo.experiments.document import (
     Code,
     Heading,
     Image,
@@ -20,8 +20,8 @@ from vinfo.experiments.report import (
     Table,
     render_html,
     render_markdown,
-    write_report,
 )
+from vinfo.experiments.report import write_report
 from vinfo.experiments.results import load_results
 
 VOID = {"meta", "img", "br", "hr", "link", "input", "col", "source", "wbr"}
