@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import submitit
 import torch
@@ -46,6 +46,7 @@ from vinfo.io import read_json, write_json_atomic
 from vinfo.train.distributed import process_group_from_env
 
 _POLL_SECONDS = 2.0
+K = TypeVar("K")
 
 
 class _SlurmRun(submitit.helpers.Checkpointable):
@@ -167,46 +168,29 @@ class SlurmExecutor:
         jobs = executor.map_array(_SlurmCall(function, threads), items)
         progress(f"submitted {len(jobs)} cells as SLURM job array "
                  f"{str(jobs[0].job_id).split('_')[0]}; logs in {self.folder}")
-        pending = dict(enumerate(jobs))
-        failed: dict[str, str] = {}
         done = 0
-        while pending:
-            states = queue_states([job.job_id for job in pending.values()])
-            for index, job in list(pending.items()):
-                state = states.get(job.job_id, "ENDED")
-                if state in _ACTIVE or (state == "ENDED" and not _job_ended(job)):
-                    continue
-                del pending[index]
-                item = items[index]
-                ok = finished(item) if finished is not None else state in ("COMPLETED", "ENDED")
-                if ok:
-                    done += 1
-                    progress(f"[{done}/{len(items)}] {item}")
-                else:
-                    failed[str(item)] = _failure(job, state)
-                    progress(f"failed: {item}: {failed[str(item)]}")
-            if pending:
-                time.sleep(_POLL_SECONDS)
+
+        def ended(index: int, failure: str | None) -> None:
+            nonlocal done
+            if failure is None:
+                done += 1
+                progress(f"[{done}/{len(items)}] {items[index]}")
+            else:
+                progress(f"failed: {items[index]}: {failure}")
+
+        failed = _wait_for(dict(enumerate(jobs)), lambda index, state: (
+            finished(items[index]) if finished is not None else state in ("COMPLETED", "ENDED")),
+            ended)
         if failed:
-            raise PlanError(failed, [])
+            raise PlanError({str(items[index]): reason for index, reason in failed.items()}, [])
 
     def _wait(self, plan: Plan, jobs: Mapping[Path, submitit.Job[Any]], progress: Progress
               ) -> None:
-        pending = dict(jobs)
-        failed: dict[Path, str] = {}
-        while pending:
-            states = queue_states([job.job_id for job in pending.values()])
-            for run_dir, job in list(pending.items()):
-                state = states.get(job.job_id, "ENDED")
-                if state in _ACTIVE or (state == "ENDED" and not _job_ended(job)):
-                    continue
-                del pending[run_dir]
-                if is_finished(run_dir):
-                    continue
-                failed[run_dir] = _failure(job, state)
-                progress(f"failed: {run_dir}: {failed[run_dir]}")
-            if pending:
-                time.sleep(_POLL_SECONDS)
+        def ended(run_dir: Path, failure: str | None) -> None:
+            if failure is not None:
+                progress(f"failed: {run_dir}: {failure}")
+
+        failed = _wait_for(jobs, lambda run_dir, state: is_finished(run_dir), ended)
         if failed:
             by_dir = {run.run_dir: run for run in plan.runs}
             skipped = [d for d in failed if any(n in failed for n in by_dir[d].after)]
@@ -216,6 +200,32 @@ class SlurmExecutor:
 _ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "RESIZING",
            "SUSPENDED", "STAGE_OUT"}
 """SLURM job states of a job that has not ended."""
+
+
+def _wait_for(jobs: Mapping[K, submitit.Job[Any]], succeeded: Callable[[K, str], bool],
+              ended: Callable[[K, str | None], None]) -> dict[K, str]:
+    """Poll the queue until every job of ``jobs`` (key → job) has ended; a job that ended
+    without ``succeeded(key, state)`` failed. ``ended(key, failure)`` is called as each ends
+    (``failure``: ``None``, or the line of :func:`_failure`).
+
+    Returns:
+        key → failure line, for the jobs that failed.
+    """
+    pending = dict(jobs)
+    failed: dict[K, str] = {}
+    while pending:
+        states = queue_states([job.job_id for job in pending.values()])
+        for key, job in list(pending.items()):
+            state = states.get(job.job_id, "ENDED")
+            if state in _ACTIVE or (state == "ENDED" and not _job_ended(job)):
+                continue
+            del pending[key]
+            if not succeeded(key, state):
+                failed[key] = _failure(job, state)
+            ended(key, failed.get(key))
+        if pending:
+            time.sleep(_POLL_SECONDS)
+    return failed
 
 
 def queue_states(job_ids: list[str]) -> dict[str, str]:
