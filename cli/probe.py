@@ -257,15 +257,13 @@ def probe(
         raise ValueError(f"{pvi_maps}: --pvi-maps must be a directory")
     if seeds is not None and seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
-    grid = _grid(check_executor(executor), workers, grid_dir, out, mdl, pvi_maps,
-                 {"folder": slurm_folder, "partition": slurm_partition,
-                  "gpus_per_node": slurm_gpus_per_node, "time_min": slurm_time,
-                  "cpus_per_task": slurm_cpus_per_task})
-    if grid is not None:
-        grid_dir = grid_dir or _default_grid_dir(out)
+    grid, grid_dir = _grid(check_executor(executor), workers, grid_dir, out, mdl, pvi_maps,
+                           {"folder": slurm_folder, "partition": slurm_partition,
+                            "gpus_per_node": slurm_gpus_per_node, "time_min": slurm_time,
+                            "cpus_per_task": slurm_cpus_per_task})
     # one writer per folder: the folders receiving outputs are locked until the command ends
     outputs = {path.parent for path in (out, paired_out, plot) if path is not None}
-    outputs |= {grid_dir} if grid is not None else set()
+    outputs |= {grid_dir} if grid_dir is not None else set()
     for folder in sorted({path.resolve() for path in outputs | {pvi_maps} if path is not None}):
         ctx.with_resource(folder_lock(folder))
     probe_kwargs = {key: value for key, value in
@@ -351,20 +349,22 @@ def _default_grid_dir(out: Path | None) -> Path:
 
 
 def _grid(executor: str | None, workers: int | None, grid_dir: Path | None, out: Path | None,
-          mdl: bool, pvi_maps: Path | None, slurm: dict[str, object]) -> GridExecutor | None:
-    """The grid executor the options name (``None``: every fit in this process)."""
-    on_slurm = slurm_executor(executor, (grid_dir or _default_grid_dir(out)) / "slurm",
-                              **slurm)  # type: ignore[arg-type]
+          mdl: bool, pvi_maps: Path | None, slurm: dict[str, object]
+          ) -> tuple[GridExecutor | None, Path | None]:
+    """The grid executor the options name and its folder (``None, None``: every fit in this
+    process)."""
+    folder = grid_dir or _default_grid_dir(out)
+    on_slurm = slurm_executor(executor, folder / "slurm", **slurm)  # type: ignore[arg-type]
     if executor not in ("processes", "slurm"):
         given = [name for name, value in (("--workers", workers), ("--grid-dir", grid_dir))
                  if value is not None]
         if given:
             raise ValueError(f"{', '.join(given)}: only with --executor processes or slurm")
-        return None
+        return None, None
     if mdl or pvi_maps is not None:
         raise ValueError(f"--executor {executor} fits held-out cells: not with --estimator mdl "
                          "or --pvi-maps")
-    return on_slurm or ProcessExecutor(workers)
+    return on_slurm or ProcessExecutor(workers), folder
 
 
 @app.command()

@@ -5,8 +5,9 @@ names the representation file, the data it is probed on, the partition and the p
 arguments, so that a worker rebuilds the cell's splits from the representation cache (the
 driver computed every representation first) and needs nothing from the driver's memory.
 :func:`fit_cell_job` fits it and writes its :class:`probes.study.CellResult` atomically to
-``folder/<key>.json``, where ``key`` hashes the job: a finished cell is never fitted again,
-so a grid that was cancelled or failed halfway resumes with only the missing cells.
+``folder/<target>-<family>-seed<seed>-<key>.json``, where ``key`` hashes the job: a finished
+cell is never fitted again, so a grid that was cancelled or failed halfway resumes with only
+the missing cells.
 
 A worker fits its own null (the in-process study shares one per target); the null solver is
 deterministic, so the cells, and the table :func:`probes.study.study_table` makes of them,

@@ -27,7 +27,15 @@ from probes.representations import (
     unique_names,
 )
 from probes.sources import DEFAULT_FRACTIONS, ProbeInputs, build_probe_inputs
-from probes.study import BitsRecord, FitEvent, check_study, run_probes, study_cells, study_table
+from probes.study import (
+    BitsRecord,
+    FitEvent,
+    check_study,
+    control_seed,
+    run_probes,
+    study_cells,
+    study_table,
+)
 from probes.uncertainty import MIN_BOOTSTRAP_IMAGES
 
 ESTIMATORS = ("iv", "mdl")
@@ -173,10 +181,9 @@ def probe_files(
                          "--dataset/--split/--preset/--n-images to probe them on the same images")
     source = representations[0].source
     mdl = estimator == "mdl"
+    min_test = MIN_BOOTSTRAP_IMAGES if n_resamples > 0 and not mdl else 1
     inputs = build_probe_inputs({r.name: r.bundle for r in representations}, targets, source,
-                                fractions=fractions, split_seed=split_seed,
-                                min_test=MIN_BOOTSTRAP_IMAGES if n_resamples > 0 and not mdl
-                                else 1)
+                                fractions=fractions, split_seed=split_seed, min_test=min_test)
     paths_by_name = {name: str(path) for name, path in zip(names, paths, strict=True)}
     if mdl:
         frame = mdl_probes(inputs.data, families, seeds, confidence=confidence,
@@ -204,10 +211,8 @@ def probe_files(
                 "n_images": n_images, "downscale": downscale,
                 "cache_dir": str(Path(cache_dir or default_cache_dir()).resolve())}
         jobs = [CellJob(_job_path(paths_by_name[cell.repr]), cell.repr, load, tuple(fractions),
-                        split_seed, MIN_BOOTSTRAP_IMAGES if n_resamples > 0 else 1, cell,
-                        dict(probe_kwargs or {}),
-                        seeds[0] if controls and cell.seed == seeds[0] and cell.family != "null"
-                        else None)
+                        split_seed, min_test, cell, dict(probe_kwargs or {}),
+                        control_seed(cell, seeds, controls))
                 for cell in study_cells({r.name: list(targets) for r in representations},
                                         families, seeds)]
         assert grid_dir is not None

@@ -195,6 +195,12 @@ def study_cells(targets_of: Mapping[str, Sequence[str]], families: Sequence[str]
             for family in ranked for seed in seeds]
 
 
+def control_seed(cell: StudyCell, seeds: Sequence[int], controls: bool) -> int | None:
+    """The seed of ``cell``'s controls, or ``None``: the controls run once per representation,
+    target and family above ``null``, on the first seed."""
+    return seeds[0] if controls and cell.seed == seeds[0] and cell.family != "null" else None
+
+
 def probe_arguments(target: str, probe_kwargs: Mapping[str, object] | None,
                     head_kwargs: Mapping[str, Mapping[str, object]] | None) -> dict[str, object]:
     """:class:`VInfoProbe` arguments of one target: ``probe_kwargs`` with that target's
@@ -320,7 +326,8 @@ def run_probes(
         null_from = (reference[1] if reference is not None
                      and _same_targets(reference[0], splits) else None)
         result, fit, control_probe = fit_cell(
-            splits, cell, kwargs, control=control if cell.seed == seeds[0] else None,
+            splits, cell, kwargs,
+            control=None if control_seed(cell, seeds, controls) is None else control,
             null_from=null_from, control_null_from=control_nulls.get(key))
         if null_from is None:
             shared_nulls[cell.target] = (splits, fit)
@@ -467,6 +474,7 @@ __all__ = [
     "FitEvent",
     "StudyCell",
     "check_study",
+    "control_seed",
     "fit_cell",
     "probe_arguments",
     "run_probes",
