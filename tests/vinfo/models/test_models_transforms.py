@@ -53,6 +53,21 @@ def test_inference_synthesis_is_within_1e_5_and_leaves_its_input_alone(preset):
     assert torch.equal(y_hat, before)
 
 
+def test_inference_synthesis_layout_is_a_speed_choice_only(monkeypatch):
+    # channels-last inside, contiguous out, and the same image as the contiguous layout
+    import vinfo.models.transforms as transforms
+
+    torch.manual_seed(0)
+    g = SynthesisTransform(codec_preset("small")).eval()
+    y_hat = torch.round(torch.randn(2, g.layers[0].in_channels, 4, 3) * 3)
+    with torch.no_grad():
+        channels_last = g(y_hat)
+        monkeypatch.setattr(transforms, "INFERENCE_CHANNELS_LAST", False)
+        contiguous = g(y_hat)
+    assert channels_last.is_contiguous() and contiguous.is_contiguous()
+    torch.testing.assert_close(channels_last, contiguous, rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("alpha", [1.0, 0.5, 2.0])
 def test_elu_from_exp_matches_elu(alpha):
     x = torch.cat([torch.linspace(-30, 30, 10001), torch.tensor([0.0, -1e-8, 1e-8, -1e-30])])
