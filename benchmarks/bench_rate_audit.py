@@ -49,8 +49,8 @@ from torch.utils.data import DataLoader
 from vinfo.coding.bitstream import HEADER_BYTES, RateAudit, rate_audit
 from vinfo.data import SyntheticConfig
 from vinfo.data.sample import collate
+from vinfo.experiments.datasets import Splits, synthetic_splits
 from vinfo.experiments.evaluate import evaluate
-from vinfo.experiments.splits import Splits, synthetic_splits
 from vinfo.experiments.sweep import RunSpec, train_run
 from vinfo.models.base import BaseCodec
 from vinfo.models.checkpoint import load_checkpoint

@@ -25,12 +25,14 @@ from bdrate.curves import BDResult, RDCurve
 from bdrate.directions import known_metrics
 from vinfo.io import FIGURE_SUFFIXES, check_output_file
 
-_METHOD_HELP = (
+METHOD_HELP = (
     "; ".join(f"{name}: {entry.description}" for name, entry in METHODS.items())
     + "; "
     + "; ".join(f"{alias}: same as {target}" for alias, target in METHOD_ALIASES.items())
     + f"; {ALL_METHODS}: every method side by side"
 )
+"""Every interpolation method of the registry with its description, the aliases and ``all``:
+the one text both ``vinfo --help`` and ``vinfo bdrate --help`` show."""
 
 
 def bdrate(
@@ -51,7 +53,7 @@ def bdrate(
     method: str = typer.Option(
         DEFAULT_METHOD,
         "--method",
-        help=f"Interpolation method, named as in the bjontegaard package. {_METHOD_HELP}.",
+        help=f"Interpolation method, named as in the bjontegaard package. {METHOD_HELP}.",
     ),
     min_overlap: float = typer.Option(
         DEFAULT_MIN_OVERLAP,

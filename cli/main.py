@@ -7,6 +7,7 @@ import warnings
 import matplotlib
 import typer
 
+from bdrate import DEFAULT_METHOD
 from cli import bdrate as bdrate_command
 from cli import data as data_command
 from cli import eval as eval_command
@@ -15,6 +16,7 @@ from cli import rd as rd_command
 from cli import report as report_command
 from cli import reproduce as reproduce_command
 from cli import train as train_command
+from cli.bdrate import METHOD_HELP
 from cli.errors import ErrorHandlingGroup
 
 app = typer.Typer(
@@ -27,9 +29,8 @@ app = typer.Typer(
         "for the same quality (better). BD-metric is in the metric's unit, positive = the test "
         "curve is better at equal rate, whatever the metric's direction.\n\n"
         "Interpolation methods (vinfo bdrate --method), named as in the bjontegaard package: "
-        "akima (default), pchip, cubic (VCEG-M33 cubic polynomial fit; alias polyfit), and "
-        "spline (not-a-knot cubic spline, not in bjontegaard); all: every method side by side. "
-        "Each value comes with the curves' overlap; one the data cannot support is an error."
+        f"{METHOD_HELP} (default {DEFAULT_METHOD}). Each value comes with the curves' overlap; "
+        "one the data cannot support is an error."
     ),
     no_args_is_help=True,
     add_completion=False,

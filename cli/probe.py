@@ -7,6 +7,7 @@ group's callback is the main action: it runs when no sub-command is named), whil
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +26,16 @@ from cli.options import (
     slurm_time_option,
     workers_option,
 )
-from probes import ESTIMATORS, FAMILIES, TARGETS, FitEvent, Representation, probe_files
+from probes import (
+    DEFAULT_SEEDS,
+    ESTIMATORS,
+    FAMILIES,
+    TARGETS,
+    FitEvent,
+    Representation,
+    VInfoProbe,
+    probe_files,
+)
 from probes.estimator import NULLS
 from probes.grid import GridExecutor
 from vinfo.experiments.plan import ProcessExecutor
@@ -33,6 +43,13 @@ from vinfo.io import FIGURE_SUFFIXES, check_output_file, write_table_atomic
 from vinfo.lock import folder_lock
 
 app = typer.Typer(invoke_without_command=True, no_args_is_help=True)
+
+
+def _library_default(function, name: str):
+    """The default of ``function``'s parameter ``name``: the library is the one source of the
+    defaults the options' help states (an option left out is not passed on)."""
+    return inspect.signature(function).parameters[name].default
+
 
 _TABLE_COLUMNS = {
     "repr": "repr", "target": "target", "family": "family", "capacity_rank": "rank",
@@ -146,18 +163,21 @@ def probe(
         help="Shrink images and targets by this factor, the codec's input resolution "
         "(default: recorded in the checkpoint, else 1)."),
     seeds: int = typer.Option(None, "--seeds", show_default=False, min=1,
-                              help="Training seeds per probe (default 1); with --estimator mdl "
-                              "the block orders (default 3)."),
+                              help="Training seeds per probe (default "
+                              f"{DEFAULT_SEEDS['iv']}); with --estimator mdl the block orders "
+                              f"(default {DEFAULT_SEEDS['mdl']})."),
     bootstrap: int = typer.Option(None, "--bootstrap", show_default=False, min=1,
-                                  help="Bootstrap resamples of the CIs (default 1000)."),
+                                  help="Bootstrap resamples of the CIs (default "
+                                  f"{_library_default(probe_files, 'n_resamples')})."),
     null: str = typer.Option(None, "--null", show_default=False,
                              help=f"Null predictor: {', '.join(NULLS)} (the only one: a free "
                              "distribution per target pixel, the null of every family)."),
     width: int = typer.Option(None, "--width", show_default=False, min=1,
                               help="Hidden width of the families (default: family default)."),
     max_epochs: int = typer.Option(None, "--max-epochs", show_default=False, min=1,
-                                   help="Epoch budget of every conditional fit (default 30; the "
-                                   "null is fitted to convergence)."),
+                                   help="Epoch budget of every conditional fit (default "
+                                   f"{_library_default(VInfoProbe, 'max_epochs')}; the null is "
+                                   "fitted to convergence)."),
     cache_dir: Path = typer.Option(
         None, "--cache-dir", show_default=False,
         help="Representation cache (default $VINFO_CACHE_DIR or ~/.cache/vinfo)."),
@@ -182,7 +202,8 @@ def probe(
         None, "--pvi-maps", show_default=False,
         help="Directory for per-pixel PVI maps (.npy + .png) and per-image totals."),
     pvi_images: int = typer.Option(None, "--pvi-images", show_default=False, min=0,
-                                   help="PVI maps written per probe (default 4)."),
+                                   help="PVI maps written per probe (default "
+                                   f"{_library_default(probe_files, 'pvi_images')})."),
     executor: str = executor_option("the probe fits run", "local: one after another in "
                                     "this process"),
     workers: int = workers_option("one per core"),
@@ -282,7 +303,8 @@ def probe(
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, disable=quiet) as progress:
-        total = len(representations) * len(targets) * len(families) * (seeds or 1)
+        seeds = seeds or DEFAULT_SEEDS[estimator]
+        total = len(representations) * len(targets) * len(families) * seeds
         task = progress.add_task("fitting probes", total=None if mdl else total)
 
         def grid_message(message: str) -> None:
@@ -293,7 +315,7 @@ def probe(
                             f"{event.family} seed {event.seed}")
 
         run = probe_files(
-            representations, targets, families, tuple(range(seeds or (3 if mdl else 1))),
+            representations, targets, families, tuple(range(seeds)),
             estimator=estimator, dataset=dataset,
             root=data_root, split=split, preset=preset, n_images=n_images, downscale=downscale,
             cache_dir=cache_dir, probe_kwargs=probe_kwargs, pvi_dir=pvi_maps,

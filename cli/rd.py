@@ -7,10 +7,11 @@ from pathlib import Path
 import typer
 
 from cli.options import SYNTHETIC_PRESET_HELP
-from vinfo.data import DATASETS
+from vinfo.data import experiment_datasets
 from vinfo.experiments.rd_collect import write_rd
+from vinfo.progress import silent
 
-_DATASETS = ", ".join(DATASETS.names())
+_DATASETS = ", ".join(experiment_datasets())
 
 
 def rd(
@@ -37,5 +38,5 @@ def rd(
     frame = write_rd(runs, out, compressai_dir=compressai_json, dataset=dataset, split=split,
                      data_root=data_root, synthetic=synthetic, downscale=downscale,
                      bitstream_images=bitstream_images,
-                     progress=(lambda message: None) if quiet else typer.echo)
+                     progress=silent if quiet else typer.echo)
     typer.echo(f"wrote {len(frame)} models, curves {', '.join(frame['label'].unique())}: {out}")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import typer
 
 from cli.options import SYNTHETIC_PRESET_HELP, check_beta_option, check_lmbda_option
-from vinfo.data import DATASETS
+from vinfo.data import experiment_datasets
 from vinfo.experiments.sweep import train_curve
 from vinfo.models import CODEC_PRESETS, STRATEGIES, TASKS
+from vinfo.progress import silent
 from vinfo.train import LR_SCHEDULES, TrainConfig
 from vinfo.train.distributed import is_main_process
 
@@ -23,7 +25,8 @@ app = typer.Typer(
 _LMBDA = typer.Option(..., "--lmbda", callback=check_lmbda_option,
                       help="Lambda value, > 0 (repeat for a curve).")
 _OUT = typer.Option(..., "--out", "-o", help="Curve directory (one sub-directory per lambda).")
-_DATASET = typer.Option("synthetic", "--dataset", help=f"One of {', '.join(DATASETS.names())}.")
+_DATASET = typer.Option("synthetic", "--dataset",
+                        help=f"One of {', '.join(experiment_datasets())}.")
 _ROOT = typer.Option(None, "--data-root", help="Root of a real dataset (coco, cityscapes).")
 _SYNTHETIC = typer.Option("tiny", "--synthetic", help=SYNTHETIC_PRESET_HELP)
 _CODEC = typer.Option("tiny", "--codec", help=f"Codec preset: {', '.join(CODEC_PRESETS.names())}.")
@@ -34,12 +37,15 @@ _RESUME = typer.Option(True, "--resume/--no-resume", help="Continue interrupted 
 _QUIET = typer.Option(False, "--quiet", "-q", help="No progress output.")
 # Optimisation options default to None and are dropped, so TrainConfig's defaults (the
 # paper's: Adam 1e-4, patience 10, up to 1000 epochs) and its range checks stay the one source
-# of truth; it is built before any work, so a bad value fails first.
-_LR = typer.Option(None, "--lr", help="Adam learning rate \\[default: 1e-4].", show_default=False)
+# of truth, which the help reads; it is built before any work, so a bad value fails first.
+_DEFAULT = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
+_LR = typer.Option(None, "--lr", help=f"Adam learning rate \\[default: {_DEFAULT['lr']:g}].",
+                 show_default=False)
 _SCHEDULE = typer.Option(None, "--lr-schedule", help="Learning-rate schedule: "
-                         f"{', '.join(LR_SCHEDULES)} \\[default: constant].", show_default=False)
+                         f"{', '.join(LR_SCHEDULES)} \\[default: {_DEFAULT['lr_schedule']}].",
+                         show_default=False)
 _EPOCHS = typer.Option(None, "--max-epochs",
-                       help="Epochs of the first model \\[default: 1000].",
+                       help=f"Epochs of the first model \\[default: {_DEFAULT['max_epochs']}].",
                        show_default=False)
 _WARM = typer.Option(None, "--warm-epochs",
                      help="Epochs of warm-started models \\[default: as "
@@ -47,11 +53,13 @@ _WARM = typer.Option(None, "--warm-epochs",
 _STEPS = typer.Option(None, "--max-steps",
                       help="Optimizer steps per model.", show_default=False)
 _PATIENCE = typer.Option(None, "--patience", help="Early-stopping patience in epochs "
-                         "\\[default: 10].", show_default=False)
-_BATCH = typer.Option(None, "--batch-size", help="Global batch size \\[default: 8].",
-                      show_default=False)
-_SEED = typer.Option(None, "--seed", help="Seed \\[default: 0].", show_default=False)
-_DEVICE = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:1 \\[default: auto].",
+                         f"\\[default: {_DEFAULT['patience']}].", show_default=False)
+_BATCH = typer.Option(None, "--batch-size", show_default=False,
+                      help=f"Global batch size \\[default: {_DEFAULT['batch_size']}].")
+_SEED = typer.Option(None, "--seed", help=f"Seed \\[default: {_DEFAULT['seed']}].",
+                     show_default=False)
+_DEVICE = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:1 "
+                       f"\\[default: {_DEFAULT['device']}].",
                        show_default=False)
 
 
@@ -155,4 +163,4 @@ def _report(message: str) -> None:
 
 
 def _echo(quiet: bool):
-    return (lambda message: None) if quiet else _report
+    return silent if quiet else _report

@@ -34,8 +34,8 @@ from probes.heads import (
 )
 from probes.mdl import BLOCK_FRACTIONS, OnlineCode, mdl_probes, online_code
 from probes.paired import PAIRED_COLUMNS, load_bits, paired_differences, save_bits
-from probes.pipeline import ESTIMATORS, ProbeRun, probe_files
-from probes.probe_data import PerImageBits, ProbeData, Splits
+from probes.pipeline import DEFAULT_SEEDS, ESTIMATORS, ProbeRun, probe_files
+from probes.probe_data import PerImageBits, ProbeData, ProbeSplits
 from probes.pvi import PVIMaps, pvi_maps
 from probes.representations import (
     Representation,
@@ -75,6 +75,7 @@ __all__ = [
     "ContinuousHead",
     "DataSource",
     "DiscretizedHead",
+    "DEFAULT_SEEDS",
     "ESTIMATORS",
     "EntropyEstimates",
     "Estimate",
@@ -90,7 +91,7 @@ __all__ = [
     "ProbeScores",
     "Representation",
     "RepresentationBundle",
-    "Splits",
+    "ProbeSplits",
     "Target",
     "VInfoProbe",
     "bootstrap_entropies",

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from probes.estimator import VInfoProbe
-from probes.probe_data import PerImageBits, ProbeData, Splits, as_probe_data
+from probes.probe_data import PerImageBits, ProbeData, ProbeSplits, as_probe_data
 from probes.storage import allocate, gather_rows, row_chunks
 
 
@@ -34,7 +34,7 @@ def shuffle_representation(data: ProbeData, seed: int = 0) -> ProbeData:
     return ProbeData(gather_rows(data.y, permutation), data.z, data.mask)
 
 
-def shuffled_control(probe: VInfoProbe, splits: Splits, seed: int = 0) -> PerImageBits:
+def shuffled_control(probe: VInfoProbe, splits: ProbeSplits, seed: int = 0) -> PerImageBits:
     """Per-image test bits of a fresh copy of ``probe`` fitted on shuffled representations.
 
     The targets are unchanged by the shuffle, so the copy reuses ``probe``'s fitted null; with
@@ -47,7 +47,7 @@ def shuffled_control(probe: VInfoProbe, splits: Splits, seed: int = 0) -> PerIma
     return fitted.per_image_bits(shuffled[2])
 
 
-def control_task(splits: Splits, seed: int = 0, decimals: int = 0) -> Splits:
+def control_task(splits: ProbeSplits, seed: int = 0, decimals: int = 0) -> ProbeSplits:
     """A control task in the sense of Hewitt & Liang (2019) for any target.
 
     Every *type* of representation vector (the ``C`` values of ``y`` at one latent position,
@@ -64,7 +64,7 @@ def control_task(splits: Splits, seed: int = 0, decimals: int = 0) -> Splits:
         decimals: rounding of ``y`` that defines a type.
 
     Returns:
-        :class:`Splits` with the same ``y`` and the control targets (and masks), allocated
+        :class:`ProbeSplits` with the same ``y`` and the control targets (and masks), allocated
         by :func:`probes.storage.allocate` (on disk beyond the memory budget) and written
         one chunk of training images at a time: no temporary holds all targets.
     """
@@ -127,7 +127,7 @@ def control_task(splits: Splits, seed: int = 0, decimals: int = 0) -> Splits:
             patch_view(z)[image, pos // w, pos % w] = patches[pick].to(z.dtype)
             if mask is not None:
                 patch_view(mask)[image, pos // w, pos % w] = mask_patches[pick]
-    return Splits(*(ProbeData(part.y, z, mask)
+    return ProbeSplits(*(ProbeData(part.y, z, mask)
                     for part, (z, mask) in zip(parts, outputs, strict=True)))
 
 

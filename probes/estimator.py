@@ -48,7 +48,6 @@ from probes.heads import CategoricalHead, ContinuousHead, Head, get_target
 from probes.null import fit_null
 from probes.probe_data import PerImageBits, ProbeData, as_probe_data
 from probes.storage import channel_moments, row_chunks
-from vinfo.metrics import DepthMetrics, confusion_matrix, miou, psnr
 
 NULLS = ("positional",)
 SOLVERS = ("auto", "gradient", "closed_form")
@@ -525,29 +524,20 @@ class VInfoProbe:
         return self.head_.predict(self.predict_params(y))
 
     def _metric(self, data: ProbeData) -> float:
-        """The task metric of the point predictions, accumulated batch by batch: PSNR (mean
-        over images), mIoU (of the summed confusion matrix) or depth RMSE (over all pixels)."""
-        metric = get_target(self.target).metric
-        psnrs: list[Tensor] = []
-        matrix = torch.zeros(self.head_.channels, self.head_.channels, dtype=torch.long)
-        depth = DepthMetrics()
+        """The task metric of the point predictions, accumulated batch by batch with the
+        task's own scores (:attr:`vinfo.models.tasks.Task.scores`, as evaluation does): PSNR
+        (mean over images), mIoU (of the summed confusion matrix) or depth RMSE (over all
+        valid pixels); NaN where nothing could be scored."""
+        task = get_target(self.target).task
+        scores = task.scores(self.head_.channels if task.classes else None, primary_only=True)
         for y, z, mask in _batches(data, self.batch_size):
             prediction = self.predict(y)
-            if metric == "psnr":
-                psnrs.append(psnr(prediction.float(), z.float(), data_range=1.0,
-                                  reduction="none"))
-            elif metric == "miou":
-                matrix += confusion_matrix(prediction[:, 0], z[:, 0].long(),
-                                           self.head_.channels, self.head_.ignore_index)
-            else:
+            valid = None
+            if task.mask_field is not None:
                 valid = self.head_.valid(z, mask).unsqueeze(1) & torch.isfinite(z)
-                depth.update(prediction, z.float(), valid)
-        if metric == "psnr":
-            return float(torch.cat(psnrs).mean())
-        if metric == "miou":
-            return float(miou(matrix)) if matrix.sum() > 0 else float("nan")
-        # depth metrics need a positive valid depth somewhere
-        return float(depth.compute().rmse) if depth.sums[-1] > 0 else float("nan")
+            scores.add(prediction.float() if prediction.is_floating_point() else prediction,
+                       z.float() if z.is_floating_point() else z, valid)
+        return scores.primary()
 
     def evaluate(self, data: ProbeData | Sequence[Tensor]) -> ProbeScores:
         """All scores of :class:`ProbeScores` on ``data`` (normally the test split)."""

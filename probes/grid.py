@@ -32,6 +32,7 @@ from probes.representations import load_representation
 from probes.sources import build_probe_inputs
 from probes.study import CellResult, StudyCell, fit_cell, probe_arguments
 from vinfo.io import read_json, write_json_atomic
+from vinfo.progress import Progress, note, silent
 
 
 class CellJob(NamedTuple):
@@ -128,12 +129,11 @@ class GridExecutor(Protocol):
     exception, an item is done when ``finished(item)``)."""
 
     def map(self, function: Callable[[Any], Any], items: Sequence[Any],
-            progress: Callable[[str], None], finished: Callable[[Any], bool] | None = None
-            ) -> None: ...
+            progress: Progress, finished: Callable[[Any], bool] | None = None) -> None: ...
 
 
 def run_grid(jobs: Sequence[CellJob], folder: str | Path, executor: GridExecutor,
-             progress: Callable[[str], None] | None = None) -> list[CellResult]:
+             progress: Progress | None = None) -> list[CellResult]:
     """Fit every job that has no result yet through ``executor``, then read all results.
 
     Returns:
@@ -142,9 +142,9 @@ def run_grid(jobs: Sequence[CellJob], folder: str | Path, executor: GridExecutor
     folder = Path(folder).resolve()  # a job may start in another directory
     folder.mkdir(parents=True, exist_ok=True)
     missing = [job for job in jobs if not result_path(folder, job).is_file()]
-    report = progress or (lambda message: None)
-    report(f"grid: {len(jobs)} cells, {len(jobs) - len(missing)} finished before, "
-           f"{len(missing)} to fit; results in {folder}")
+    report = progress or silent
+    report(note(f"grid: {len(jobs)} cells, {len(jobs) - len(missing)} finished before, "
+           f"{len(missing)} to fit; results in {folder}"))
     if missing:
         executor.map(partial(fit_cell_job, folder=folder), missing, report,
                      lambda job: result_path(folder, job).is_file())

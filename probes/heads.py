@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from probes.storage import channel_moments
+from vinfo.models.tasks import Task, get_task
 from vinfo.registry import Registry
 
 LN2 = math.log(2.0)
@@ -350,36 +351,54 @@ class CategoricalHead(Head):
 
 @dataclass(frozen=True)
 class Target:
-    """A probe target: which dataset field it reads and which head scores it.
+    """A probe target: a task of :data:`vinfo.models.tasks.TASKS` and the head that scores it.
+
+    What the target is (the :class:`vinfo.data.Sample` field and its validity mask, the task
+    metric reported next to the bits and how it is computed) comes from the task's registry
+    entry; this entry adds what only a probe needs.
 
     Attributes:
-        name: ``reconstruction``, ``depth`` or ``segmentation``.
-        field: the :class:`vinfo.data.Sample` attribute holding the target.
-        mask_field: the attribute holding its validity mask, or ``None``.
+        name: ``reconstruction``, ``depth`` or ``segmentation`` (a task name).
         channels: target channels ``C_t`` (3 for RGB).
         make_head: builds the head; keyword arguments are forwarded (``kind``, ``num_classes``).
-        metric: the task metric reported next to the bits (``psnr``, ``rmse``, ``miou``).
         description: one line for ``vinfo probe targets``.
     """
 
     name: str
-    field: str
-    mask_field: str | None
     channels: int
     make_head: Callable[..., Head]
-    metric: str
     description: str
+
+    @property
+    def task(self) -> Task:
+        """The task's registry entry."""
+        return get_task(self.name)
+
+    @property
+    def field(self) -> str:
+        """The :class:`vinfo.data.Sample` attribute holding the target."""
+        return self.task.field
+
+    @property
+    def mask_field(self) -> str | None:
+        """The attribute holding its validity mask, or ``None``."""
+        return self.task.mask_field
+
+    @property
+    def metric(self) -> str:
+        """The task metric reported next to the bits (``psnr``, ``rmse``, ``miou``)."""
+        return self.task.metric
 
 
 TARGETS: Registry[Target] = Registry("probe target")
 TARGETS.add("reconstruction", Target(
-    "reconstruction", "image", None, 3, DiscretizedHead, "psnr",
+    "reconstruction", 3, DiscretizedHead,
     "8-bit RGB input; discretized logistic per subpixel (bits ≥ 0)"))
 TARGETS.add("depth", Target(
-    "depth", "depth", "depth_valid", 1, ContinuousHead, "rmse",
+    "depth", 1, ContinuousHead,
     "depth over valid pixels; Gaussian/Laplace density (differential bits, unit-dependent)"))
 TARGETS.add("segmentation", Target(
-    "segmentation", "segmentation", None, 1, CategoricalHead, "miou",
+    "segmentation", 1, CategoricalHead,
     "class ids; categorical over classes, ignore index 255"))
 
 

@@ -38,7 +38,7 @@ from scipy import stats
 from probes.estimator import VInfoProbe, max_label
 from probes.families import get_family
 from probes.heads import LEVELS, CategoricalHead, DiscretizedHead, Head, get_target
-from probes.probe_data import ProbeData, Splits, as_probe_data
+from probes.probe_data import ProbeData, ProbeSplits, as_probe_data
 from probes.storage import gather_rows
 
 BLOCK_FRACTIONS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.0625, 0.125, 0.25, 0.5, 1.0)
@@ -147,7 +147,7 @@ def _interval(values: Sequence[float], confidence: float) -> tuple[float, float,
 
 
 def mdl_probes(
-    data: Mapping[str, Mapping[str, Splits]],
+    data: Mapping[str, Mapping[str, ProbeSplits]],
     families: Sequence[str] = ("linear",),
     orders: Sequence[int] = (0, 1, 2),
     *,
@@ -159,7 +159,7 @@ def mdl_probes(
     """Online code lengths of representations × targets × families over block orders.
 
     Args:
-        data: ``data[repr][target]`` = :class:`probes.probe_data.Splits`; the training split is
+        data: ``data[repr][target]`` = :class:`probes.probe_data.ProbeSplits`; the training split is
             sent, the validation split early-stops every fit, the test split is not used.
         families: family names (rows sorted by capacity rank).
         orders: seeds of the block orders (the interval is across them).

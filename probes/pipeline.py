@@ -37,9 +37,14 @@ from probes.study import (
     study_table,
 )
 from probes.uncertainty import MIN_BOOTSTRAP_IMAGES
+from vinfo.progress import Progress
 
 ESTIMATORS = ("iv", "mdl")
 """Estimators of :func:`probe_files`: held-out V-information or the online code length."""
+
+DEFAULT_SEEDS = {"iv": 1, "mdl": 3}
+"""Seeds per estimator where none are chosen (``vinfo probe``): one training seed for held-out
+V-information; for MDL the seeds are block orders, whose spread gives its CI."""
 
 
 class ProbeRun(NamedTuple):
@@ -91,7 +96,7 @@ def probe_files(
     estimator: str = "iv",
     grid: GridExecutor | None = None,
     grid_dir: str | Path | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> ProbeRun:
     """Probe representation files (checkpoints or bundles) on the same images and seeds.
 

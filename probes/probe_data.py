@@ -1,5 +1,5 @@
 """The data a probe reads and the bits it reports: :class:`ProbeData` (one split of paired
-representations and targets), :class:`Splits` (train, val, test), :class:`PerImageBits`
+representations and targets), :class:`ProbeSplits` (train, val, test), :class:`PerImageBits`
 (per-image code lengths on a split) and :func:`as_probe_data`, which validates a split.
 
 Shared by the estimator (:mod:`probes.estimator`), its closed form
@@ -31,7 +31,7 @@ class ProbeData(NamedTuple):
     mask: Tensor | None = None
 
 
-class Splits(NamedTuple):
+class ProbeSplits(NamedTuple):
     """Train, validation and test :class:`ProbeData` of one representation and target."""
 
     train: ProbeData
@@ -86,4 +86,4 @@ def as_probe_data(data: ProbeData | Sequence[Tensor | None]) -> ProbeData:
     return ProbeData(y.float(), z, mask)
 
 
-__all__ = ["PerImageBits", "ProbeData", "Splits", "as_probe_data"]
+__all__ = ["PerImageBits", "ProbeData", "ProbeSplits", "as_probe_data"]

@@ -42,7 +42,7 @@ from torch.utils.data import Dataset
 from probes.bundles import RepresentationBundle
 from probes.estimator import max_label
 from probes.heads import IGNORE_INDEX, get_target
-from probes.probe_data import ProbeData, Splits
+from probes.probe_data import ProbeData, ProbeSplits
 from probes.storage import allocate
 from vinfo.data import (
     DATASETS,
@@ -53,6 +53,7 @@ from vinfo.data import (
     partition,
     synthetic_split_config,
 )
+from vinfo.models.tasks import get_task
 
 DEFAULT_DATASET = "synthetic"
 DEFAULT_PRESET = "tiny"
@@ -258,13 +259,13 @@ class ProbeInputs(NamedTuple):
     """Everything :func:`probes.study.run_probes` needs, built from one data source.
 
     Attributes:
-        data: ``data[repr][target]`` = :class:`Splits`; targets are shared tensors.
+        data: ``data[repr][target]`` = :class:`ProbeSplits`; targets are shared tensors.
         head_kwargs: per-target head arguments (``num_classes`` for segmentation).
         sample_ids: the dataset indices of the probe train, val and test images.
         source: the data source.
     """
 
-    data: dict[str, dict[str, Splits]]
+    data: dict[str, dict[str, ProbeSplits]]
     head_kwargs: dict[str, dict[str, object]]
     sample_ids: tuple[Tensor, Tensor, Tensor]
     source: DataSource
@@ -304,9 +305,9 @@ def build_probe_inputs(representations: Mapping[str, RepresentationBundle],
     if not targets:
         raise ValueError("no target to probe")
     have = DATASETS.get(source.dataset).tasks
+    fields = {get_task(task).field for task in have}  # a target is a field its samples hold
     for target in targets:
-        get_target(target)
-        if target not in have:
+        if get_target(target).field not in fields:
             raise ValueError(f"dataset {source.dataset!r} has no {target} targets; it has: "
                              f"{', '.join(t for t in have if t != 'detection')}")
     ids_of = {}
@@ -334,7 +335,7 @@ def build_probe_inputs(representations: Mapping[str, RepresentationBundle],
     bounds = torch.tensor([0] + [len(p) for p in positions]).cumsum(0).tolist()
     parts = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     ys = {name: bundle.select(ordered) for name, bundle in representations.items()}
-    data: dict[str, dict[str, Splits]] = {name: {} for name in representations}
+    data: dict[str, dict[str, ProbeSplits]] = {name: {} for name in representations}
     head_kwargs: dict[str, dict[str, object]] = {}
     for target in targets:
         z, mask = read_targets(dataset, ordered, target)
@@ -347,7 +348,7 @@ def build_probe_inputs(representations: Mapping[str, RepresentationBundle],
                                  f"are {height}x{width}: not one integer multiple")
         split_z = [(z[p], None if mask is None else mask[p]) for p in parts]
         for name, y in ys.items():
-            data[name][target] = Splits(*(ProbeData(y[p], zp, mp)
+            data[name][target] = ProbeSplits(*(ProbeData(y[p], zp, mp)
                                           for p, (zp, mp) in zip(parts, split_z, strict=True)))
     sample_ids = tuple(ordered[p] for p in parts)
     return ProbeInputs(data, head_kwargs, sample_ids, source)  # type: ignore[arg-type]

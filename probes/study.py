@@ -30,7 +30,7 @@ from probes.controls import SHUFFLE_TOLERANCE, control_task, shuffled_control
 from probes.estimator import ProbeScores, VInfoProbe
 from probes.families import get_family
 from probes.heads import get_target
-from probes.probe_data import PerImageBits, Splits, as_probe_data
+from probes.probe_data import PerImageBits, ProbeSplits, as_probe_data
 from probes.uncertainty import (
     MIN_BOOTSTRAP_IMAGES,
     bootstrap_entropies,
@@ -122,7 +122,7 @@ class FitEvent(NamedTuple):
     family: str
     seed: int
     probe: VInfoProbe | None
-    splits: Splits | None
+    splits: ProbeSplits | None
 
 
 @dataclass(frozen=True)
@@ -212,8 +212,8 @@ def probe_arguments(target: str, probe_kwargs: Mapping[str, object] | None,
     return kwargs
 
 
-def fit_cell(splits: Splits, cell: StudyCell, kwargs: Mapping[str, object], *,
-             control: Splits | None = None, null_from: VInfoProbe | None = None,
+def fit_cell(splits: ProbeSplits, cell: StudyCell, kwargs: Mapping[str, object], *,
+             control: ProbeSplits | None = None, null_from: VInfoProbe | None = None,
              control_null_from: VInfoProbe | None = None
              ) -> tuple[CellResult, VInfoProbe, VInfoProbe | None]:
     """Fit one cell, score it on the test split and run its controls.
@@ -246,7 +246,7 @@ def fit_cell(splits: Splits, cell: StudyCell, kwargs: Mapping[str, object], *,
     return result, fit, control_probe
 
 
-def check_study(data: Mapping[str, Mapping[str, Splits]], seeds: Sequence[int],
+def check_study(data: Mapping[str, Mapping[str, ProbeSplits]], seeds: Sequence[int],
                 n_resamples: int) -> None:
     """What :func:`run_probes` refuses before any fit (see there)."""
     if not seeds:
@@ -265,7 +265,7 @@ def check_study(data: Mapping[str, Mapping[str, Splits]], seeds: Sequence[int],
 
 
 def run_probes(
-    data: Mapping[str, Mapping[str, Splits]],
+    data: Mapping[str, Mapping[str, ProbeSplits]],
     families: Sequence[str] = ("linear",),
     seeds: Sequence[int] = (0,),
     *,
@@ -280,7 +280,7 @@ def run_probes(
     """Probe representations × targets × families × seeds with paired splits and seeds.
 
     Args:
-        data: ``data[repr][target]`` = :class:`Splits`. For a given target every
+        data: ``data[repr][target]`` = :class:`ProbeSplits`. For a given target every
             representation must share the same test targets (same images, same order), which
             makes the comparison between representations paired.
         families: family names, any order (rows are sorted by capacity rank).
@@ -310,14 +310,14 @@ def run_probes(
     results = []
     # the null never sees y: one null per target serves every family, seed and
     # representation whose training and validation targets are the same
-    shared_nulls: dict[str, tuple[Splits, VInfoProbe]] = {}
-    prepared: dict[tuple[str, str], tuple[Splits, Splits | None, dict[str, object]]] = {}
+    shared_nulls: dict[str, tuple[ProbeSplits, VInfoProbe]] = {}
+    prepared: dict[tuple[str, str], tuple[ProbeSplits, ProbeSplits | None, dict[str, object]]] = {}
     control_nulls: dict[tuple[str, str], VInfoProbe] = {}
     for cell in study_cells({name: list(targets) for name, targets in data.items()},
                             families, seeds):
         key = (cell.repr, cell.target)
         if key not in prepared:
-            splits = Splits(*(as_probe_data(split) for split in data[cell.repr][cell.target]))
+            splits = ProbeSplits(*(as_probe_data(split) for split in data[cell.repr][cell.target]))
             control = control_task(splits, seed=seeds[0]) if controls else None
             prepared[key] = (splits, control, probe_arguments(cell.target, probe_kwargs,
                                                               head_kwargs))
@@ -443,7 +443,7 @@ def _controls(cell: CellResult, n_resamples: int, confidence: float,
     }
 
 
-def _same_targets(a: Splits, b: Splits) -> bool:
+def _same_targets(a: ProbeSplits, b: ProbeSplits) -> bool:
     """Whether two splits hold the same training and validation targets and masks."""
     for one, other in ((a.train, b.train), (a.val, b.val)):
         if one.z.shape != other.z.shape or not torch.equal(one.z, other.z):
@@ -455,7 +455,7 @@ def _same_targets(a: Splits, b: Splits) -> bool:
     return True
 
 
-def _check_paired(data: Mapping[str, Mapping[str, Splits]]) -> None:
+def _check_paired(data: Mapping[str, Mapping[str, ProbeSplits]]) -> None:
     reference: dict[str, Tensor] = {}
     for repr_name, targets in data.items():
         for target, splits in targets.items():

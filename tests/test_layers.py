@@ -33,6 +33,7 @@ ABOVE_CORE = {"probes", "cli", "vinfo.experiments"}
         ("vinfo.experiments.rd_collect", {"cli"}),
         ("vinfo.lock", ABOVE_CORE | {"torch", "vinfo.models", "vinfo.data", "vinfo.train"}),
         ("vinfo.registry", ABOVE_CORE),
+        ("vinfo.progress", ABOVE_CORE | {"torch", "vinfo.models", "vinfo.data", "vinfo.train"}),
         ("vinfo.metrics", ABOVE_CORE),
         ("vinfo.data", ABOVE_CORE),
         ("vinfo.models", ABOVE_CORE),

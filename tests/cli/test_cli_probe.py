@@ -261,3 +261,19 @@ def test_grid_options_refused_in_one_line(files, tmp_path, monkeypatch, options,
     result = run("probe", "--repr", files["bundle"], "--target", "depth", *options)
     assert result.exit_code != 0 and message in result.output, result.output
     assert "Traceback" not in result.output and not list(tmp_path.iterdir())  # nothing written
+
+
+def test_the_help_states_the_library_defaults(monkeypatch):
+    # issue #18: the CLI states the defaults the library applies to an option left out
+    import inspect
+
+    from probes import DEFAULT_SEEDS, VInfoProbe, probe_files
+
+    monkeypatch.setenv("COLUMNS", "300")
+    result = run("probe", "--help")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    epochs = inspect.signature(VInfoProbe).parameters["max_epochs"].default
+    resamples = inspect.signature(probe_files).parameters["n_resamples"].default
+    assert f"fit (default {epochs};" in text and f"CIs (default {resamples})" in text
+    assert f"probe (default {DEFAULT_SEEDS['iv']}); with --estimator mdl" in text

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from probes import storage
-from probes.probe_data import ProbeData, Splits
+from probes.probe_data import ProbeData, ProbeSplits
 from probes.study import run_probes
 
 
@@ -39,7 +39,7 @@ def main(n: int, directory: Path) -> None:
     mapped, _ = storage.map_safetensors(path)
     y, z = mapped["y"], mapped["z"]
     a, b = int(0.6 * n), int(0.8 * n)
-    splits = Splits(*(ProbeData(y[s], z[s]) for s in (slice(0, a), slice(a, b), slice(b, n))))
+    splits = ProbeSplits(*(ProbeData(y[s], z[s]) for s in (slice(0, a), slice(a, b), slice(b, n))))
     base = peak = anonymous_kb()
     done = threading.Event()
 

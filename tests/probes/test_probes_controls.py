@@ -8,7 +8,7 @@ import torch
 from probes import storage
 from probes.controls import control_task, shuffled_control
 from probes.estimator import VInfoProbe
-from probes.probe_data import ProbeData, Splits
+from probes.probe_data import ProbeData, ProbeSplits
 from probes.study import run_probes
 from probes.uncertainty import bootstrap_ratio
 
@@ -26,7 +26,8 @@ def gaussian(n, seed, rho=0.8, levels=None, scale=1.0):
 
 
 def test_control_task_keeps_patch_marginals_and_is_a_function_of_the_types():
-    splits = Splits(gaussian(30, 1, levels=3), gaussian(10, 2, levels=3), gaussian(20, 3, levels=3))
+    splits = ProbeSplits(gaussian(30, 1, levels=3), gaussian(10, 2, levels=3),
+                         gaussian(20, 3, levels=3))
     control = control_task(splits, seed=0)
     train_patches = torch.nn.functional.pixel_unshuffle(splits.train.z, 2)
     train_patches = set(map(tuple, train_patches.permute(0, 2, 3, 1).reshape(-1, 4).tolist()))
@@ -47,7 +48,7 @@ def test_control_task_beyond_the_budget_is_written_to_scratch_in_chunks(tmp_path
     chunk of training images at a time; they equal the in-memory ones."""
     splits = [gaussian(n, s, levels=3) for n, s in ((30, 1), (10, 2), (20, 3))]
     splits[1] = splits[1]._replace(mask=torch.rand(10, 1, 8, 8) > 0.3)  # only val masked
-    splits = Splits(*splits)
+    splits = ProbeSplits(*splits)
     in_memory = control_task(splits, seed=4)
     monkeypatch.setenv("VINFO_PROBE_MEMORY", "0")
     monkeypatch.setenv("VINFO_SCRATCH_DIR", str(tmp_path))
@@ -64,7 +65,7 @@ def test_control_task_beyond_the_budget_is_written_to_scratch_in_chunks(tmp_path
 
 
 def test_shuffled_control_fires_on_an_under_trained_null_and_not_on_a_converged_one():
-    splits = Splits(gaussian(60, 1), gaussian(30, 2), gaussian(40, 3))
+    splits = ProbeSplits(gaussian(60, 1), gaussian(30, 2), gaussian(40, 3))
     probe = VInfoProbe("linear", "depth", solver="gradient").fit(splits.train, splits.val)
 
     def shuffled_ci_low(fitted):
@@ -82,7 +83,7 @@ def test_shuffled_control_fires_on_an_under_trained_null_and_not_on_a_converged_
 
 
 def test_control_task_fires_on_a_memorising_family_and_selectivity_is_reported():
-    few = {"few": {"depth": Splits(*(gaussian(n, s, levels=3) for n, s in
+    few = {"few": {"depth": ProbeSplits(*(gaussian(n, s, levels=3) for n, s in
                                      ((60, 1), (30, 2), (40, 3))))}}
     frame = run_probes(few, ["mlp"], n_resamples=200, probe_kwargs={"width": 16})
     (row,) = frame.to_dict("records")
@@ -93,7 +94,7 @@ def test_control_task_fires_on_a_memorising_family_and_selectivity_is_reported()
     assert row["shuffled_iv_ci_low"] <= row["shuffled_iv"] <= row["shuffled_iv_ci_high"]
     # y ×1000 (integer-valued once rounded, as ŷ): every type is unique, nothing to memorise,
     # control ≈ 0, selectivity ≈ I_V
-    many = {"many": {"depth": Splits(*(gaussian(n, s, scale=1000.0) for n, s in
+    many = {"many": {"depth": ProbeSplits(*(gaussian(n, s, scale=1000.0) for n, s in
                                        ((60, 1), (30, 2), (40, 3))))}}
     frame = run_probes(many, ["null", "mlp"], n_resamples=200, probe_kwargs={"width": 16})
     null, mlp = frame.to_dict("records")

@@ -7,7 +7,7 @@ import torch
 from probes.closed_form import linear_gaussian_closed_form
 from probes.controls import shuffle_representation
 from probes.estimator import VInfoProbe
-from probes.probe_data import ProbeData, Splits, as_probe_data
+from probes.probe_data import ProbeData, ProbeSplits, as_probe_data
 from probes.study import run_probes
 from vinfo.registry import UnknownNameError
 
@@ -139,16 +139,16 @@ def test_shuffle_representation_moves_every_image():
 
 
 def test_run_probes_is_paired_across_representations():
-    splits = Splits(patch_gaussian(30, 1), patch_gaussian(15, 2), patch_gaussian(20, 3))
+    splits = ProbeSplits(patch_gaussian(30, 1), patch_gaussian(15, 2), patch_gaussian(20, 3))
     torch.manual_seed(0)
-    noisy = Splits(*(d._replace(y=d.y + torch.randn_like(d.y)) for d in splits))
+    noisy = ProbeSplits(*(d._replace(y=d.y + torch.randn_like(d.y)) for d in splits))
     frame = run_probes({"clean": {"depth": splits}, "noisy": {"depth": noisy}},
                        ["null", "linear"], n_resamples=100, controls=False)
     assert len(frame) == 4 and set(frame["repr"]) == {"clean", "noisy"}
     by = frame.set_index(["repr", "family"])["iv"]
     assert by["clean", "null"] == 0 and by["clean", "linear"] > by["noisy", "linear"] > 0
     assert not frame.isna()[["h_null", "h_cond", "iv", "gap"]].any().any()
-    other = Splits(splits.train, splits.val, patch_gaussian(20, 9))
+    other = ProbeSplits(splits.train, splits.val, patch_gaussian(20, 9))
     with pytest.raises(ValueError, match="paired"):
         run_probes({"a": {"depth": splits}, "b": {"depth": other}}, ["linear"])
     assert math.isfinite(float(np.asarray(frame["h_cond_train"])[1]))

@@ -9,7 +9,7 @@ import torch
 
 from probes.controls import shuffled_control
 from probes.estimator import VInfoProbe
-from probes.probe_data import ProbeData, Splits
+from probes.probe_data import ProbeData, ProbeSplits
 from probes.study import run_probes
 from probes.uncertainty import bootstrap_iv, bootstrap_ratio, capacity_check
 
@@ -28,7 +28,7 @@ def gaussian_split(n, rho, seed, channels=4, transform=None):
 
 
 def splits(make, n_train=300, n_val=100, n_test=400):
-    return Splits(make(n_train, 1), make(n_val, 2), make(n_test, 3))
+    return ProbeSplits(make(n_train, 1), make(n_val, 2), make(n_test, 3))
 
 
 def iv_with_ci(probe, test, seed=0):

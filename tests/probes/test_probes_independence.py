@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from probes.families import FAMILIES
-from probes.probe_data import ProbeData, Splits
+from probes.probe_data import ProbeData, ProbeSplits
 from probes.study import run_probes
 
 SIZE = 16  # target pixels per side; the representation is (n, 4, 4, 4), factor 4
@@ -50,7 +50,7 @@ TARGETS = {"gaussian": ("depth", None), "laplace": ("depth", {"kind": "laplace"}
 @pytest.mark.parametrize("kind", list(TARGETS))
 def test_an_independent_representation_has_no_information_for_any_family(kind, max_epochs):
     name, head_kwargs = TARGETS[kind]
-    splits = Splits(independent(kind, 64, 1), independent(kind, 32, 2),
+    splits = ProbeSplits(independent(kind, 64, 1), independent(kind, 32, 2),
                     independent(kind, 32, 3))
     kwargs = {} if max_epochs is None else {"max_epochs": max_epochs}
     frame = run_probes({"indep": {name: splits}}, FAMILIES.names(), n_resamples=200,

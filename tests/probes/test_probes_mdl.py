@@ -11,7 +11,7 @@ from scipy import stats
 
 from probes.estimator import VInfoProbe
 from probes.mdl import BLOCK_FRACTIONS, block_ends, mdl_probes, online_code
-from probes.probe_data import ProbeData, Splits
+from probes.probe_data import ProbeData, ProbeSplits
 
 
 def gaussian(n, seed, rho=0.8):
@@ -56,7 +56,7 @@ def test_online_code_of_the_linear_gaussian_case_approaches_the_conditional_entr
 
 
 def test_mdl_table_is_the_per_block_codes_with_t_intervals_across_orders():
-    data = {"r": {"depth": Splits(gaussian(200, 1), gaussian(50, 2), gaussian(20, 3))}}
+    data = {"r": {"depth": ProbeSplits(gaussian(200, 1), gaussian(50, 2), gaussian(20, 3))}}
     frame = mdl_probes(data, ["linear", "null"], orders=(0, 1, 2))
     assert list(frame["family"]) == ["null", "linear"]  # by capacity rank
     row = frame.set_index("family").loc["linear"]
@@ -82,7 +82,7 @@ def test_categorical_block_one_is_sent_with_the_uniform_code():
     y = torch.randn(120, 2, 4, 4, generator=g)
     labels = (y[:, :1] > 0).long() + 2 * (y[:, 1:] > 0).long()  # 4 classes, a function of y
     z = torch.nn.functional.interpolate(labels.float(), scale_factor=2).long()
-    splits = Splits(ProbeData(y[:80], z[:80]), ProbeData(y[80:], z[80:]),
+    splits = ProbeSplits(ProbeData(y[:80], z[:80]), ProbeData(y[80:], z[80:]),
                     ProbeData(y[80:], z[80:]))
     frame = mdl_probes({"r": {"segmentation": splits}}, ["linear"], orders=(0,))
     (row,) = frame.to_dict("records")
@@ -97,6 +97,6 @@ def test_categorical_block_one_is_sent_with_the_uniform_code():
 
 
 def test_orders_must_be_distinct():
-    data = {"r": {"depth": Splits(gaussian(20, 1), gaussian(10, 2), gaussian(10, 3))}}
+    data = {"r": {"depth": ProbeSplits(gaussian(20, 1), gaussian(10, 2), gaussian(10, 3))}}
     with pytest.raises(ValueError, match="distinct block orders"):
         mdl_probes(data, orders=(0, 0))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from probes.paired import PAIRED_COLUMNS, load_bits, paired_differences, save_bits
-from probes.probe_data import PerImageBits, ProbeData, Splits
+from probes.probe_data import PerImageBits, ProbeData, ProbeSplits
 from probes.study import BitsRecord, run_probes
 from probes.uncertainty import bootstrap_paired_difference
 
@@ -25,7 +25,7 @@ def splits(noise, shuffle=False):
     parts = [depth(24, 0, noise), depth(8, 1, noise), depth(20, 2, noise)]
     if shuffle:  # same targets, a representation that no longer matches them
         parts = [ProbeData(torch.randn_like(p.y), p.z, p.mask) for p in parts]
-    return Splits(*parts)
+    return ProbeSplits(*parts)
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +133,8 @@ def test_sharing_the_null_across_representations_changes_no_number():
         return torch.rand(n, 3, 8, 8, generator=g)
 
     z = [images(40), images(20), images(20)]
-    a = Splits(*(ProbeData(torch.randn(len(t), 2, 4, 4, generator=g), t) for t in z))
-    b = Splits(*(ProbeData(torch.nn.functional.avg_pool2d(t, 2)[:, :2], t) for t in z))
+    a = ProbeSplits(*(ProbeData(torch.randn(len(t), 2, 4, 4, generator=g), t) for t in z))
+    b = ProbeSplits(*(ProbeData(torch.nn.functional.avg_pool2d(t, 2)[:, :2], t) for t in z))
     kwargs = {"max_epochs": 30, "lr": 3e-2}
     both = run_probes({"a": {"reconstruction": a}, "b": {"reconstruction": b}}, ["linear"],
                       n_resamples=50, controls=False, probe_kwargs=kwargs)

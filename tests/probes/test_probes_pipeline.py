@@ -8,7 +8,7 @@ import torch
 from probes.bundles import save_bundle
 from probes.estimator import VInfoProbe
 from probes.pipeline import probe_files
-from probes.probe_data import ProbeData, Splits
+from probes.probe_data import ProbeData, ProbeSplits
 from probes.pvi import pvi_maps
 from probes.report import plot_iv_by_capacity, write_pvi_maps
 from probes.study import run_probes
@@ -34,8 +34,8 @@ KWARGS = {"max_epochs": 15, "patience": 3, "lr": 3e-2}
 
 
 def test_rows_carry_a_ci_for_every_quantity():
-    data = {"a": {"segmentation": Splits(labelled(24, 0), labelled(8, 1), labelled(20, 2)),
-                  "depth": Splits(depth(24, 0), depth(8, 1), depth(20, 2))}}
+    data = {"a": {"segmentation": ProbeSplits(labelled(24, 0), labelled(8, 1), labelled(20, 2)),
+                  "depth": ProbeSplits(depth(24, 0), depth(8, 1), depth(20, 2))}}
     events = []
     frame = run_probes(data, ["linear", "null"], seeds=[0, 1], n_resamples=100,
                        controls=False, probe_kwargs=KWARGS, callback=events.append)
@@ -55,7 +55,7 @@ def test_rows_carry_a_ci_for_every_quantity():
 def test_head_arguments_are_per_target():
     train, val = labelled(24, 0, classes=2), labelled(8, 1, classes=2)
     test = labelled(12, 2, classes=3)  # a class the training split never shows
-    data = {"a": {"segmentation": Splits(train, val, test)}}
+    data = {"a": {"segmentation": ProbeSplits(train, val, test)}}
     with pytest.raises(ValueError, match="outside"):
         run_probes(data, ["null"], n_resamples=0, controls=False, probe_kwargs=KWARGS)
     frame = run_probes(data, ["null"], n_resamples=0, controls=False, probe_kwargs=KWARGS,
@@ -64,7 +64,7 @@ def test_head_arguments_are_per_target():
 
 
 def test_too_few_test_images_fail_before_any_fit():
-    data = {"a": {"depth": Splits(depth(8, 0), depth(4, 1), depth(19, 2))}}
+    data = {"a": {"depth": ProbeSplits(depth(8, 0), depth(4, 1), depth(19, 2))}}
     events = []
     with pytest.raises(ValueError, match="depth has 19, need at least 20"):
         run_probes(data, ["linear"], callback=events.append)

@@ -26,7 +26,7 @@ from vinfo.data.errors import (
 from vinfo.data.export import EXPORT_FORMATS, export_cityscapes, export_coco, export_synthetic
 from vinfo.data.images import IMAGE_SUFFIXES, ImageFolder
 from vinfo.data.info import DatasetSummary, inspect_dataset
-from vinfo.data.registry import DATASETS, DatasetEntry, build_dataset
+from vinfo.data.registry import DATASETS, DatasetEntry, build_dataset, experiment_datasets
 from vinfo.data.sample import (
     DEPTH,
     DETECTION,
@@ -102,6 +102,7 @@ __all__ = [
     "SyntheticConfig",
     "SyntheticScenes",
     "build_dataset",
+    "experiment_datasets",
     "collate",
     "same_size_batches",
     "decode_disparity",

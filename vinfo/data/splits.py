@@ -14,7 +14,7 @@ Two things are split, and this module owns both:
 
 Who uses which split, and why:
 
-* **Experiments** (codec training and RD evaluation, :mod:`vinfo.experiments.splits`). On
+* **Experiments** (codec training and RD evaluation, :mod:`vinfo.experiments.datasets`). On
   synthetic data they take split ``train`` (offset 0, the preset itself) and cut it
   *contiguously* (no seed) into 75 / 12.5 / 12.5 %: synthetic scenes are i.i.d. by index
   (sample ``i`` has its own seeded generator), so index ranges are a fair split and stay

@@ -35,7 +35,6 @@ import seaborn as sns
 
 from bdrate.core import DEFAULT_METHOD
 from bdrate.directions import is_known_metric, metric_direction
-from vinfo.experiments.evaluate import TASK_EVALUATORS
 from vinfo.experiments.rd import Comparison, bd_table
 from vinfo.experiments.results import (
     BASE_STRATEGY,
@@ -45,6 +44,7 @@ from vinfo.experiments.results import (
     join_key,
     with_beta_lmbda,
 )
+from vinfo.models.tasks import get_task
 
 # tables -------------------------------------------------------------------------------------
 
@@ -131,7 +131,7 @@ def paired_summary(paired: pd.DataFrame) -> pd.DataFrame:
 
 def primary_metric(task: str) -> str:
     """The metric the RD curves of ``task`` are drawn with (``psnr``, ``rmse``, ``miou``…)."""
-    return TASK_EVALUATORS.get(task).primary_metric
+    return get_task(task).metric
 
 
 def conditional_coding_gain(

@@ -2,8 +2,9 @@
 
 An objective maps ``(model, batch) → StepOutput``; the trainer minimises its ``loss`` and logs
 its ``metrics``. Batches are what :func:`vinfo.data.collate` makes of samples:
-``(images (B, 3, H, W), [Sample, …])``; the task target is taken from the samples through
-:data:`TASK_TARGETS`, so one objective serves every task.
+``(images (B, 3, H, W), [Sample, …])``; the task target is taken from the samples by the
+task's registry entry (:attr:`vinfo.models.tasks.Task.target`), so one objective serves every
+task.
 
 - :class:`BaseObjective`: eq. 3 of the paper, ``L_b = λ_b · d_b(Z_b, Ẑ_b) + R_b + β · E‖X − X̂‖``,
   weighted as the authors' code does, ``λ_b · (d_b + β · D_recon) + R_b`` (see
@@ -21,59 +22,23 @@ Logged metrics (batch means): ``distortion`` (the task loss ``d``, in the task's
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from vinfo.data.sample import Sample
 from vinfo.models.base import BaseCodec, check_lmbda
 from vinfo.models.enhancement import EnhancementCodec
-from vinfo.models.tasks import DetectionHead
-from vinfo.registry import Registry
+from vinfo.models.tasks import DetectionHead, get_task
 from vinfo.train import StepOutput
-
-TaskTarget = Callable[[Tensor, Sequence[Sample]], Any]
-"""``(images (B, 3, H, W), samples) → target`` in the form the task's loss expects."""
-
-
-def _reconstruction_target(images: Tensor, samples: Sequence[Sample]) -> Tensor:
-    return images
-
-
-def _depth_target(images: Tensor, samples: Sequence[Sample]) -> Tensor:
-    # (B, 1, H, W); invalid pixels become 0, which the depth loss ignores
-    return torch.stack([torch.where(s.depth_valid, s.depth, 0.0) for s in _need(samples, "depth")])
-
-
-def _segmentation_target(images: Tensor, samples: Sequence[Sample]) -> Tensor:
-    return torch.stack([s.segmentation for s in _need(samples, "segmentation")])  # (B, H, W)
-
-
-def _detection_target(images: Tensor, samples: Sequence[Sample]) -> list[dict[str, Tensor]]:
-    # boxes and labels only: the detectors of the paper have no mask head
-    return [{"boxes": s.boxes, "labels": s.labels} for s in _need(samples, "boxes")]
-
-
-def _need(samples: Sequence[Sample], field: str) -> Sequence[Sample]:
-    if any(getattr(s, field) is None for s in samples):
-        raise ValueError(f"the dataset's samples have no {field} target")
-    return samples
-
-
-TASK_TARGETS: Registry[TaskTarget] = Registry("task target")
-TASK_TARGETS.add("reconstruction", _reconstruction_target)
-TASK_TARGETS.add("depth", _depth_target)
-TASK_TARGETS.add("segmentation", _segmentation_target)
-TASK_TARGETS.add("detection", _detection_target)
 
 
 def task_target(task: str, images: Tensor, samples: Sequence[Sample]) -> Any:
-    """The target of ``task`` for a collated batch (see :data:`TASK_TARGETS`)."""
-    return TASK_TARGETS.get(task)(images, samples)
+    """The target of ``task`` for a collated batch (:attr:`vinfo.models.tasks.Task.target`)."""
+    return get_task(task).target(images, samples)
 
 
 def task_targets(
@@ -200,10 +165,8 @@ def objective_for(model: nn.Module, lmbda: float) -> BaseObjective | Enhancement
 
 
 __all__ = [
-    "TASK_TARGETS",
     "BaseObjective",
     "EnhancementObjective",
-    "TaskTarget",
     "initialise_head_at_prior",
     "objective_for",
     "task_target",

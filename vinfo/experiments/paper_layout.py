@@ -9,13 +9,13 @@ from pathlib import Path
 import pandas as pd
 
 from bdrate.core import DEFAULT_METHOD
-from vinfo.experiments.evaluate import TASK_EVALUATORS
 from vinfo.experiments.plots import Panel, plot_rd_panels
 from vinfo.experiments.presets import ReproducePreset
 from vinfo.experiments.rd import Comparison, bd_table
 from vinfo.experiments.results import BASE_STRATEGY, FIG2_STEM, FIG3_STEM, FIGURE_FORMATS
 from vinfo.experiments.sweep import curve_label
 from vinfo.figures import save_figure
+from vinfo.models.tasks import get_task
 
 
 def paper_figure(task: str, strategy: str, base_task: str) -> str:
@@ -33,7 +33,7 @@ def paper_comparisons(preset: ReproducePreset) -> list[tuple[str, Comparison]]:
     """``(task, comparison)``: proposed vs baseline for every curve pair, as in the paper;
     plus standalone vs each scalable curve (the paper's Fig. 3 remark)."""
     b0, b1 = preset.betas
-    metric = TASK_EVALUATORS.get(preset.base_task).primary_metric
+    metric = get_task(preset.base_task).metric
     rows = [
         (
             preset.base_task,
@@ -46,7 +46,7 @@ def paper_comparisons(preset: ReproducePreset) -> list[tuple[str, Comparison]]:
         )
     ]
     for secondary in preset.secondary:
-        metric = TASK_EVALUATORS.get(secondary.task).primary_metric
+        metric = get_task(secondary.task).metric
         for strategy in ("direct", "scalable"):
             if strategy in secondary.strategies:
                 figure = paper_figure(secondary.task, strategy, preset.base_task)
@@ -86,13 +86,13 @@ def write_paper_figures(preset: ReproducePreset, frames: dict[str, pd.DataFrame]
     """Write the Fig. 2 (base task and reconstruction) and Fig. 3 (other secondary tasks) RD
     figures, PNG and PDF, and return their files."""
     b0, b1 = preset.betas
-    base_metric = TASK_EVALUATORS.get(preset.base_task).primary_metric
+    base_metric = get_task(preset.base_task).metric
     files: list[Path] = []
     fig2_frames = [frames[preset.base_task]]
     panels: list[Panel] = []
     secondary_panels: list[tuple[pd.DataFrame, Panel]] = []
     for secondary in preset.secondary:
-        metric = TASK_EVALUATORS.get(secondary.task).primary_metric
+        metric = get_task(secondary.task).metric
         for strategy in ("direct", "scalable"):
             if strategy not in secondary.strategies:
                 continue

@@ -32,11 +32,10 @@ from typing import Any, Protocol
 
 import torch
 
+from vinfo.experiments.datasets import Splits
 from vinfo.experiments.results import CHECKPOINT_FILE
-from vinfo.experiments.splits import Splits
 from vinfo.experiments.sweep import PlannedRun, train_run
-
-Progress = Callable[[str], None]
+from vinfo.progress import Progress, ProgressEvent
 
 
 class DataSource(Protocol):
@@ -124,7 +123,7 @@ class LocalExecutor:
             if any(needed in failed or needed in skipped for needed in run.after):
                 skipped.append(run.run_dir)
                 continue
-            progress(run.message)
+            progress(run.event)
             if splits is None and not run.checkpoint.is_file():
                 splits = source()
             try:
@@ -141,7 +140,7 @@ class LocalExecutor:
         some failed."""
         failed: dict[str, str] = {}
         for count, item in enumerate(items, start=1):
-            progress(f"[{count}/{len(items)}] {item}")
+            progress(ProgressEvent("finished", f"[{count}/{len(items)}] {item}"))
             try:
                 function(item)
             except Exception as error:  # noqa: BLE001 - reported with the others at the end
@@ -205,12 +204,12 @@ class ProcessExecutor:
                         skipped.append(run.run_dir)
                     elif ready(run) and run.checkpoint.is_file():
                         pending.remove(run)  # finished before: checked and skipped here
-                        progress(run.message)
+                        progress(run.event)
                         train_planned_run(run, None)
                         done.add(run.run_dir)
                     elif ready(run) and len(running) < self.workers:
                         pending.remove(run)
-                        progress(run.message)
+                        progress(run.event)
                         running[pool.submit(_worker_train, run, source)] = run
                 if not running:
                     if pending and not any(ready(run) for run in pending):
@@ -224,7 +223,8 @@ class ProcessExecutor:
                         done.add(run.run_dir)
                     else:
                         failed[run.run_dir] = str(error).splitlines()[0]
-                        progress(f"failed: {run.run_dir}: {failed[run.run_dir]}")
+                        line = f"failed: {run.run_dir}: {failed[run.run_dir]}"
+                        progress(ProgressEvent("failed", line))
         if failed:
             raise PlanError(failed, skipped)
 
@@ -242,10 +242,10 @@ class ProcessExecutor:
                 item = futures[future]
                 error = future.exception()
                 if error is None:
-                    progress(f"[{count}/{len(futures)}] {item}")
+                    progress(ProgressEvent("finished", f"[{count}/{len(futures)}] {item}"))
                 else:
                     failed[str(item)] = str(error).splitlines()[0]
-                    progress(f"failed: {item}: {failed[str(item)]}")
+                    progress(ProgressEvent("failed", f"failed: {item}: {failed[str(item)]}"))
         if failed:
             raise PlanError(failed, [])
 

@@ -40,9 +40,10 @@ from vinfo.experiments.results import (
     PROBES_FILE,
     RunKey,
 )
-from vinfo.experiments.sweep import FinishedRun, Progress
+from vinfo.experiments.sweep import FinishedRun
 from vinfo.figures import save_figure
 from vinfo.io import read_json, write_json_atomic, write_text_atomic
+from vinfo.progress import Progress, ProgressEvent, note
 
 
 def repr_name(beta: float, lmbda: float) -> str:
@@ -109,7 +110,7 @@ def probe_base_models(
     }))
     stored = read_json(record_file) if record_file.is_file() else None
     if stored == wanted and bits_file.is_file() and table_file.is_file():
-        step(f"probes: {table_file.name} is up to date (the fits are skipped)")
+        step(note(f"probes: {table_file.name} is up to date (the fits are skipped)"))
         # "null" is a family name, not a missing value
         frame = pd.read_csv(table_file, keep_default_na=False, na_values=[""])
         bits = load_bits(bits_file)
@@ -119,8 +120,8 @@ def probe_base_models(
         def fitted(event: FitEvent) -> None:
             nonlocal done
             done += 1
-            step(f"probe [{done}/{total}] {event.repr} {event.target} {event.family} "
-                 f"seed {event.seed}")
+            step(ProgressEvent("probe", f"probe [{done}/{total}] {event.repr} {event.target} "
+                               f"{event.family} seed {event.seed}"))
 
         run = probe_files(
             [r.checkpoint for _, r in runs], study.targets, study.families, study.seeds,

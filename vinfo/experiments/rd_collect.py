@@ -8,25 +8,20 @@ checkpoint change), :func:`rd_point` makes its row and :func:`collect_rd` the ta
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 from torch.utils.data import Dataset
 
+from vinfo.experiments.datasets import dataset_splits
 from vinfo.experiments.evaluate import Evaluation, evaluate
 from vinfo.experiments.rd import RDPoint, rd_frame, write_compressai_json, write_rd_csv
 from vinfo.experiments.results import CHECKPOINT_FILE, EXPERIMENT_FILE, eval_file
-from vinfo.experiments.splits import dataset_splits
 from vinfo.experiments.sweep import FinishedRun, RunSpec, read_spec
 from vinfo.io import check_output_file, read_json, write_json_atomic
 from vinfo.models.checkpoint import load_checkpoint
-
-Progress = Callable[[str], None]
-
-
-def _silent(message: str) -> None:
-    pass
+from vinfo.progress import Progress, ProgressEvent, silent
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[FinishedRun]:
@@ -125,12 +120,13 @@ def collect_rd(
     batch_size: int = 16,
     downscale_factor: int = 1,
     bitstream_images: int | None = None,
-    progress: Progress = _silent,
+    progress: Progress = silent,
 ) -> pd.DataFrame:
     """Evaluate finished runs on ``dataset`` and return their tidy RD table (one row each)."""
     points = []
     for run in runs:
-        progress(f"evaluate {run.spec.task} {run.spec.curve} lambda={run.spec.lmbda:g}")
+        progress(ProgressEvent(
+            "evaluate", f"evaluate {run.spec.task} {run.spec.curve} lambda={run.spec.lmbda:g}"))
         evaluation = evaluate_run(
             run,
             dataset,
@@ -155,7 +151,7 @@ def write_rd(
     downscale: int = 1,
     batch_size: int = 16,
     bitstream_images: int | None = None,
-    progress: Progress = _silent,
+    progress: Progress = silent,
 ) -> pd.DataFrame:
     """``vinfo rd``: evaluate the finished runs under ``paths`` and write their RD table.
 

@@ -43,8 +43,9 @@ import pandas as pd
 import torch
 
 from bdrate.directions import metric_direction
+from vinfo.experiments.datasets import Splits, dataset_splits, experiment_transforms
 from vinfo.experiments.document import render_markdown
-from vinfo.experiments.evaluate import TASK_EVALUATORS, trivial_metrics
+from vinfo.experiments.evaluate import trivial_metrics
 from vinfo.experiments.paper_layout import bd_rows, paper_comparisons, write_paper_figures
 from vinfo.experiments.plan import DataSource, Executor, Plan, executor_for
 from vinfo.experiments.presets import ReproducePreset, Secondary, get_preset
@@ -76,12 +77,10 @@ from vinfo.experiments.results import (
     pair_key,
     rd_file,
 )
-from vinfo.experiments.splits import Splits, dataset_splits, experiment_transforms
 from vinfo.experiments.summary import summary_blocks
 from vinfo.experiments.sweep import (
     FinishedRun,
     PlannedRun,
-    Progress,
     RunSpec,
     _dependencies,
     data_record,
@@ -91,6 +90,8 @@ from vinfo.experiments.sweep import (
 from vinfo.experiments.verdict import paper_verdicts
 from vinfo.io import read_json, write_json_atomic, write_text_atomic
 from vinfo.lock import folder_lock
+from vinfo.models.tasks import get_task
+from vinfo.progress import Progress, ProgressEvent, note, silent
 from vinfo.train import METRICS_FILE, TrainConfig
 
 
@@ -154,22 +155,24 @@ def _with_quiet(preset: ReproducePreset, quiet: bool) -> ReproducePreset:
 
 
 class _Steps:
-    """Numbered progress lines with the elapsed time and, once a model is done, a rough ETA
-    (elapsed time per started model × models left; skipped models make it pessimistic)."""
+    """Progress events with the elapsed time; ``train`` events numbered and, once a model is
+    done, with a rough ETA (elapsed time per started model × models left; skipped models make
+    it pessimistic)."""
 
     def __init__(self, total: int, progress: Progress) -> None:
         self.total, self.done, self.progress = total, 0, progress
         self.started = time.perf_counter()
 
-    def __call__(self, message: str) -> None:
+    def __call__(self, event: ProgressEvent) -> None:
         elapsed = time.perf_counter() - self.started
-        if message.startswith("train "):
+        text = str(event)
+        if event.kind == "train":
             eta = ""
             if self.done:
                 eta = f" (eta {_clock(elapsed / self.done * (self.total - self.done))})"
             self.done += 1
-            message = f"[{self.done}/{self.total}] {message}{eta}"
-        self.progress(f"{_clock(elapsed)} {message}")
+            text = f"[{self.done}/{self.total}] {text}{eta}"
+        self.progress(event.retext(f"{_clock(elapsed)} {text}"))
 
 
 def _clock(seconds: float) -> str:
@@ -246,7 +249,7 @@ def _reproduce(
             split[index]
     phases("data")
     _check_out(out, preset)
-    step = _Steps(preset.num_models(), progress or (lambda message: None))
+    step = _Steps(preset.num_models(), progress or silent)
     runs_dir = out / RUNS_DIR
     baseline, proposed = preset.betas
     evaluation = {
@@ -309,10 +312,10 @@ def _reproduce(
         for beta, row in zip(preset.betas, chosen_rows, strict=True)
     }
     write_json_atomic(out / PAIR_FILE, pair)
-    step(
+    step(note(
         "similar-rate pair: "
         + ", ".join(f"{k} lambda={v['lmbda']:g} ({v['bpp']:.4f} bpp)" for k, v in pair.items())
-    )
+    ))
 
     # 3. secondary tasks: one plan for all of them and the pair's seed replicas
     secondary_plans = {
@@ -375,7 +378,7 @@ def _reproduce(
     write_json_atomic(out / TIMINGS_FILE, {"workers": getattr(executor, "workers", 1),
                                              "seconds": phases.seconds})
     files.append(out / TIMINGS_FILE)
-    step(f"done in {_clock(seconds)}: {out}; report: {report}")
+    step(note(f"done in {_clock(seconds)}: {out}; report: {report}"))
     return ReproduceResult(out, tuple(files), table, trivial, seconds, report)
 
 
@@ -489,7 +492,7 @@ def _pair_seed_table(
 ) -> pd.DataFrame:
     """One row per pair seed and β: the base model's rate and task metric, and the PSNR of
     the direct reconstruction from it (when the study has one), on the test split."""
-    base_metric = TASK_EVALUATORS.get(preset.base_task).primary_metric
+    base_metric = get_task(preset.base_task).metric
     direct = {run.spec.base: run for run in secondary_plans.get("reconstruction", [])
               if run.spec.strategy == "direct"}
     rows = []
@@ -584,8 +587,7 @@ def _trivial_check(
     validation images) against the best and worst trained model."""
     rows = []
     for task, frame in frames.items():
-        evaluator = TASK_EVALUATORS.get(task)
-        metric = evaluator.primary_metric
+        metric = get_task(task).metric
         trivial = trivial_metrics(task, splits.val, splits.test, preset.codec)[metric]
         higher = metric_direction(metric).higher_is_better
         values = frame[metric]

@@ -36,13 +36,13 @@ from vinfo.experiments.plan import (
     DataSource,
     Plan,
     PlanError,
-    Progress,
     is_finished,
     train_planned_run,
 )
 from vinfo.experiments.results import EXPERIMENT_FILE, SLURM_JOB_FILE
 from vinfo.experiments.sweep import PlannedRun
 from vinfo.io import read_json, write_json_atomic
+from vinfo.progress import Progress, ProgressEvent
 from vinfo.train.distributed import process_group_from_env
 
 _POLL_SECONDS = 2.0
@@ -129,7 +129,7 @@ class SlurmExecutor:
         threads = self.threads or self.cpus_per_task or 1
         jobs: dict[Path, submitit.Job[Any]] = {}
         for run in plan.runs:
-            progress(run.message)
+            progress(run.event)
             if run.checkpoint.is_file():  # finished before: checked (spec, config), skipped
                 train_planned_run(run, None)
                 continue
@@ -166,17 +166,17 @@ class SlurmExecutor:
         executor.update_parameters(name="vinfo:grid", slurm_additional_parameters={})
         threads = self.threads or self.cpus_per_task or 1
         jobs = executor.map_array(_SlurmCall(function, threads), items)
-        progress(f"submitted {len(jobs)} cells as SLURM job array "
-                 f"{str(jobs[0].job_id).split('_')[0]}; logs in {self.folder}")
+        progress(ProgressEvent("submitted", f"submitted {len(jobs)} cells as SLURM job array "
+                               f"{str(jobs[0].job_id).split('_')[0]}; logs in {self.folder}"))
         done = 0
 
         def ended(index: int, failure: str | None) -> None:
             nonlocal done
             if failure is None:
                 done += 1
-                progress(f"[{done}/{len(items)}] {items[index]}")
+                progress(ProgressEvent("finished", f"[{done}/{len(items)}] {items[index]}"))
             else:
-                progress(f"failed: {items[index]}: {failure}")
+                progress(ProgressEvent("failed", f"failed: {items[index]}: {failure}"))
 
         failed = _wait_for(dict(enumerate(jobs)), lambda index, state: (
             finished(items[index]) if finished is not None else state in ("COMPLETED", "ENDED")),
@@ -188,7 +188,7 @@ class SlurmExecutor:
               ) -> None:
         def ended(run_dir: Path, failure: str | None) -> None:
             if failure is not None:
-                progress(f"failed: {run_dir}: {failure}")
+                progress(ProgressEvent("failed", f"failed: {run_dir}: {failure}"))
 
         failed = _wait_for(jobs, lambda run_dir, state: is_finished(run_dir), ended)
         if failed:

@@ -33,7 +33,7 @@ import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,18 +43,18 @@ from torch import nn
 
 from vinfo.data.sample import collate
 from vinfo.data.synthetic import SyntheticConfig, synthetic_preset_name
+from vinfo.experiments.datasets import (
+    Splits,
+    dataset_splits,
+    experiment_dataset,
+    experiment_transforms,
+)
 from vinfo.experiments.objectives import initialise_head_at_prior, objective_for
 from vinfo.experiments.results import (
     BASE_STRATEGY,
     CHECKPOINT_FILE,
     EXPERIMENT_FILE,
     lmbda_dir,
-)
-from vinfo.experiments.splits import (
-    EXPERIMENT_DATA,
-    Splits,
-    dataset_splits,
-    experiment_transforms,
 )
 from vinfo.io import read_json, write_json_atomic
 from vinfo.lock import folder_lock
@@ -63,14 +63,9 @@ from vinfo.models.checkpoint import load_checkpoint, read_tensors, save_checkpoi
 from vinfo.models.config import CodecConfig, codec_preset
 from vinfo.models.enhancement import STRATEGIES, EnhancementCodec
 from vinfo.models.tasks import get_task
+from vinfo.progress import Progress, ProgressEvent, silent
 from vinfo.train import STATE_FILE, TrainConfig, Trainer, seed_everything, select_device
 from vinfo.train.distributed import is_distributed, is_main_process, process_group_from_env
-
-Progress = Callable[[str], None]
-
-
-def _silent(message: str) -> None:
-    pass
 
 
 def curve_label(strategy: str, beta: float) -> str:
@@ -151,6 +146,11 @@ class FinishedRun:
     def checkpoint(self) -> Path:
         return self.run_dir / CHECKPOINT_FILE
 
+    @property
+    def event(self) -> ProgressEvent:
+        """The ``train`` progress event reported when the run starts (its :attr:`message`)."""
+        return ProgressEvent("train", self.message)
+
 
 @dataclass(frozen=True)
 class PlannedRun:
@@ -177,6 +177,11 @@ class PlannedRun:
     @property
     def checkpoint(self) -> Path:
         return self.run_dir / CHECKPOINT_FILE
+
+    @property
+    def event(self) -> ProgressEvent:
+        """The ``train`` progress event reported when the run starts (its :attr:`message`)."""
+        return ProgressEvent("train", self.message)
 
 
 def build_model(spec: RunSpec, config: CodecConfig) -> nn.Module:
@@ -250,7 +255,7 @@ def data_record(
     the resolution the codec saw.
 
     Args:
-        dataset: a name in :data:`vinfo.experiments.splits.EXPERIMENT_DATA`.
+        dataset: a dataset experiments can train on (:func:`vinfo.data.experiment_datasets`).
         synthetic: the synthetic preset name or config (synthetic data only).
         root: root of a real dataset (stored resolved).
         split: the dataset split the training images come from.
@@ -495,7 +500,7 @@ def lambda_sweep(
     warm: TrainConfig | None = None,
     *,
     resume: bool = True,
-    progress: Progress = _silent,
+    progress: Progress = silent,
     data: Mapping[str, Any] | None = None,
 ) -> list[FinishedRun]:
     """Train one RD curve in this process (:func:`plan_lambda_sweep`, run in order).
@@ -511,7 +516,7 @@ def lambda_sweep(
     """
     runs: list[FinishedRun] = []
     for run in plan_lambda_sweep(root, template, lmbdas, config, first, warm, data=data):
-        progress(run.message)
+        progress(run.event)
         runs.append(train_run(run.spec, run.config, splits, run.train, run.run_dir,
                               resume=resume, data=run.data))
     return runs
@@ -536,7 +541,7 @@ def train_curve(
     downscale: int = 1,
     augment: bool = True,
     resume: bool = True,
-    progress: Progress = _silent,
+    progress: Progress = silent,
 ) -> list[FinishedRun]:
     """``vinfo train``: one warm-started RD curve of base or enhancement models on a dataset.
 
@@ -549,7 +554,7 @@ def train_curve(
         base: base checkpoint of an enhancement model.
         init: checkpoint that initialises the first model.
         train_only: the one submodule to optimise (e.g. ``entropy_model`` for standalone).
-        dataset: a name in :data:`vinfo.experiments.splits.EXPERIMENT_DATA`.
+        dataset: a dataset experiments can train on (:func:`vinfo.data.experiment_datasets`).
         data_root: root of a real dataset.
         synthetic: synthetic preset (``tiny``, ``small``).
         codec: codec preset; its segmentation head gets the dataset's classes.
@@ -572,7 +577,7 @@ def train_curve(
     # rank 0 alone writes (and locks) under torchrun, where every rank runs this function
     with folder_lock(out) if is_main_process() else contextlib.nullcontext():
         config = codec_preset(codec).replace(
-            segmentation_classes=EXPERIMENT_DATA.get(dataset).segmentation_classes
+            segmentation_classes=experiment_dataset(dataset).segmentation_classes
         )
         if base is not None:
             base_model = load_checkpoint(base)

@@ -1,4 +1,11 @@
-"""Task registry: for each task its head networks, loss, metric and the metric's direction.
+"""Task registry: what a task is everywhere, one :class:`Task` entry per task (issue #18).
+
+Each entry holds the task's head networks, its training target (read from the batch's samples)
+and loss, the :class:`~vinfo.data.Sample` fields a probe reads, the prior a head starts at, and
+how it is scored (:mod:`vinfo.metrics.task_scores`: metric accumulator, restoring a prediction
+to the original resolution, trivial predictor) with its primary metric and that metric's
+direction. Objectives, evaluation and probes read these entries; adding a task is one entry
+here (plus its own head or scores, where it needs new ones).
 
 A head consumes the synthesis output ``x̃ = g(ŷ)`` in image space, ``(B, 3, H, W)`` — as in
 the paper, where a task network designed for images is connected to the synthesis transform
@@ -50,6 +57,8 @@ from torch.nn import functional as F
 from torchvision.models import detection, segmentation
 
 from bdrate.directions import metric_direction
+from vinfo.data.sample import Sample
+from vinfo.metrics import task_scores
 from vinfo.metrics.image import rmse
 from vinfo.models.config import HEAD_VARIANTS, CodecConfig
 from vinfo.registry import Registry
@@ -239,6 +248,34 @@ def detection_loss(losses: Mapping[str, Tensor], target: Any = None) -> Tensor:
     return torch.stack(list(losses.values())).sum()
 
 
+def _reconstruction_target(images: Tensor, samples: Sequence[Sample]) -> Tensor:
+    return images
+
+
+def _depth_target(images: Tensor, samples: Sequence[Sample]) -> Tensor:
+    # (B, 1, H, W); invalid pixels become 0, which the depth loss ignores
+    return torch.stack([torch.where(s.depth_valid, s.depth, 0.0) for s in _need(samples, "depth")])
+
+
+def _segmentation_target(images: Tensor, samples: Sequence[Sample]) -> Tensor:
+    return torch.stack([s.segmentation for s in _need(samples, "segmentation")])  # (B, H, W)
+
+
+def _detection_target(images: Tensor, samples: Sequence[Sample]) -> list[dict[str, Tensor]]:
+    # boxes and labels only: the detectors of the paper have no mask head
+    return [{"boxes": s.boxes, "labels": s.labels} for s in _need(samples, "boxes")]
+
+
+def _need(samples: Sequence[Sample], field: str) -> Sequence[Sample]:
+    if any(getattr(s, field) is None for s in samples):
+        raise ValueError(f"the dataset's samples have no {field} target")
+    return samples
+
+
+TaskTarget = Callable[[Tensor, Sequence[Sample]], Any]
+"""``(images (B, 3, H, W), samples) → target`` in the form the task's loss expects."""
+
+
 @dataclass(frozen=True)
 class Task:
     """One task of the paper.
@@ -252,6 +289,16 @@ class Task:
         prior: ``(targets, config) → bias``: the output bias of a head that predicts the best
             constant (:func:`depth_prior`, :func:`class_prior`), ``None`` for heads with no
             dense output layer (reconstruction's identity, detection).
+        target: the loss target of a collated batch, ``(images, samples) → target``.
+        field: the :class:`~vinfo.data.Sample` attribute holding the target (what probes read).
+        mask_field: the attribute holding its validity mask, or ``None``.
+        scores: ``(num_classes, primary_only) →`` the metric accumulator
+            (:mod:`vinfo.metrics.task_scores`); its primary metric is :attr:`metric`.
+        restore: ``(prediction, original (H, W), factor) →`` the prediction on a
+            ``factor``-times downscaled input at the original resolution (§4.1).
+        trivial: ``(samples, num_classes) →`` a trivial predictor fitted on samples: the
+            per-pixel mean image, mean depth or most frequent class, or no boxes.
+        classes: the :class:`CodecConfig` attribute holding the class count, or ``None``.
     """
 
     name: str
@@ -259,7 +306,14 @@ class Task:
     loss: Callable[[Any, Any], Tensor]
     metric: str
     description: str
-    prior: Callable[[Iterable[Any], CodecConfig], Tensor] | None = None
+    prior: Callable[[Iterable[Any], CodecConfig], Tensor] | None
+    target: TaskTarget
+    field: str
+    mask_field: str | None
+    scores: Callable[..., task_scores.Scores]
+    restore: Callable[[Any, tuple[int, int], int], Any]
+    trivial: Callable[[Iterable[Sample], int | None], task_scores.Predictor]
+    classes: str | None = None
 
     def __post_init__(self) -> None:
         if set(self.heads) != set(HEAD_VARIANTS):
@@ -270,6 +324,10 @@ class Task:
     def higher_is_better(self) -> bool:
         """Direction of :attr:`metric`, from :mod:`bdrate.directions`."""
         return metric_direction(self.metric).higher_is_better
+
+    def num_classes(self, config: CodecConfig) -> int | None:
+        """The class count of ``config`` this task uses, or ``None``."""
+        return None if self.classes is None else int(getattr(config, self.classes))
 
     def build_head(self, config: CodecConfig, weights_path: str | Path | None = None) -> nn.Module:
         """The head for ``config.head_variant``, randomly initialised or loaded from a local
@@ -307,6 +365,13 @@ for _task in (
         reconstruction_loss,
         "psnr",
         "input reconstruction x̂ = g(ŷ), trained with RMSE",
+        None,
+        _reconstruction_target,
+        "image",
+        None,
+        task_scores.ReconstructionScores,
+        task_scores.upsample_dense,
+        lambda samples, classes: task_scores.mean_image(samples),
     ),
     Task(
         "depth",
@@ -322,6 +387,12 @@ for _task in (
         "rmse",
         "monocular depth (LRASPP MobileNetV3), masked RMSE",
         lambda targets, config: depth_prior(targets),
+        _depth_target,
+        "depth",
+        "depth_valid",
+        task_scores.DepthScores,
+        task_scores.upsample_dense,
+        lambda samples, classes: task_scores.mean_depth(samples),
     ),
     Task(
         "segmentation",
@@ -337,6 +408,13 @@ for _task in (
         "miou",
         "semantic segmentation (DeepLabV3 ResNet-50), K x cross-entropy ignoring 255",
         lambda targets, config: class_prior(targets, config.segmentation_classes),
+        _segmentation_target,
+        "segmentation",
+        None,
+        task_scores.SegmentationScores,
+        task_scores.upsample_dense,
+        task_scores.majority_class,
+        "segmentation_classes",
     ),
     Task(
         "detection",
@@ -361,6 +439,14 @@ for _task in (
         detection_loss,
         "map",
         "object detection (Faster R-CNN ResNet-50 FPN), its own losses",
+        None,
+        _detection_target,
+        "boxes",
+        None,
+        task_scores.DetectionScores,
+        task_scores.rescale_boxes,
+        task_scores.no_boxes,
+        "detection_classes",
     ),
 ):
     TASKS.add(_task.name, _task)
@@ -378,6 +464,7 @@ __all__ = [
     "DenseHead",
     "DetectionHead",
     "Task",
+    "TaskTarget",
     "class_prior",
     "depth_loss",
     "depth_prior",

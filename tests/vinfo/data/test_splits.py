@@ -17,9 +17,9 @@ from vinfo.data import (
     split_sizes,
     synthetic_split_config,
 )
-from vinfo.experiments.splits import split_indices, synthetic_splits
+from vinfo.experiments.datasets import split_indices, synthetic_splits
 
-# Computed with the two rules this module replaced (vinfo.experiments.splits.split_indices and
+# Computed with the two rules this module replaced (vinfo.experiments.datasets.split_indices and
 # probes.sources.split_positions before the merge): results directories written with them must
 # keep the same images in the same splits.
 PROBE_VAL_256 = [9, 18, 27, 28, 30, 36, 43, 45, 46, 60, 69, 74, 76, 78, 85, 89, 92, 93, 101, 103,

@@ -8,21 +8,19 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from vinfo.data import SyntheticConfig, SyntheticScenes, collate
+from vinfo.data import SyntheticConfig, SyntheticScenes, collate, experiment_datasets
+from vinfo.experiments.datasets import (
+    dataset_splits,
+    experiment_transforms,
+    split_indices,
+    synthetic_splits,
+)
 from vinfo.experiments.objectives import (
-    TASK_TARGETS,
     BaseObjective,
     EnhancementObjective,
     initialise_head_at_prior,
     objective_for,
     task_target,
-)
-from vinfo.experiments.splits import (
-    EXPERIMENT_DATA,
-    dataset_splits,
-    experiment_transforms,
-    split_indices,
-    synthetic_splits,
 )
 from vinfo.models import TASKS, BaseCodec, EnhancementCodec, codec_preset
 from vinfo.models.tasks import get_task, initialise_head
@@ -37,7 +35,8 @@ def batch(n: int = 2):
 
 
 def test_every_task_has_a_target_of_the_losses_shape():
-    assert set(TASK_TARGETS.names()) == set(TASKS.names())
+    # the target is part of each task's registry entry (issue #18): none can lack one
+    assert all(callable(get_task(name).target) for name in TASKS.names())
     images, samples = batch()
     assert task_target("reconstruction", images, samples) is images
     depth = task_target("depth", images, samples)
@@ -126,7 +125,10 @@ def test_downscale_shrinks_training_and_validation_but_not_test_images():
 
 
 def test_real_datasets_need_a_root_and_unknown_ones_list_the_valid_names():
-    assert set(EXPERIMENT_DATA.names()) == {"synthetic", "coco", "cityscapes"}
+    # one dataset table (issue #18): the experiment datasets are the entries with a split rule
+    assert set(experiment_datasets()) == {"synthetic", "coco", "cityscapes"}
+    with pytest.raises(ValueError, match="evaluation and probing only.*synthetic, coco"):
+        dataset_splits("images")
     with pytest.raises(ValueError, match="data root"):
         dataset_splits("cityscapes")
     with pytest.raises(ValueError, match="valid: synthetic, coco, cityscapes"):

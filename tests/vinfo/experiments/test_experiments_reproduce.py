@@ -17,6 +17,7 @@ from vinfo.experiments.paper_layout import paper_comparisons, paper_figure
 from vinfo.experiments.presets import REPRODUCE_PRESETS, describe_plan, get_preset
 from vinfo.experiments.rd import Comparison, RDPoint, bd_table, pareto_front, rd_frame
 from vinfo.experiments.reproduce import reproduce
+from vinfo.progress import ProgressEvent
 
 
 @pytest.mark.parametrize("name", REPRODUCE_PRESETS.names())
@@ -140,6 +141,19 @@ def test_pareto_front_drops_dominated_points_and_rescues_the_bd_table():
     # BD-metric keeps every point; here Akima overshoots the dip, which the guard refuses
     assert math.isnan(rescued.loc[0, "bd_metric"]) and "BD-metric: anchor curve" in note
     assert "outside the range of the curve's points" in note and "BD-rate: anchor" not in note
+
+
+@pytest.mark.slow
+def test_micro_progress_is_one_typed_event_per_step(micro_run):
+    # issue #18: the pipeline reports ProgressEvents; reproduce numbers the train events
+    _, _, lines = micro_run
+    assert all(isinstance(line, ProgressEvent) for line in lines)
+    train = [line for line in lines if line.kind == "train"]
+    total = get_preset("micro").num_models()
+    assert len(train) == total
+    assert [line.split()[1] for line in train] == [f"[{k}/{total}]" for k in range(1, total + 1)]
+    assert {line.kind for line in lines} >= {"train", "evaluate", "probe", "note"}
+    assert lines[-1].kind == "note"
 
 
 @pytest.mark.slow

@@ -14,10 +14,10 @@ from bdrate import read_curves
 from vinfo.data import SyntheticConfig
 from vinfo.experiments import rd_collect
 from vinfo.experiments import sweep as sweep_module
-from vinfo.experiments.evaluate import TASK_EVALUATORS, Evaluation, evaluate, trivial_metrics
+from vinfo.experiments.datasets import synthetic_splits
+from vinfo.experiments.evaluate import Evaluation, evaluate, trivial_metrics
 from vinfo.experiments.rd import write_rd_csv
 from vinfo.experiments.rd_collect import collect_rd, evaluate_run, find_runs
-from vinfo.experiments.splits import synthetic_splits
 from vinfo.experiments.sweep import (
     RunSpec,
     curve_label,
@@ -35,6 +35,7 @@ from vinfo.models import (
     load_checkpoint,
     save_checkpoint,
 )
+from vinfo.models.tasks import get_task
 from vinfo.train import TrainConfig, Trainer
 
 TINY = codec_preset("tiny").replace(segmentation_classes=7)
@@ -145,7 +146,7 @@ def test_evaluation_reports_metrics_and_both_rates(task, splits):
         codec.f_b.layers[-1].weight.mul_(20)  # a latent that costs bits
     result = evaluate(codec, splits.test, batch_size=2)
     assert result.task == task and result.num_images == 2
-    assert set(result.metrics) >= {TASK_EVALUATORS.get(task).primary_metric}
+    assert set(result.metrics) >= {get_task(task).metric}
     assert result.bpp_base > 0 and result.bpp_enhancement == 0
     assert result.coded_images == 2 and result.bpp_actual > 0
     header_bpp = 8 * 17 / (32 * 32)

@@ -14,19 +14,16 @@ trains on, which the probes read.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 from torch.utils.data import Dataset, Subset
 
-from vinfo.data.cityscapes import NUM_TRAIN_IDS
-from vinfo.data.registry import DATASETS, build_dataset
+from vinfo.data.registry import DATASETS, DatasetEntry, build_dataset, experiment_datasets
 from vinfo.data.sample import Sample
 from vinfo.data.splits import SPLIT_NAMES, holdout_size, split_sizes, synthetic_split_config
-from vinfo.data.synthetic import SYNTHETIC_CLASSES, SyntheticConfig, SyntheticScenes
+from vinfo.data.synthetic import SyntheticConfig, SyntheticScenes
 from vinfo.data.transforms import ColorJitter, Compose, Downscale, RandomHorizontalFlip
-from vinfo.registry import Registry
 
 Transform = Callable[[Sample], Sample]
 
@@ -107,83 +104,61 @@ def synthetic_splits(
     return Splits(Subset(train_data, train), Subset(val_data, val), Subset(test_data, test))
 
 
-def _official_splits(name: str, train_split: str, test_split: str) -> SplitRule:
-    def rule(
-        *,
-        root: str | Path | None,
-        synthetic: SyntheticConfig | str,
-        val_fraction: float,
-        test_fraction: float,
-        train_transform: Transform | None,
-        val_transform: Transform | None,
-        test_transform: Transform | None,
-    ) -> Splits:
-        if root is None:
-            raise ValueError(f"dataset {name!r} needs a data root (--data-root)")
-        train_data = build_dataset(name, root=root, split=train_split, transform=train_transform)
-        # the same files, verified by the first construction: check only that they exist
-        held = build_dataset(
-            name, root=root, split=train_split, transform=val_transform, verify="layout"
+class SplitRequest(NamedTuple):
+    """What :func:`dataset_splits` was asked for, handed to the dataset's split rule."""
+
+    name: str
+    root: str | Path | None
+    synthetic: SyntheticConfig | str
+    val_fraction: float
+    test_fraction: float
+    train_transform: Transform | None
+    val_transform: Transform | None
+    test_transform: Transform | None
+
+
+def _official_rule(request: SplitRequest) -> Splits:
+    """A real dataset: its official training split minus a held-out tail for validation, and
+    its official validation split (:attr:`vinfo.data.DatasetEntry.unseen_split`) as the test
+    set."""
+    name, root = request.name, request.root
+    if root is None:
+        raise ValueError(f"dataset {name!r} needs a data root (--data-root)")
+    entry = DATASETS.get(name)
+    train_data = build_dataset(name, root=root, split=entry.train_split,
+                               transform=request.train_transform)
+    # the same files, verified by the first construction: check only that they exist
+    held = build_dataset(
+        name, root=root, split=entry.train_split, transform=request.val_transform,
+        verify="layout",
+    )
+    cut = len(train_data) - holdout_size(len(train_data), request.val_fraction)
+    if cut < 1:
+        raise ValueError(
+            f"{root}: too few training images ({len(train_data)}) to hold out a val set"
         )
-        cut = len(train_data) - holdout_size(len(train_data), val_fraction)
-        if cut < 1:
-            raise ValueError(
-                f"{root}: too few training images ({len(train_data)}) to hold out a val set"
-            )
-        test = build_dataset(name, root=root, split=test_split, transform=test_transform)
-        return Splits(Subset(train_data, range(cut)), Subset(held, range(cut, len(held))), test)
-
-    return rule
+    test = build_dataset(name, root=root, split=entry.unseen_split,
+                         transform=request.test_transform)
+    return Splits(Subset(train_data, range(cut)), Subset(held, range(cut, len(held))), test)
 
 
-def _synthetic_rule(
-    *,
-    root: str | Path | None,
-    synthetic: SyntheticConfig | str,
-    val_fraction: float,
-    test_fraction: float,
-    train_transform: Transform | None,
-    val_transform: Transform | None,
-    test_transform: Transform | None,
-) -> Splits:
+def _by_index_rule(request: SplitRequest) -> Splits:
+    """Synthetic scenes, split by index (:func:`synthetic_splits`; ``root`` unused)."""
     return synthetic_splits(
-        synthetic,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        train_transform=train_transform,
-        val_transform=val_transform,
-        test_transform=test_transform,
+        request.synthetic,
+        val_fraction=request.val_fraction,
+        test_fraction=request.test_fraction,
+        train_transform=request.train_transform,
+        val_transform=request.val_transform,
+        test_transform=request.test_transform,
     )
 
 
-SplitRule = Callable[..., Splits]
+SplitRule = Callable[[SplitRequest], Splits]
+"""``request → Splits``: how a dataset splits into train/val/test."""
 
-
-@dataclass(frozen=True)
-class ExperimentData:
-    """How experiments use one registered dataset.
-
-    Attributes:
-        splits: builds the train/val/test splits (keyword arguments of :func:`dataset_splits`).
-        segmentation_classes: classes of its segmentation maps, for the codec's head (COCO has
-            none: the codec's default, 19).
-    """
-
-    splits: SplitRule
-    segmentation_classes: int
-
-
-def _official(name: str, classes: int) -> ExperimentData:
-    """A real dataset: its official training split (minus a val tail), and its official
-    validation split (:class:`vinfo.data.DatasetEntry`) as the test set."""
-    entry = DATASETS.get(name)
-    return ExperimentData(_official_splits(name, entry.train_split, entry.unseen_split), classes)
-
-
-EXPERIMENT_DATA: Registry[ExperimentData] = Registry("experiment dataset")
-EXPERIMENT_DATA.add("synthetic", ExperimentData(_synthetic_rule, len(SYNTHETIC_CLASSES)))
-EXPERIMENT_DATA.add("coco", _official("coco", NUM_TRAIN_IDS))
-EXPERIMENT_DATA.add("cityscapes", _official("cityscapes", NUM_TRAIN_IDS))
+SPLIT_RULES: dict[str, SplitRule] = {"by_index": _by_index_rule, "official": _official_rule}
+"""The split rules a dataset entry names (:attr:`vinfo.data.DatasetEntry.experiment_splits`)."""
 
 
 def experiment_transforms(
@@ -208,6 +183,23 @@ def experiment_transforms(
     }
 
 
+def experiment_dataset(name: str) -> DatasetEntry:
+    """The registry entry of a dataset experiments can train codecs on.
+
+    Raises:
+        ValueError: an unknown dataset, or one for evaluation and probing only (no split
+            rule); the message lists the datasets experiments can use.
+    """
+    entry = DATASETS.get(name) if name in DATASETS else None
+    if entry is not None and entry.experiment_splits is not None:
+        return entry
+    valid = ", ".join(experiment_datasets())
+    if entry is not None:
+        raise ValueError(f"dataset {name!r} is for evaluation and probing only (no codec "
+                         f"trains on it); experiments use one of: {valid}")
+    raise ValueError(f"unknown experiment dataset {name!r}; valid: {valid}")
+
+
 def dataset_splits(
     name: str,
     *,
@@ -219,30 +211,29 @@ def dataset_splits(
     val_transform: Transform | None = None,
     test_transform: Transform | None = None,
 ) -> Splits:
-    """Splits of a registered dataset, by its rule in :data:`EXPERIMENT_DATA`.
+    """Splits of a registered dataset, by the rule its entry names
+    (:attr:`vinfo.data.DatasetEntry.experiment_splits`, one of :data:`SPLIT_RULES`).
 
     ``synthetic`` splits by index (:func:`synthetic_splits`, ``root`` unused); ``coco`` and
     ``cityscapes`` read ``root``: the official training split minus its last ``val_fraction``
     for validation, and the official validation split as the test set.
 
     Raises:
-        ValueError: an unknown dataset, or a real dataset without ``root``.
+        ValueError: an unknown dataset or one for evaluation only (the message lists those
+            experiments can use), or a real dataset without ``root``.
     """
-    return EXPERIMENT_DATA.get(name).splits(
-        root=root,
-        synthetic=synthetic,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        train_transform=train_transform,
-        val_transform=val_transform,
-        test_transform=test_transform,
-    )
+    rule = experiment_dataset(name).experiment_splits
+    return SPLIT_RULES[rule](SplitRequest(
+        name, root, synthetic, val_fraction, test_fraction, train_transform, val_transform,
+        test_transform,
+    ))
 
 
 __all__ = [
     "SPLIT_NAMES",
-    "EXPERIMENT_DATA",
-    "ExperimentData",
+    "SPLIT_RULES",
+    "SplitRequest",
+    "experiment_dataset",
     "Splits",
     "dataset_splits",
     "experiment_transforms",
