@@ -24,6 +24,7 @@ from probes.controls import control_task, shuffle_representation, shuffled_contr
 from probes.estimator import ProbeScores, VInfoProbe
 from probes.families import FAMILIES, ProbeFamily, count_parameters, get_family
 from probes.heads import (
+    FIELD_HEADS,
     TARGETS,
     CategoricalHead,
     ContinuousHead,
@@ -67,6 +68,7 @@ __all__ = [
     "BLOCK_FRACTIONS",
     "FAMILIES",
     "PAIRED_COLUMNS",
+    "FIELD_HEADS",
     "TARGETS",
     "BitsKey",
     "BitsRecord",

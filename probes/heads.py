@@ -1,4 +1,4 @@
-"""Per-pixel likelihood heads and the registry of probe targets.
+"""Per-pixel likelihood heads, one per probed Sample field, and the probe targets.
 
 A probe maps a representation to *distribution parameters* for every target pixel; a head
 turns those parameters into a proper per-pixel distribution and scores the target under it in
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from probes.storage import channel_moments
-from vinfo.models.tasks import Task, get_task
+from vinfo.models.tasks import TASKS, Task, get_task
 from vinfo.registry import Registry
 
 LN2 = math.log(2.0)
@@ -350,24 +350,46 @@ class CategoricalHead(Head):
 
 
 @dataclass(frozen=True)
-class Target:
-    """A probe target: a task of :data:`vinfo.models.tasks.TASKS` and the head that scores it.
-
-    What the target is (the :class:`vinfo.data.Sample` field and its validity mask, the task
-    metric reported next to the bits and how it is computed) comes from the task's registry
-    entry; this entry adds what only a probe needs.
+class FieldHead:
+    """How a probe scores one :class:`vinfo.data.Sample` field.
 
     Attributes:
-        name: ``reconstruction``, ``depth`` or ``segmentation`` (a task name).
         channels: target channels ``C_t`` (3 for RGB).
         make_head: builds the head; keyword arguments are forwarded (``kind``, ``num_classes``).
         description: one line for ``vinfo probe targets``.
     """
 
-    name: str
     channels: int
     make_head: Callable[..., Head]
     description: str
+
+
+FIELD_HEADS: Registry[FieldHead] = Registry("probed sample field")
+"""The head of every Sample field a probe can predict. A probe target is a task of
+:data:`vinfo.models.tasks.TASKS` whose field is here, so a new task that reads one of these
+fields is a probe target without an entry of its own; a new kind of field adds one entry."""
+FIELD_HEADS.add("image", FieldHead(
+    3, DiscretizedHead, "8-bit RGB input; discretized logistic per subpixel (bits ≥ 0)"))
+FIELD_HEADS.add("depth", FieldHead(
+    1, ContinuousHead,
+    "depth over valid pixels; Gaussian/Laplace density (differential bits, unit-dependent)"))
+FIELD_HEADS.add("segmentation", FieldHead(
+    1, CategoricalHead, "class ids; categorical over classes, ignore index 255"))
+
+
+@dataclass(frozen=True)
+class Target:
+    """A probe target: a task of :data:`vinfo.models.tasks.TASKS` and the head of its field.
+
+    What the target is (the :class:`vinfo.data.Sample` field and its validity mask, the task
+    metric reported next to the bits and how it is computed) comes from the task's registry
+    entry; how a probe scores it comes from :data:`FIELD_HEADS`.
+
+    Attributes:
+        name: a task name (``reconstruction``, ``depth``, ``segmentation``).
+    """
+
+    name: str
 
     @property
     def task(self) -> Task:
@@ -389,17 +411,57 @@ class Target:
         """The task metric reported next to the bits (``psnr``, ``rmse``, ``miou``)."""
         return self.task.metric
 
+    @property
+    def channels(self) -> int:
+        """Target channels ``C_t``."""
+        return FIELD_HEADS.get(self.field).channels
 
-TARGETS: Registry[Target] = Registry("probe target")
-TARGETS.add("reconstruction", Target(
-    "reconstruction", 3, DiscretizedHead,
-    "8-bit RGB input; discretized logistic per subpixel (bits ≥ 0)"))
-TARGETS.add("depth", Target(
-    "depth", 1, ContinuousHead,
-    "depth over valid pixels; Gaussian/Laplace density (differential bits, unit-dependent)"))
-TARGETS.add("segmentation", Target(
-    "segmentation", 1, CategoricalHead,
-    "class ids; categorical over classes, ignore index 255"))
+    @property
+    def make_head(self) -> Callable[..., Head]:
+        """The head constructor of the target's field."""
+        return FIELD_HEADS.get(self.field).make_head
+
+    @property
+    def description(self) -> str:
+        """One line for ``vinfo probe targets``."""
+        return FIELD_HEADS.get(self.field).description
+
+
+class _ProbeTargets:
+    """The probe targets, read from the task registry on every call (a task registered after
+    this import is a target too): every task whose field has an entry in :data:`FIELD_HEADS`.
+    Reads like a :class:`~vinfo.registry.Registry` (``get``, ``names``, ``items``, ``in``)."""
+
+    def _registry(self) -> Registry[Target]:
+        targets: Registry[Target] = Registry("probe target")
+        for name, task in TASKS.items():
+            if task.field in FIELD_HEADS:
+                targets.add(name, Target(name))
+        return targets
+
+    def get(self, name: str) -> Target:
+        return self._registry().get(name)
+
+    def names(self) -> list[str]:
+        return self._registry().names()
+
+    def items(self) -> list[tuple[str, Target]]:
+        return self._registry().items()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._registry()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._registry())
+
+    def __len__(self) -> int:
+        return len(self._registry())
+
+    def __repr__(self) -> str:
+        return f"probe targets {self.names()}"
+
+
+TARGETS = _ProbeTargets()
 
 
 def get_target(name: str) -> Target:
@@ -408,11 +470,13 @@ def get_target(name: str) -> Target:
 
 
 __all__ = [
+    "FIELD_HEADS",
     "LEVELS",
     "TARGETS",
     "CategoricalHead",
     "ContinuousHead",
     "DiscretizedHead",
+    "FieldHead",
     "Head",
     "Target",
     "get_target",

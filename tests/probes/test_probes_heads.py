@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -5,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from probes.heads import (
+    FIELD_HEADS,
     TARGETS,
     CategoricalHead,
     ContinuousHead,
@@ -110,3 +112,17 @@ def test_target_registry():
     assert get_target("reconstruction").channels == 3
     with pytest.raises(UnknownNameError, match="valid: reconstruction, depth, segmentation"):
         get_target("normals")
+
+
+def test_a_task_reading_a_probed_field_is_a_probe_target(monkeypatch):
+    """Adding a task is one task entry: a task on an existing Sample field is a probe target
+    at once, with its field's head, and a task on a field no head scores (boxes) is not."""
+    from vinfo.models.tasks import TASKS, get_task
+
+    assert "detection" not in TARGETS and get_task("detection").field not in FIELD_HEADS
+    monkeypatch.setitem(TASKS._entries, "depth_l1",
+                        dataclasses.replace(get_task("depth"), name="depth_l1"))
+    assert TARGETS.names() == ["reconstruction", "depth", "segmentation", "depth_l1"]
+    target = get_target("depth_l1")
+    assert (target.field, target.mask_field, target.channels) == ("depth", "depth_valid", 1)
+    assert isinstance(target.make_head(), ContinuousHead)
