@@ -191,7 +191,10 @@ def test_two_concurrent_exports_exactly_one_proceeds(tmp_path, error_line):
     results = [Finished(p.returncode, *out) for p, out in zip(processes, outputs, strict=True)]
     assert sorted(r.exit_code for r in results) == [0, 2], results
     refused = error_line(next(r for r in results if r.exit_code == 2))
-    # refused while the other writes (its pid), or after it finished (the split exists)
-    assert "is being written by pid" in refused or "already holds split" in refused
+    # refused while the other writes (its pid, or before it has recorded it), or after it
+    # finished (the split exists)
+    assert ("is being written by pid" in refused
+            or "is being written by another process (its pid is not recorded yet)" in refused
+            or "already holds split" in refused), refused
     images = list((folder / "leftImg8bit" / "train" / "synthetic").iterdir())
     assert len(images) == 8 and not (folder / LOCK_NAME).exists()
