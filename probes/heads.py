@@ -412,19 +412,24 @@ class Target:
         return self.task.metric
 
     @property
+    def field_head(self) -> FieldHead:
+        """How a probe scores the target's field (its :data:`FIELD_HEADS` entry)."""
+        return FIELD_HEADS.get(self.field)
+
+    @property
     def channels(self) -> int:
         """Target channels ``C_t``."""
-        return FIELD_HEADS.get(self.field).channels
+        return self.field_head.channels
 
     @property
     def make_head(self) -> Callable[..., Head]:
         """The head constructor of the target's field."""
-        return FIELD_HEADS.get(self.field).make_head
+        return self.field_head.make_head
 
     @property
     def description(self) -> str:
         """One line for ``vinfo probe targets``."""
-        return FIELD_HEADS.get(self.field).description
+        return self.field_head.description
 
 
 class _ProbeTargets:
