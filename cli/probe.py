@@ -271,6 +271,10 @@ def probe(
         raise ValueError("give at least one --repr (or a sub-command: families, targets)")
     if not targets:
         raise ValueError(f"give --target: {', '.join(TARGETS.names())}")
+    for name in targets:  # looked up before the progress display starts: one error line
+        TARGETS.get(name)
+    for name in families:
+        FAMILIES.get(name)
     check_output_file(out, (".csv", ".json"), "the table")
     check_output_file(paired_out, (".csv", ".json"), "the paired table")
     check_output_file(plot, FIGURE_SUFFIXES, "a plot")

@@ -235,6 +235,16 @@ def test_bad_input_gives_one_line_and_exit_code_2(case, files, tmp_path, error_l
     assert set(tmp_path.rglob("*")) == before, "left files behind"
 
 
+@pytest.mark.parametrize(("option", "message"), [("-t", "unknown probe target 'edges'"),
+                                                 ("-f", "unknown probe family 'edges'")])
+def test_an_unknown_name_is_one_line_before_any_progress(option, message, files, tmp_path,
+                                                         error_line):
+    args = ["probe", "-t", "depth", "-f", "linear", "--repr", files["bundle"], "--cache-dir",
+            files["cache"], "--out", tmp_path / "p.csv", option, "edges"]  # not --quiet
+    error_line(run(*args), message)
+    assert not (tmp_path / "p.csv").exists()
+
+
 def test_processes_executor_gives_the_table_of_one_process(files, tmp_path):
     study = ["--repr", files["checkpoint"], "--repr", files["bundle"], "--target",
              "segmentation", "--family", "linear", *FAST, "--cache-dir", files["cache"],
