@@ -148,7 +148,8 @@ inference-mode synthesis (evaluation, probes' reconstructions) does. (Off: conti
 
 
 def _elu_from_exp_(x: Tensor, alpha: float = 1.0) -> Tensor:
-    """``ELU(x) = max(x, 0) + α · (exp(min(x, 0)) − 1)``, overwriting ``x``.
+    """``ELU(x) = max(x, 0) + α · (exp(min(x, 0)) − 1)``, written into ``x``, which is returned
+    (pass a buffer no one else reads, e.g. a convolution's fresh output).
 
     PyTorch's CPU ELU evaluates ``expm1`` element by element (not vectorised): 12 ns per
     element against 1.5 ns for this form, whose four passes (clamp, exp, subtract, add) are all
@@ -156,17 +157,51 @@ def _elu_from_exp_(x: Tensor, alpha: float = 1.0) -> Tensor:
     activation; the ``paper`` preset's synthesis of a 256×256 image 159 ms → 68 ms (CPU time).
     ``exp(v) − 1`` loses relative precision for ``|v| ≪ 1`` where ``expm1`` does not, but its
     absolute error stays under one float ulp of 1 (6e-8), which is what a sum of many such
-    activations sees. Returns a new tensor; ``x`` is clamped in place (pass a buffer no one
-    else reads).
+    activations sees.
+
+    On the CPU a dense ``x`` (contiguous or channels-last) is processed in pieces of
+    :data:`ELU_CHUNK` elements in memory order, so that the four passes over a piece stay in
+    the core's cache instead of streaming the whole activation four times: the same values
+    (element-wise operations), in less time.
     """
-    negative = torch.clamp(x, max=0).exp_().sub_(1)
-    if alpha != 1.0:
-        negative.mul_(alpha)
-        return negative.add_(x.clamp_(min=0))
-    # α = 1: exp(v) − 1 ≥ v, so max(x, exp(min(x, 0)) − 1) is the sum above in one pass fewer
-    # (8 % faster); it differs only where the rounded exp(v) − 1 falls below v, for |v| under
-    # one ulp of 1, and there it keeps v, which is the closer value
-    return torch.maximum(x, negative, out=negative)
+    flat = _memory_order_view(x)
+    if flat is None:  # not dense: one piece, through a dense copy
+        return x.copy_(_elu_from_exp_(x.contiguous(), alpha))
+    size = flat.numel()
+    chunk = min(ELU_CHUNK, size) if x.device.type == "cpu" else size
+    scratch = torch.empty(chunk, dtype=x.dtype, device=x.device)
+    for start in range(0, size, chunk):
+        piece = flat[start : start + chunk]
+        negative = torch.clamp(piece, max=0, out=scratch[: piece.numel()]).exp_().sub_(1)
+        if alpha != 1.0:
+            negative.mul_(alpha)
+            torch.add(negative, piece.clamp_(min=0), out=piece)
+        else:
+            # α = 1: exp(v) − 1 ≥ v, so max(x, exp(min(x, 0)) − 1) is the sum above in one
+            # pass fewer (8 % faster); it differs only where the rounded exp(v) − 1 falls below
+            # v, for |v| under one ulp of 1, and there it keeps v, which is the closer value
+            torch.maximum(piece, negative, out=piece)
+    return x
+
+
+ELU_CHUNK = 1 << 17
+"""Elements per piece of :func:`_elu_from_exp_` on the CPU: 512 KiB of float32, which with its
+scratch piece stays within one core's L2 cache (1 MiB on AMD Zen 4, 2 MiB on the Intel Xeon
+measured here). One Intel Xeon (AVX-512) thread, CPU time, median of 7 interleaved rounds,
+load 0.9: a (1, 96, 128, 128) activation 3.60 → 1.13 ms, (1, 96, 256, 256) 20.7 → 4.7 ms,
+(1, 96, 64, 64) 0.34 → 0.30 ms; inside the ``paper`` preset's synthesis, whose convolutions
+dominate, the 21 ELUs of a 256×256 image take 12.5 → 10.1 ms and of a 512×512 image
+58.6 → 40.0 ms, the whole synthesis 1.016× (0.95–1.06, 15 rounds) and 1.04× (7 rounds) faster."""
+
+
+def _memory_order_view(x: Tensor) -> Tensor | None:
+    """A 1-D view of a dense ``x`` (contiguous, or channels-last 4-D) in its memory order, or
+    ``None`` when ``x`` is not dense in either layout."""
+    if x.is_contiguous():
+        return x.view(-1)
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        return x.permute(0, 2, 3, 1).view(-1)
+    return None
 
 
 _SUBPIXEL_TAPS = torch.tensor([[4, 2, 0], [5, 3, 1]])

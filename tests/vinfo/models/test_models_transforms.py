@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from vinfo.models import transforms
 from vinfo.models.config import codec_preset
 from vinfo.models.transforms import (
     AnalysisTransform,
@@ -55,7 +56,6 @@ def test_inference_synthesis_is_within_1e_5_and_leaves_its_input_alone(preset):
 
 def test_inference_synthesis_layout_is_a_speed_choice_only(monkeypatch):
     # channels-last inside, contiguous out, and the same image as the contiguous layout
-    import vinfo.models.transforms as transforms
 
     torch.manual_seed(0)
     g = SynthesisTransform(codec_preset("small")).eval()
@@ -74,6 +74,27 @@ def test_elu_from_exp_matches_elu(alpha):
     expected = torch.nn.functional.elu(x, alpha)
     torch.testing.assert_close(_elu_from_exp_(x.clone(), alpha), expected, rtol=1e-6,
                                atol=1e-7 * max(alpha, 1.0))
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+def test_elu_from_exp_in_pieces_is_the_whole_tensor_formula(monkeypatch, alpha, layout):
+    # pieces are a speed choice only: the element-wise formula on the whole tensor, bit for bit,
+    # written into x in its own layout
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 6, 14) * 4
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    elif layout == "strided":
+        x = x[..., ::2]  # neither layout is dense: falls back through a copy
+    negative = torch.clamp(x, max=0).exp() - 1
+    expected = torch.maximum(x, negative) if alpha == 1.0 else alpha * negative + x.clamp(min=0)
+    monkeypatch.setattr(transforms, "ELU_CHUNK", 7)  # 7 does not divide the 420 elements
+    result = _elu_from_exp_(x, alpha)
+    assert result is x
+    assert torch.equal(result, expected)
+    if layout == "channels_last":
+        assert result.is_contiguous(memory_format=torch.channels_last)
 
 
 @pytest.mark.parametrize("channels", [(96, 3), (32, 8), (5, 2)])
