@@ -9,9 +9,11 @@ driver computed every representation first) and needs nothing from the driver's 
 cell is never fitted again, so a grid that was cancelled or failed halfway resumes with only
 the missing cells.
 
-A worker fits its own null (the in-process study shares one per target); the null solver is
-deterministic, so the cells, and the table :func:`probes.study.study_table` makes of them,
-equal those of :func:`probes.study.run_probes` (tested to the last bit).
+A worker process shares one null per target between the cells it fits in a row on the same
+targets (:class:`probes.study.SharedNulls`, as :func:`probes.study.run_probes` does within a
+study); the null solver is deterministic, so the cells, and the table
+:func:`probes.study.study_table` makes of them, equal those of the study in one process
+(tested to the last bit).
 
 :class:`GridExecutor` is what runs the jobs: :class:`vinfo.experiments.plan.ProcessExecutor`
 (worker processes) and :class:`vinfo.experiments.slurm.SlurmExecutor` (a SLURM job array
@@ -30,7 +32,7 @@ from typing import Any, NamedTuple, Protocol
 from probes.controls import control_task
 from probes.representations import load_representation
 from probes.sources import build_probe_inputs
-from probes.study import CellResult, StudyCell, fit_cell, probe_arguments
+from probes.study import CellResult, SharedNulls, StudyCell, fit_cell, probe_arguments
 from vinfo.io import read_json, write_json_atomic
 from vinfo.progress import Progress, note, silent
 
@@ -83,6 +85,10 @@ def result_path(folder: str | Path, job: CellJob) -> Path:
     return Path(folder) / f"{cell.target}-{cell.family}-seed{cell.seed}-{job.key}.json"
 
 
+_WORKER_NULLS = SharedNulls()
+"""The nulls this worker process fitted, reused by its next cells on the same targets."""
+
+
 def fit_cell_job(job: CellJob, folder: str | Path) -> Path:
     """Fit one cell from files and write its result to :func:`result_path` (atomically); a
     cell whose result is there already is not fitted again.
@@ -101,7 +107,10 @@ def fit_cell_job(job: CellJob, folder: str | Path) -> Path:
     splits = inputs.data[job.name][target]
     control = None if job.control_seed is None else control_task(splits, seed=job.control_seed)
     kwargs = probe_arguments(target, job.probe_kwargs, inputs.head_kwargs)
-    result, _, _ = fit_cell(splits, job.cell, kwargs, control=control)
+    null_from = _WORKER_NULLS.get(target, splits, kwargs)
+    result, fit, _ = fit_cell(splits, job.cell, kwargs, control=control, null_from=null_from)
+    if null_from is None:
+        _WORKER_NULLS.keep(target, splits, kwargs, fit)
     write_json_atomic(path, {"job": job.record(), "result": result.to_json()})
     return path
 

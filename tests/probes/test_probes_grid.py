@@ -12,7 +12,7 @@ from probes.bundles import save_bundle
 from probes.grid import read_cell_result, result_path, run_grid
 from probes.pipeline import probe_files
 from probes.sources import DataSource
-from probes.study import CellResult
+from probes.study import CellResult, SharedNulls
 from vinfo.experiments.plan import LocalExecutor, PlanError, ProcessExecutor
 
 N_IMAGES = 100  # 20 test images: the fewest a CI accepts
@@ -116,3 +116,36 @@ class _Collect:
     def map(self, function, items, progress, finished=None):
         self.jobs.extend(items)
         raise PlanError({"collected": "not fitted"}, [])
+
+
+def test_a_worker_fits_one_null_per_target(bundles, tmp_path, monkeypatch):
+    # the cells one process fits in a row share the null of their targets, as the study in
+    # process does: as many null fits, the same table
+    import probes.estimator as estimator
+    import probes.grid as grid_module
+
+    study = {**STUDY, "controls": False}  # the control task's nulls are per cell
+    fitted = []
+    fit_null = estimator.fit_null
+    monkeypatch.setattr(estimator, "fit_null",
+                        lambda *args, **kwargs: fitted.append(1) or fit_null(*args, **kwargs))
+    in_process = probe_files(bundles, **study)
+    assert len(fitted) == len(study["targets"])  # both representations cover the same images
+    fitted.clear()
+    monkeypatch.setattr(grid_module, "_WORKER_NULLS", SharedNulls())
+    grid = probe_files(bundles, grid=LocalExecutor(), grid_dir=tmp_path, **study)
+    assert len(fitted) == len(study["targets"])
+    pd.testing.assert_frame_equal(grid.frame, in_process.frame, check_exact=True)
+
+
+def test_shared_nulls_are_only_for_the_same_targets_and_arguments(bundles):
+    inputs = probe_files(bundles[:1], ["depth"], ["linear"], n_resamples=0, controls=False,
+                         probe_kwargs=KWARGS).inputs
+    splits = inputs.data["pooled"]["depth"]
+    nulls, kwargs, fit = SharedNulls(), {"max_epochs": 3}, object()
+    nulls.keep("depth", splits, kwargs, fit)
+    assert nulls.get("depth", splits, dict(kwargs)) is fit
+    assert nulls.get("depth", splits, {"max_epochs": 4}) is None
+    assert nulls.get("segmentation", splits, kwargs) is None
+    other_targets = splits._replace(train=splits.train._replace(z=splits.train.z + 1))
+    assert nulls.get("depth", other_targets, kwargs) is None

@@ -47,7 +47,7 @@ from vinfo.experiments.datasets import Splits, dataset_splits, experiment_transf
 from vinfo.experiments.document import render_markdown
 from vinfo.experiments.evaluate import trivial_metrics
 from vinfo.experiments.paper_layout import bd_rows, paper_comparisons, write_paper_figures
-from vinfo.experiments.plan import DataSource, Executor, Plan, executor_for
+from vinfo.experiments.plan import DataSource, Executor, Plan, ProcessExecutor, executor_for
 from vinfo.experiments.presets import ReproducePreset, Secondary, get_preset
 from vinfo.experiments.probe_step import probe_base_models
 from vinfo.experiments.rd import (
@@ -356,7 +356,8 @@ def _reproduce(
     probe_pair: pd.DataFrame | None = None
     if preset.probes is not None:
         probe_files_written, probe_pair = probe_base_models(
-            preset, preset.probes, base_runs, chosen, out, data_root, step
+            preset, preset.probes, base_runs, chosen, out, data_root, step,
+            grid=_probe_grid(executor),
         )
         files += probe_files_written
     phases("probes")
@@ -380,6 +381,17 @@ def _reproduce(
     files.append(out / TIMINGS_FILE)
     step(note(f"done in {_clock(seconds)}: {out}; report: {report}"))
     return ReproduceResult(out, tuple(files), table, trivial, seconds, report)
+
+
+def _probe_grid(executor: Executor) -> ProcessExecutor | None:
+    """The executor that fits the probes as a grid of cells: the training's worker processes
+    when there are several (the fits are independent, the table is the same), else ``None``
+    (every fit in this process, sharing one null per target). With a cluster executor the
+    probes stay in this process too; ``vinfo probe --executor slurm`` fits them as a job
+    array."""
+    if isinstance(executor, ProcessExecutor) and executor.workers > 1:
+        return executor
+    return None
 
 
 def _secondary_plan(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -12,7 +13,7 @@ from probes.families import FAMILIES
 from vinfo.data.synthetic import SyntheticConfig
 from vinfo.experiments.presets import REPRODUCE_PRESETS, ProbeStudy, describe_plan, get_preset
 from vinfo.experiments.probe_step import probe_source
-from vinfo.experiments.reproduce import reproduce
+from vinfo.experiments.reproduce import default_workers, reproduce
 from vinfo.registry import UnknownNameError
 
 PROBE_FILES = {"probes.csv", "probes_paired.csv", "fig_iv_capacity.png"}
@@ -114,3 +115,29 @@ def test_a_rerun_reuses_the_probe_fits(micro_run):
     assert any("probes.csv is up to date" in line for line in lines)
     assert (out / "probes.csv").stat().st_mtime_ns == before
     pd.testing.assert_frame_equal(pd.read_csv(out / "probes_paired.csv"), paired)
+
+
+@pytest.mark.slow
+def test_probes_in_worker_processes_equal_the_probes_in_process(micro_run, tmp_path):
+    # the fixture probed through the training's worker processes where it had two cores (a
+    # grid of cells), else in its own process; refitting the copy the other way gives the same
+    # table and paired differences, to the last bit
+    out, _, lines = micro_run
+    fixture_workers = default_workers(get_preset("micro"))
+    assert not list((out / "probe_cache").glob("grid-*"))  # removed once the table is written
+    if fixture_workers > 1:  # one line per cell, as in process
+        assert any(line.split()[1:2] == ["probe"] and "[1/" in line for line in lines)
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "probe_cache" / "probes.json").unlink()  # the fits are redone, nothing else
+    lines_again: list[str] = []
+    reproduce("micro", copy, workers=1 if fixture_workers > 1 else 2,
+              progress=lines_again.append)
+    assert sum(line.split()[1:2] == ["probe"] for line in lines_again) > 0
+
+    def read(folder, name):  # the checkpoints' paths differ between the copies
+        frame = pd.read_csv(folder / name, keep_default_na=False, na_values=[""])
+        return frame.drop(columns=["repr_path"], errors="ignore")
+
+    for name in ("probes.csv", "probes_paired.csv"):
+        pd.testing.assert_frame_equal(read(copy, name), read(out, name), check_exact=True)
