@@ -280,7 +280,7 @@ def _num_classes(dataset: Dataset, z: Tensor) -> int:
 def build_probe_inputs(representations: Mapping[str, RepresentationBundle],
                        targets: Sequence[str], source: DataSource, *,
                        fractions: Sequence[float] = DEFAULT_FRACTIONS, split_seed: int = 0,
-                       min_test: int = 2) -> ProbeInputs:
+                       min_test: int = 2, dataset: Dataset | None = None) -> ProbeInputs:
     """Pair representations with targets and split them identically.
 
     Args:
@@ -291,6 +291,8 @@ def build_probe_inputs(representations: Mapping[str, RepresentationBundle],
         fractions: probe train / val / test fractions.
         split_seed: seed of the partition (the same for every representation and target).
         min_test: fewest test images accepted.
+        dataset: ``source.build()``, where the caller holds it already (a grid worker keeps
+            one per source, with the scenes it generated; default: built here).
 
     Returns:
         :class:`ProbeInputs`.
@@ -325,7 +327,7 @@ def build_probe_inputs(representations: Mapping[str, RepresentationBundle],
     if ids.numel() == 0:
         raise ValueError(f"no representation rows for {source.describe()}")
     positions = split_positions(len(ids), fractions, split_seed, min_test)
-    dataset = source.build()
+    dataset = source.build() if dataset is None else dataset
     if int(ids.max()) >= len(dataset):  # type: ignore[arg-type]
         raise ValueError(f"sample id {int(ids.max())} is beyond the {len(dataset)} images of "  # type: ignore[arg-type]
                          f"{source.describe()}")
