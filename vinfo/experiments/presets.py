@@ -250,7 +250,7 @@ REPRODUCE_PRESETS.add(
     ReproducePreset(
         description=(
             "synthetic 64x64 scenes with haze, tiny codec (M=32), depth base, 4 lambdas per "
-            "curve, 2 seeds of the similar-rate pair, probes (about 12 min on 2 idle CPU cores)"
+            "curve, 2 seeds of the similar-rate pair, probes (9-15 min on 2 idle CPU cores)"
         ),
         codec=codec_preset("tiny").replace(segmentation_classes=7, M=32),
         base_task="depth",
