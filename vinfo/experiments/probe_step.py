@@ -134,7 +134,8 @@ def probe_base_models(
                                f"{event.family} seed {event.seed}"))
 
         def cell_message(event: ProgressEvent) -> None:  # the grid's: "[k/n] <cell>"
-            step(event.retext(f"probe {event}") if event.kind == "finished" else event)
+            finished = event.kind == "finished"
+            step(ProgressEvent("probe", f"probe {event}") if finished else event)
 
         grid_dir = cache / f"grid-{_record_key(wanted)}"
         run = probe_files(
