@@ -22,7 +22,6 @@ through submitit) implement it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -35,7 +34,7 @@ from probes.controls import control_task
 from probes.representations import load_representation
 from probes.sources import DataSource, build_probe_inputs
 from probes.study import CellResult, SharedNulls, StudyCell, fit_cell, probe_arguments
-from vinfo.io import read_json, write_json_atomic
+from vinfo.io import json_digest, read_json, write_json_atomic
 from vinfo.progress import Progress, note, silent
 
 
@@ -77,8 +76,7 @@ class CellJob(NamedTuple):
     @property
     def key(self) -> str:
         """A name for the job's result file: the SHA-256 of :meth:`record`, cut to 20 hex."""
-        text = json.dumps(self.record(), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:20]
+        return json_digest(self.record())[:20]
 
 
 def result_path(folder: str | Path, job: CellJob) -> Path:

@@ -28,8 +28,6 @@ dataset larger than memory can be probed; ``n_images`` caps the work, not only t
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -53,6 +51,7 @@ from vinfo.data import (
     partition,
     synthetic_split_config,
 )
+from vinfo.io import json_digest
 from vinfo.models.tasks import get_task
 
 DEFAULT_DATASET = "synthetic"
@@ -130,7 +129,7 @@ class DataSource:
         fields = asdict(self)
         if self.downscale == 1:  # the digest of sources from before the field: caches stay valid
             del fields["downscale"]
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+        return json_digest(fields)
 
     def describe(self) -> str:
         """One line: ``synthetic/tiny/val (first 24 images)``, ``…, x2 downscale)``."""

@@ -9,6 +9,7 @@ Windows. A crash mid-write leaves the old file (or none), never a truncated one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -72,6 +73,12 @@ def write_table_atomic(destination: str | Path, frame: Any) -> None:
     text = (frame.to_json(orient="records", indent=2) if Path(destination).suffix.lower()
             == ".json" else frame.to_csv(index=False))
     write_text_atomic(destination, text)
+
+
+def json_digest(value: Any) -> str:
+    """Hex SHA-256 of ``value`` as JSON with sorted keys: a name for cache entries and result
+    files that changes with any of its values."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
 def read_json(path: str | Path) -> Any:

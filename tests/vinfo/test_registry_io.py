@@ -1,8 +1,9 @@
+import hashlib
 import json
 
 import pytest
 
-from vinfo.io import atomic_path, read_json, write_json_atomic
+from vinfo.io import atomic_path, json_digest, read_json, write_json_atomic
 from vinfo.registry import Registry, UnknownNameError
 
 
@@ -73,3 +74,11 @@ def test_read_json_of_a_missing_file_is_a_file_not_found_error(tmp_path):
     with pytest.raises(FileNotFoundError) as caught:
         read_json(tmp_path / "missing.json")
     assert caught.value.filename == str(tmp_path / "missing.json")
+
+
+def test_json_digest_is_the_sha256_of_sorted_json_and_ignores_key_order():
+    record = {"b": [1, 2.5, None], "a": {"y": "text", "x": True}}
+    expected = hashlib.sha256(b'{"a": {"x": true, "y": "text"}, "b": [1, 2.5, null]}').hexdigest()
+    assert json_digest(record) == expected
+    assert json_digest(dict(reversed(list(record.items())))) == expected
+    assert json_digest({**record, "b": [1, 2.5]}) != expected

@@ -11,7 +11,6 @@ unchanged (``probe_cache/``). The pipeline that calls it is :mod:`vinfo.experime
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -45,7 +44,7 @@ from vinfo.experiments.results import (
 )
 from vinfo.experiments.sweep import FinishedRun
 from vinfo.figures import save_figure
-from vinfo.io import read_json, write_json_atomic, write_text_atomic
+from vinfo.io import json_digest, read_json, write_json_atomic, write_text_atomic
 from vinfo.progress import Progress, ProgressEvent, note
 
 
@@ -137,7 +136,7 @@ def probe_base_models(
             finished = event.kind == "finished"
             step(ProgressEvent("probe", f"probe {event}") if finished else event)
 
-        grid_dir = cache / f"grid-{_record_key(wanted)}"
+        grid_dir = cache / f"grid-{json_digest(wanted)[:16]}"
         run = probe_files(
             [r.checkpoint for _, r in runs], study.targets, study.families, study.seeds,
             names=names, cache_dir=cache, n_resamples=study.n_resamples,
@@ -165,11 +164,6 @@ def probe_base_models(
     figure = plot_iv_by_capacity(frame[frame["repr"].isin(pair_names)])
     (figure_file,) = save_figure(figure, out / IV_CAPACITY_FIGURE)
     return [table_file, out / PAIRED_FILE, figure_file], pair_delta
-
-
-def _record_key(record: dict[str, Any]) -> str:
-    """16 hex digits of the SHA-256 of a JSON record (keys sorted)."""
-    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def paired_same_lambda(

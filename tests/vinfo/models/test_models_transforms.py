@@ -56,7 +56,6 @@ def test_inference_synthesis_is_within_1e_5_and_leaves_its_input_alone(preset):
 
 def test_inference_synthesis_layout_is_a_speed_choice_only(monkeypatch):
     # channels-last inside, contiguous out, and the same image as the contiguous layout
-
     torch.manual_seed(0)
     g = SynthesisTransform(codec_preset("small")).eval()
     y_hat = torch.round(torch.randn(2, g.layers[0].in_channels, 4, 3) * 3)
