@@ -5,7 +5,9 @@ paper's sign is ``reproduced``, ``not reproduced`` or ``inconclusive``. The rule
 deliberately plain, so a reader can check them against the tables:
 
 - a claim measured in several seeds is *reproduced* when every seed has the paper's sign,
-  *not reproduced* when every seed has the opposite sign, and *inconclusive* otherwise;
+  *not reproduced* when every seed has the opposite sign, and *inconclusive* otherwise; from
+  3 seeds on, the spread column also gives the mean's t-interval across seeds
+  (:func:`seed_interval`), for a reader who wants an effect size with its uncertainty;
 - a claim with a CI is reproduced / not reproduced when the CI excludes 0 on the paper's /
   the other side, and inconclusive when it contains 0;
 - a BD-rate of one seed has neither: its sign decides, and the spread column says "one seed,
@@ -29,8 +31,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.stats
 
 VERDICTS = ("reproduced", "not reproduced", "inconclusive")
+MIN_SEEDS_FOR_INTERVAL = 3
+"""Seeds from which a claim's spread also gives the t-interval of its mean (with 2 the
+interval is ±12.7 standard errors wide, which says nothing the range does not)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,21 @@ def interval_verdict(low: float, high: float, paper_sign: int) -> str:
     if low > 0 or high < 0:
         return sign_verdict([(low + high) / 2], paper_sign)
     return "inconclusive"
+
+
+def seed_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """The Student-t interval of the mean of ``values`` (one per training seed) at
+    ``confidence``: ``mean ± t_{n-1} · s / √n`` with ``s`` the sample standard deviation.
+    NaN bounds for fewer than 2 values."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    array = np.asarray(values, dtype=float)
+    if array.size < 2:
+        return math.nan, math.nan
+    half = (float(scipy.stats.t.ppf((1 + confidence) / 2, array.size - 1))
+            * float(array.std(ddof=1)) / math.sqrt(array.size))
+    mean = float(array.mean())
+    return mean - half, mean + half
 
 
 def _bd_row(bd: pd.DataFrame | None, task: str, anchor: str, test: str) -> pd.Series | None:
@@ -149,6 +170,9 @@ def paper_verdicts(
             measured += f"; direct BD-rate {bd_value:+.2f} %"
         spread = (f"{per_seed}; range {gaps.min():+.2f} to {gaps.max():+.2f} dB"
                   if len(gaps) else "no seeds")
+        if len(gaps) >= MIN_SEEDS_FOR_INTERVAL:
+            low, high = seed_interval(gaps.to_numpy())
+            spread += f"; mean's 95 % t-interval [{low:+.2f}, {high:+.2f}] dB"
         rows.append(Verdict(claim, measured, spread, sign_verdict(values, +1)))
     else:
         rows.append(_bd_verdict(claim, _bd_row(bd, "reconstruction", *label["direct"])))
@@ -183,4 +207,5 @@ def paper_verdicts(
     return pd.DataFrame([asdict(v) for v in rows])
 
 
-__all__ = ["VERDICTS", "Verdict", "interval_verdict", "paper_verdicts", "sign_verdict"]
+__all__ = ["MIN_SEEDS_FOR_INTERVAL", "VERDICTS", "Verdict", "interval_verdict", "paper_verdicts",
+           "seed_interval", "sign_verdict"]

@@ -3,7 +3,12 @@ import math
 import pandas as pd
 import pytest
 
-from vinfo.experiments.verdict import interval_verdict, paper_verdicts, sign_verdict
+from vinfo.experiments.verdict import (
+    interval_verdict,
+    paper_verdicts,
+    seed_interval,
+    sign_verdict,
+)
 
 
 @pytest.mark.parametrize(("values", "sign", "expected"), [
@@ -82,3 +87,35 @@ def test_control_fails_when_a_base_model_learned_nothing():
     table = paper_verdicts(base_task="depth", betas=(0.0, 0.1), bd=None)
     assert not table["claim"].str.startswith("control").any()
     assert table["measured"].iloc[-1] == "no probe step"
+
+
+def test_seed_interval_is_the_student_t_interval():
+    # [1, 2, 3]: mean 2, s = 1, n = 3; t(2) at 0.975 is 4.302653 (any t table)
+    low, high = seed_interval([1.0, 2.0, 3.0])
+    half = 4.302652729911275 / math.sqrt(3)
+    assert low == pytest.approx(2 - half, rel=1e-9) and high == pytest.approx(2 + half, rel=1e-9)
+    # 90 %: t(2) at 0.95 is 2.919986
+    low, high = seed_interval([1.0, 2.0, 3.0], confidence=0.9)
+    assert high - 2 == pytest.approx(2.919985580355516 / math.sqrt(3), rel=1e-9)
+    assert all(math.isnan(v) for v in seed_interval([1.0]))
+    with pytest.raises(ValueError, match="confidence"):
+        seed_interval([1.0, 2.0], confidence=1.0)
+
+
+def test_direct_claim_gives_the_seed_interval_from_three_seeds():
+    def direct_spread(n_seeds):
+        gaps = [0.6, 0.9, 0.75, 0.8][:n_seeds]
+        seeds = pd.DataFrame({
+            "seed": [s for s in range(n_seeds) for _ in (0, 1)],
+            "beta": [0.0, 0.1] * n_seeds,
+            "direct_psnr": [v for g in gaps for v in (20.0, 20.0 + g)],
+        })
+        table = paper_verdicts(base_task="depth", betas=(0.0, 0.1), bd=_bd(direct=math.nan),
+                               pair_seeds=seeds)
+        return table[table["claim"].str.contains("direct")].iloc[0]
+
+    assert "t-interval" not in direct_spread(2)["spread"]
+    row = direct_spread(3)
+    # mean 0.75, s = 0.15, half width 4.302653 * 0.15 / sqrt(3) = 0.3726
+    assert "t-interval [+0.38, +1.12] dB" in row["spread"]
+    assert row["verdict"] == "reproduced"  # the rule stays the sign of every seed
