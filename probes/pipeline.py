@@ -29,7 +29,9 @@ from probes.representations import (
 from probes.sources import DEFAULT_FRACTIONS, ProbeInputs, build_probe_inputs
 from probes.study import (
     BitsRecord,
+    Controls,
     FitEvent,
+    check_controls,
     check_study,
     control_seed,
     run_probes,
@@ -85,7 +87,7 @@ def probe_files(
     cache_dir: str | Path | None = None,
     n_resamples: int = 1000,
     confidence: float = 0.95,
-    controls: bool = True,
+    controls: Controls = True,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     split_seed: int = 0,
     probe_kwargs: Mapping[str, object] | None = None,
@@ -117,7 +119,8 @@ def probe_files(
         cache_dir: representation cache (default :func:`probes.representations.default_cache_dir`).
         n_resamples: bootstrap replicates.
         confidence: CI coverage.
-        controls: run the shuffled-representation control and the control task.
+        controls: run the shuffled-representation control and the control task, for
+            every representation (``True``), none, or those named in ``names``.
         fractions: probe train / val / test fractions.
         split_seed: seed of the shared partition.
         probe_kwargs: extra :class:`probes.estimator.VInfoProbe` arguments.
@@ -211,6 +214,7 @@ def probe_files(
                            head_kwargs=inputs.head_kwargs, callback=report, record=bits)
     else:
         check_study(inputs.data, seeds, n_resamples)
+        check_controls(controls, inputs.data)
         load = {"dataset": dataset, "split": split, "preset": preset,
                 "root": None if root is None else str(Path(root).resolve()),
                 "n_images": n_images, "downscale": downscale,

@@ -17,7 +17,7 @@ fit its cells anywhere (``vinfo probe --executor processes|slurm``) and get the 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -195,10 +195,29 @@ def study_cells(targets_of: Mapping[str, Sequence[str]], families: Sequence[str]
             for family in ranked for seed in seeds]
 
 
-def control_seed(cell: StudyCell, seeds: Sequence[int], controls: bool) -> int | None:
-    """The seed of ``cell``'s controls, or ``None``: the controls run once per representation,
-    target and family above ``null``, on the first seed."""
-    return seeds[0] if controls and cell.seed == seeds[0] and cell.family != "null" else None
+Controls = bool | Collection[str]
+"""Which representations get the controls: all (``True``), none (``False``), or those named."""
+
+
+def controls_for(controls: Controls, representation: str) -> bool:
+    """Whether ``representation`` gets the controls (:data:`Controls`)."""
+    return controls if isinstance(controls, bool) else representation in controls
+
+
+def check_controls(controls: Controls, representations: Collection[str]) -> None:
+    """Raise ``ValueError`` when ``controls`` names a representation the study does not have."""
+    if not isinstance(controls, bool):
+        unknown = sorted(set(controls) - set(representations))
+        if unknown:
+            raise ValueError(f"controls name unknown representations: {', '.join(unknown)}")
+
+
+def control_seed(cell: StudyCell, seeds: Sequence[int], controls: Controls) -> int | None:
+    """The seed of ``cell``'s controls, or ``None``: the controls run once per representation
+    (of those :data:`Controls` selects), target and family above ``null``, on the first
+    seed."""
+    wanted = controls_for(controls, cell.repr)
+    return seeds[0] if wanted and cell.seed == seeds[0] and cell.family != "null" else None
 
 
 def probe_arguments(target: str, probe_kwargs: Mapping[str, object] | None,
@@ -271,7 +290,7 @@ def run_probes(
     *,
     n_resamples: int = 1000,
     confidence: float = 0.95,
-    controls: bool = True,
+    controls: Controls = True,
     probe_kwargs: Mapping[str, object] | None = None,
     head_kwargs: Mapping[str, Mapping[str, object]] | None = None,
     callback: Callable[[FitEvent], None] | None = None,
@@ -288,7 +307,8 @@ def run_probes(
         n_resamples: bootstrap replicates of the CIs (0: no interval, CI ends = estimate).
         confidence: CI coverage.
         controls: also run the shuffled-representation control and the control task (first
-            seed, families above ``null``) and set flags.
+            seed, families above ``null``) and set flags: for every representation
+            (``True``), none (``False``), or the representations named (:data:`Controls`).
         probe_kwargs: extra :class:`VInfoProbe` arguments (``width``, ``null``, ...).
         head_kwargs: per-target head arguments, ``{"segmentation": {"num_classes": 7}}``,
             merged over ``probe_kwargs["head_kwargs"]`` for that target only.
@@ -305,6 +325,7 @@ def run_probes(
             ``n_resamples > 0`` (checked before any fit).
     """
     check_study(data, seeds, n_resamples)
+    check_controls(controls, data)
     for family in families:
         get_family(family)
     results = []
@@ -316,7 +337,8 @@ def run_probes(
         key = (cell.repr, cell.target)
         if key not in prepared:
             splits = ProbeSplits(*(as_probe_data(split) for split in data[cell.repr][cell.target]))
-            control = control_task(splits, seed=seeds[0]) if controls else None
+            control = (control_task(splits, seed=seeds[0])
+                       if controls_for(controls, cell.repr) else None)
             prepared[key] = (splits, control, probe_arguments(cell.target, probe_kwargs,
                                                               head_kwargs))
         splits, control, kwargs = prepared[key]
@@ -496,11 +518,14 @@ __all__ = [
     "BitsKey",
     "BitsRecord",
     "CellResult",
+    "Controls",
     "FitEvent",
     "SharedNulls",
     "StudyCell",
+    "check_controls",
     "check_study",
     "control_seed",
+    "controls_for",
     "fit_cell",
     "probe_arguments",
     "run_probes",

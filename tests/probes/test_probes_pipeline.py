@@ -157,3 +157,23 @@ def test_probe_files_pairs_bundles_on_the_same_images(tmp_path):
     with pytest.raises(ValueError, match="index different data"):
         probe_files([tmp_path / "pooled.safetensors", tmp_path / "other.safetensors"],
                     ["depth"], ["linear"], n_images=n)
+
+
+def test_controls_for_named_representations_are_those_of_the_full_study():
+    splits = ProbeSplits(depth(24, 0), depth(8, 1), depth(20, 2))
+    other = ProbeSplits(*(ProbeData(torch.randn_like(s.y), s.z) for s in splits))
+    data = {"a": {"depth": splits}, "b": {"depth": other}}
+    control_columns = ["shuffled_iv", "shuffled_iv_ci_low", "control_iv", "selectivity"]
+    everyone = run_probes(data, ["linear"], n_resamples=20, controls=True, probe_kwargs=KWARGS)
+    only_b = run_probes(data, ["linear"], n_resamples=20, controls=["b"], probe_kwargs=KWARGS)
+    # b's rows (controls included) are those of the full study; a's have no controls
+    # but the same fit
+    pd.testing.assert_frame_equal(only_b[only_b["repr"] == "b"].reset_index(drop=True),
+                                  everyone[everyone["repr"] == "b"].reset_index(drop=True),
+                                  check_like=True)
+    a_only, a_all = only_b[only_b["repr"] == "a"], everyone[everyone["repr"] == "a"]
+    assert a_only[control_columns].isna().all().all()
+    assert a_all[control_columns].notna().all().all()
+    assert a_only["iv"].tolist() == a_all["iv"].tolist()
+    with pytest.raises(ValueError, match="unknown representations: c"):
+        run_probes(data, ["linear"], n_resamples=0, controls=["b", "c"], probe_kwargs=KWARGS)

@@ -77,6 +77,13 @@ def probe_source(
             **scale}
 
 
+def _controls(study: ProbeStudy, chosen: dict[float, FinishedRun]) -> bool | list[str]:
+    """The representations that get the probe controls (:attr:`ProbeStudy.controls`)."""
+    if isinstance(study.controls, bool):
+        return study.controls
+    return [repr_name(beta, run.spec.lmbda) for beta, run in chosen.items()]  # "pair"
+
+
 def probe_base_models(
     preset: ReproducePreset,
     study: ProbeStudy,
@@ -140,7 +147,7 @@ def probe_base_models(
         run = probe_files(
             [r.checkpoint for _, r in runs], study.targets, study.families, study.seeds,
             names=names, cache_dir=cache, n_resamples=study.n_resamples,
-            controls=study.controls, probe_kwargs=study.probe_kwargs(),
+            controls=_controls(study, chosen), probe_kwargs=study.probe_kwargs(),
             callback=fitted if grid is None else None, grid=grid,
             grid_dir=grid_dir if grid is not None else None,
             progress=cell_message, **source,

@@ -21,6 +21,10 @@ representation holds more V-information about the image, ``I_V(X → ŷ_b)`` hig
 (paired CI above 0). A control precedes them: (0) every base representation holds
 V-information about its own task, ``I_V(Z_b | ŷ_b) > 0`` with its CI above 0 (a base that
 learned nothing would make every other row meaningless).
+Where the probes ran with their controls, a second control follows for each family: a probe
+fitted on shuffled representations (each target paired with another image's ``ŷ_b``) finds
+nothing, no fit flagged by :func:`probes.controls.shuffled_control`'s rule (a probe that
+finds information there measures its own overfitting, and so would every I_V row).
 """
 
 from __future__ import annotations
@@ -114,6 +118,32 @@ def _bd_verdict(claim: str, row: pd.Series | None) -> Verdict:
                    sign_verdict([-value], +1))
 
 
+def _shuffled_controls(probes: pd.DataFrame | None) -> list[Verdict]:
+    """One row per family: the shuffled-representation control of every probed base model
+    and target (:func:`probes.controls.shuffled_control`) must not be flagged
+    (``shuffled_flag``: above :data:`~probes.controls.SHUFFLE_TOLERANCE` with its CI above 0).
+    No row where the study ran without controls."""
+    if probes is None or "shuffled_flag" not in probes.columns:
+        return []
+    ran = probes[(probes["family"] != "null")
+                 & pd.to_numeric(probes["shuffled_iv"], errors="coerce").notna()]
+    rows = []
+    for family, group in ran.groupby("family", sort=False):
+        flagged = group[group["shuffled_flag"].astype(str).str.lower() == "true"]
+        worst = group.loc[pd.to_numeric(group["shuffled_iv_ci_high"]).idxmax()]
+        rows.append(Verdict(
+            f"control: shuffled representations hold no V-information ({family} probes)",
+            f"shuffled I_V {group['shuffled_iv'].min():+.4f} to "
+            f"{group['shuffled_iv'].max():+.4f} bits/px over {len(group)} fits "
+            f"({len(flagged)} flagged)",
+            f"highest CI [{worst['shuffled_iv_ci_low']:+.4f}, "
+            f"{worst['shuffled_iv_ci_high']:+.4f}] ({worst['target']}, beta={worst['beta']:g}, "
+            f"lambda={worst['lmbda']:g})",
+            "reproduced" if flagged.empty else "not reproduced",
+        ))
+    return rows
+
+
 def paper_verdicts(
     *,
     base_task: str,
@@ -155,6 +185,9 @@ def paper_verdicts(
                 "reproduced" if bool((group["iv_ci_low"] > 0).all())
                 else "inconclusive" if bool((group["iv_ci_high"] > 0).all()) else "not reproduced",
             ))
+
+    # (0b) zero control: shuffled representations hold nothing, for every target
+    rows.extend(_shuffled_controls(probes))
 
     # (1) direct reconstruction from the base, per seed and as a BD-rate
     claim = f"beta={b1:g} helps direct reconstruction from the base (PSNR at the pair, Fig. 2b)"

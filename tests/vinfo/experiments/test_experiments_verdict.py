@@ -119,3 +119,32 @@ def test_direct_claim_gives_the_seed_interval_from_three_seeds():
     # mean 0.75, s = 0.15, half width 4.302653 * 0.15 / sqrt(3) = 0.3726
     assert "t-interval [+0.38, +1.12] dB" in row["spread"]
     assert row["verdict"] == "reproduced"  # the rule stays the sign of every seed
+
+
+def test_shuffled_control_rows_pass_unless_a_fit_is_flagged():
+    def with_controls(flags, family="conv"):
+        frame = _probes([0.2] * len(flags)).query("target == 'depth'").assign(family=family)
+        ci_high = [0.02 if flag else 0.004 for flag in flags]
+        return frame.assign(shuffled_iv=[0.015 if f else -0.002 for f in flags],
+                            shuffled_iv_ci_low=[0.011 if f else -0.008 for f in flags],
+                            shuffled_iv_ci_high=ci_high, shuffled_flag=flags)
+
+    def shuffled_row(probes):
+        table = paper_verdicts(base_task="depth", betas=(0.0, 0.1), bd=None, probes=probes)
+        return table[table["claim"].str.startswith("control: shuffled")]
+
+    passed = shuffled_row(with_controls([False, False]))
+    assert passed["verdict"].item() == "reproduced"
+    assert "0 flagged" in passed["measured"].item()
+    failed = shuffled_row(with_controls([False, True]))
+    assert failed["verdict"].item() == "not reproduced"
+    assert "1 flagged" in failed["measured"].item()
+    assert "lambda=2" in failed["spread"].item()  # the highest CI names its model
+    # read back from CSV the flags are strings or bools; a study without controls has NaNs
+    # in the control columns and gets no row
+    assert shuffled_row(with_controls([False, True]).astype({"shuffled_flag": str}))[
+        "verdict"].item() == "not reproduced"
+    no_controls = with_controls([False, False]).assign(shuffled_iv=math.nan,
+                                                       shuffled_flag=math.nan)
+    assert shuffled_row(no_controls).empty
+    assert shuffled_row(_probes([0.2])).empty

@@ -42,6 +42,7 @@ def test_presets_carry_a_probe_study():
     ({"seeds": ()}, ValueError, "at least one"),
     ({"max_epochs": 0}, ValueError, "max_epochs"),
     ({"width": 0}, ValueError, "width"),
+    ({"controls": "all"}, ValueError, "controls must be True, False or .pair."),
 ])
 def test_a_bad_probe_study_is_refused(changes, error, message):
     with pytest.raises(error, match=message):
