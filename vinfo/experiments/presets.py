@@ -289,8 +289,9 @@ REPRODUCE_PRESETS.add(
         bitstream_images=16,
         threads=1,
         # 3 seeds: the fewest that give the direct gap a t-interval of its mean. On the AMD
-        # machine seeds 0-3 gave +0.75, +0.64, +0.86, +0.91 dB at λ_b = 1.6; each seed more
-        # costs ~40 s there (both replicas warm-start from the seed-0 chain, in parallel)
+        # machine seeds 0-3 gave +0.75, +0.64, +0.86, +0.91 dB at λ_b = 1.6; the third seed
+        # took the demo's training from 462 to 565 s there (both replicas warm-start from the
+        # seed-0 chain)
         pair_seeds=(0, 1, 2),
         probes=ProbeStudy(
             # the controls of the pair only: +156 s for all 8 models (121 -> 277 s, AMD), where

@@ -74,6 +74,7 @@ from vinfo.experiments.results import (
     REPORT_MD,
     VERDICTS_FILE,
     Results,
+    csv_flag,
     load_results,
 )
 from vinfo.figures import save_figure
@@ -383,15 +384,8 @@ FLAGS = (("no_gain_flag", "N"), ("budget_flag", "B"), ("shuffled_flag", "S"),
 
 
 def _flags(table: pd.DataFrame) -> list[str]:
-    return ["".join(letter for column, letter in FLAGS if _true(row.get(column, False))) or "-"
+    return ["".join(letter for column, letter in FLAGS if csv_flag(row.get(column, False))) or "-"
             for _, row in table.iterrows()]
-
-
-def _true(value: Any) -> bool:
-    """A flag read back from CSV: ``True``/``False`` (bool or text); NaN is not set."""
-    if isinstance(value, str):
-        return value.strip().lower() == "true"
-    return bool(value) and not (isinstance(value, float) and math.isnan(value))
 
 
 def _controls_blocks(table: pd.DataFrame) -> list[Block]:
@@ -418,7 +412,7 @@ def _controls_blocks(table: pd.DataFrame) -> list[Block]:
             strict=True)],
         selectivity=[f"{v:+.4f}" for v in shown["selectivity"]],
         flags=_flags(shown))
-    leaks = int(sum(_true(v) for v in shown.get("shuffled_flag", [])))
+    leaks = int(sum(csv_flag(v) for v in shown.get("shuffled_flag", [])))
     iv, selectivity = pd.to_numeric(shown["iv"]), pd.to_numeric(shown["selectivity"])
     low = int(((iv > 0) & (selectivity < 0.5 * iv)).sum())
     blocks += [

@@ -35,6 +35,7 @@ the run key and every reader), which the issue that created it asked not to scat
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -344,6 +345,13 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+def csv_flag(value: Any) -> bool:
+    """A flag read back from CSV: ``True``/``False`` (bool or text); NaN is not set."""
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value) and not (isinstance(value, float) and math.isnan(value))
+
+
 def with_beta_lmbda(probes: pd.DataFrame) -> pd.DataFrame:
     """``probes`` with float ``beta`` and ``lmbda`` columns, read from the ``name=value`` parts
     of ``repr`` / ``repr_path`` (``…/beta=0.1/lmbda=0.01/…``) where the table does not carry
@@ -524,6 +532,7 @@ __all__ = [
     "Results",
     "RunKey",
     "base_checkpoints",
+    "csv_flag",
     "curve_dir",
     "data_options",
     "eval_file",

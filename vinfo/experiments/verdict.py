@@ -37,6 +37,8 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from vinfo.experiments.results import csv_flag
+
 VERDICTS = ("reproduced", "not reproduced", "inconclusive")
 MIN_SEEDS_FOR_INTERVAL = 3
 """Seeds from which a claim's spread also gives the t-interval of its mean (with 2 the
@@ -129,7 +131,7 @@ def _shuffled_controls(probes: pd.DataFrame | None) -> list[Verdict]:
                  & pd.to_numeric(probes["shuffled_iv"], errors="coerce").notna()]
     rows = []
     for family, group in ran.groupby("family", sort=False):
-        flagged = group[group["shuffled_flag"].astype(str).str.lower() == "true"]
+        flagged = group[group["shuffled_flag"].map(csv_flag)]
         worst = group.loc[pd.to_numeric(group["shuffled_iv_ci_high"]).idxmax()]
         rows.append(Verdict(
             f"control: shuffled representations hold no V-information ({family} probes)",
