@@ -23,8 +23,7 @@ from collections.abc import Callable
 
 import torch
 from compressai.models import JointAutoregressiveHierarchicalPriors
-from timing import goal_line, interleaved, session
-from torch.utils.flop_counter import FlopCounterMode
+from timing import flops, goal_line, interleaved, session
 
 from vinfo.models import BaseCodec, codec_preset
 
@@ -61,10 +60,9 @@ def trainer_step(model: torch.nn.Module, step, x: torch.Tensor) -> Callable[[], 
 
 def step_flops(model: torch.nn.Module, step, x: torch.Tensor) -> int:
     """FLOPs of one forward + backward pass (no optimizer step)."""
-    with FlopCounterMode(display=False) as counter:
-        step(model, x).backward()
+    counted = flops(lambda: step(model, x).backward())
     model.zero_grad(set_to_none=True)
-    return counter.get_total_flops()
+    return counted
 
 
 def main() -> None:
@@ -78,8 +76,8 @@ def main() -> None:
     x = torch.rand(BATCH, 3, SIZE, SIZE)
     ours = BaseCodec(config, "reconstruction")
     reference = JointAutoregressiveHierarchicalPriors(N=config.N, M=config.M)
-    flops = {"vinfo": step_flops(ours, vinfo_step, x),
-             "mbt2018": step_flops(reference, mbt2018_step, x)}
+    per_step = {"vinfo": step_flops(ours, vinfo_step, x),
+                "mbt2018": step_flops(reference, mbt2018_step, x)}
     with session(f"training step on {BATCH}x3x{SIZE}x{SIZE}, N={config.N}, M={config.M}, "
                  f"{args.rounds} interleaved rounds after 1 warm-up"):
         rounds = interleaved({"vinfo paper codec": trainer_step(ours, vinfo_step, x),
@@ -88,12 +86,12 @@ def main() -> None:
         print(rounds.table())
         for name, key in (("vinfo paper codec", "vinfo"), ("compressai mbt2018", "mbt2018")):
             print(f"{name}: {BATCH / rounds.spread(name).median:.1f} img/s (CPU), "
-                  f"{flops[key] / 1e9:.2f} GFLOP per step (forward + backward)")
+                  f"{per_step[key] / 1e9:.2f} GFLOP per step (forward + backward)")
         throughput = rounds.ratios("compressai mbt2018", "vinfo paper codec")
         print(goal_line("training images/s vinfo / mbt2018, CPU", throughput, GOAL))
         print(goal_line("training images/s vinfo / mbt2018, wall clock",
                         rounds.ratios("compressai mbt2018", "vinfo paper codec", "wall"), None))
-        flop_ratio = flops["vinfo"] / flops["mbt2018"]
+        flop_ratio = per_step["vinfo"] / per_step["mbt2018"]
         print(goal_line(f"training FLOP/s vinfo / mbt2018 (FLOPs per step {flop_ratio:.2f}x)",
                         [r * flop_ratio for r in throughput], GOAL))
 

@@ -44,7 +44,7 @@ import os
 
 import torch
 from compressai.models import JointAutoregressiveHierarchicalPriors
-from timing import goal_line, interleaved, paired_ratios, session
+from timing import flops, goal_line, interleaved, paired_ratios, session
 from torch.nn import functional as F
 
 from vinfo.coding.bitstream import (
@@ -208,6 +208,7 @@ def bench_size(size: int, args: argparse.Namespace, codec: BaseCodec,
                     rounds.ratios("vinfo synthesis g_b", "mbt2018 g_s"), None))
     print(goal_line(f"synthesis share of vinfo's decode time, {size}x{size}", share, None,
                     spec=".0f", unit=" %"))
+    synthesis_flops(size, rounds, codec, reference, y_hat, y_reference)
     if args.serial:
         print(goal_line(f"vinfo serial / wavefront order, {size}x{size}",
                         rounds.ratios("vinfo decompress, serial order", "vinfo decompress"),
@@ -226,6 +227,33 @@ def bench_size(size: int, args: argparse.Namespace, codec: BaseCodec,
         f"({100 * (payload_bits / estimate - 1):+.3f} %), header {8 * HEADER_BYTES} bits "
         f"({100 * 8 * HEADER_BYTES / (payload_bits + 8 * HEADER_BYTES):.3f} % of the stream)"
     )
+
+
+def synthesis_flops(size: int, rounds, codec: BaseCodec,
+                    reference: JointAutoregressiveHierarchicalPriors, y_hat: torch.Tensor,
+                    y_reference: torch.Tensor) -> None:
+    """Where the decode goal is lost: the FLOPs of each synthesis, the FLOP rate each reaches,
+    and the decode speed-up vinfo would have with a synthesis of ``mbt2018``'s FLOPs run at
+    vinfo's own FLOP rate (derived from the measured rounds; no goal)."""
+    with torch.enable_grad():  # the architectures' FLOPs, not an inference path's
+        ours = flops(lambda: codec.g_b(y_hat))
+        theirs = flops(lambda: reference.g_s(y_reference))
+    cpu = rounds.cpu
+    print(f"synthesis FLOPs per image (forward, FlopCounterMode), {size}x{size}: vinfo g_b "
+          f"{ours / 1e9:.2f} GFLOP, mbt2018 g_s {theirs / 1e9:.2f} GFLOP ({ours / theirs:.2f}x)")
+    for name, count in (("vinfo synthesis g_b", ours), ("mbt2018 g_s", theirs)):
+        print(goal_line(f"{name} FLOP rate, {size}x{size}",
+                        [count / 1e9 / t for t in cpu[name]], None, spec=".1f",
+                        unit=" GFLOP/s"))
+    print(goal_line(f"synthesis FLOP rate vinfo / mbt2018, {size}x{size}",
+                    [ours / theirs / r for r in rounds.ratios("vinfo synthesis g_b",
+                                                              "mbt2018 g_s")], None))
+    equal_flops = [anchor / (decode - synthesis * (1 - theirs / ours))
+                   for anchor, decode, synthesis in zip(
+                       cpu["mbt2018 decompress"], cpu["vinfo decompress"],
+                       cpu["vinfo synthesis g_b"], strict=True)]
+    print(goal_line(f"decode speed-up with a synthesis of mbt2018's FLOPs at vinfo's FLOP rate "
+                    f"(derived), {size}x{size}", equal_flops, None))
 
 
 def bench_batch(size: int, images: int, rounds: int, codec: BaseCodec) -> None:

@@ -187,6 +187,20 @@ def paired_ratios(numerator: Sequence[float], denominator: Sequence[float]) -> l
     return [n / d for n, d in zip(numerator, denominator, strict=True)]
 
 
+def flops(call: Callable[[], object]) -> int:
+    """FLOPs of the aten operations that ``call()`` runs, as counted by
+    :class:`torch.utils.flop_counter.FlopCounterMode` (convolutions, transposed convolutions
+    and matrix products, 2 FLOPs per multiply-add; element-wise operations are not counted).
+    Run a forward pass with autograd on to count a model's architecture rather than an
+    inference path that computes the same layer with more multiplications (a sub-pixel
+    convolution's zero taps), and call ``.backward()`` inside ``call`` to count both passes."""
+    from torch.utils.flop_counter import FlopCounterMode  # torch only where FLOPs are counted
+
+    with FlopCounterMode(display=False) as counter:
+        call()
+    return counter.get_total_flops()
+
+
 def goal_met(value: float, goal: float, higher_is_better: bool = True) -> bool:
     """``value ≥ goal`` (or ``value ≤ goal`` where lower is better)."""
     return value >= goal if higher_is_better else value <= goal

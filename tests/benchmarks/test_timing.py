@@ -122,3 +122,18 @@ def test_once_returns_the_value_and_both_clocks():
     ticks = iter([(1.0, 10.0), (1.5, 12.0)])
     result = timing.once(lambda: "done", clock=lambda: next(ticks))
     assert result == ("done", 0.5, 2.0)
+
+
+def test_flops_counts_convolutions_by_their_closed_form():
+    """2 FLOPs per multiply-add: a k×k convolution ``C_in → C_out`` on an ``H × W`` output does
+    ``C_in·C_out·k²·H·W`` of them; a 5×5 stride-2 transposed convolution does ``C_in·C_out·25``
+    per input pixel; a backward pass (inputs and weights) doubles a forward's count."""
+    import torch
+
+    conv = torch.nn.Conv2d(6, 4, 3, padding=1)
+    x = torch.rand(2, 6, 10, 12)
+    assert timing.flops(lambda: conv(x)) == 2 * 2 * 6 * 4 * 9 * 10 * 12
+    transposed = torch.nn.ConvTranspose2d(6, 4, 5, stride=2, padding=2, output_padding=1)
+    assert timing.flops(lambda: transposed(x)) == 2 * 2 * 6 * 4 * 25 * 10 * 12
+    leaf = x.clone().requires_grad_(True)
+    assert timing.flops(lambda: conv(leaf).sum().backward()) == 3 * 2 * 2 * 6 * 4 * 9 * 10 * 12
