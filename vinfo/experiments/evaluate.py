@@ -57,6 +57,11 @@ class Evaluation:
         coded_images: images coded into real bitstreams.
         bpp_header: the part of ``bpp_actual`` spent on fixed stream headers (framing, not
             entropy-coded payload); on small images it is several percent of the stream.
+        image_bpp: the estimated total rate of each image, in the order scored (their mean is
+            :attr:`bpp`); ``None`` in evaluations stored before it existed.
+        image_statistics: the additive statistics of the task's primary metric per image
+            (:class:`vinfo.metrics.task_scores.ImageStatistics`), or ``None`` (detection):
+            what :mod:`vinfo.experiments.bd_bootstrap` resamples.
     """
 
     task: str
@@ -68,6 +73,8 @@ class Evaluation:
     bpp_estimated_coded: float | None
     coded_images: int
     bpp_header: float | None = None
+    image_bpp: list[float] | None = None
+    image_statistics: list[list[float]] | None = None
 
     @property
     def bpp(self) -> float:
@@ -169,6 +176,7 @@ def evaluate(
     base_sum = enhancement_sum = 0.0
     actual_bits = header_bits = coded_estimate = 0.0
     seen = coded = 0
+    image_bpp: list[float] = []
     limit = math.inf if bitstream_images is None else bitstream_images
     for images, samples in _batches(dataset, batch_size):
         size = tuple(images.shape[-2:])
@@ -181,6 +189,7 @@ def evaluate(
         base_bits, enhancement_bits = estimated_bits(model, out, model_pixels)
         base_sum += float(base_bits.sum()) / original_pixels
         enhancement_sum += float(enhancement_bits.sum()) / original_pixels
+        image_bpp += ((base_bits + enhancement_bits) / original_pixels).tolist()
         for i in range(len(images)):
             if coded >= limit:
                 break
@@ -192,6 +201,7 @@ def evaluate(
         seen += len(images)
     if seen == 0:
         raise ValueError("the dataset is empty")
+    statistics = getattr(scores, "image_statistics", None)
     return Evaluation(
         task=task,
         num_images=seen,
@@ -202,6 +212,8 @@ def evaluate(
         bpp_estimated_coded=coded_estimate / coded if coded else None,
         coded_images=coded,
         bpp_header=header_bits / coded if coded else None,
+        image_bpp=image_bpp,
+        image_statistics=None if statistics is None else statistics().tolist(),
     )
 
 

@@ -299,8 +299,11 @@ def bd_table_markdown(table: pd.DataFrame) -> str:
         "| overlap [%] | note |",
         "|---|---|---|---|---:|---:|---:|---:|---|",
     ]
+    with_ci = "bd_rate_ci_low" in table.columns
     for row in table.itertuples():
         rate = "n/a" if math.isnan(row.bd_rate_percent) else f"{row.bd_rate_percent:+.2f}"
+        if with_ci and not math.isnan(row.bd_rate_percent) and not math.isnan(row.bd_rate_ci_low):
+            rate += f" [{row.bd_rate_ci_low:+.2f}, {row.bd_rate_ci_high:+.2f}]"
         gain = "n/a" if math.isnan(row.bd_metric) else f"{row.bd_metric:+.4f}"
         rate_overlap = format_overlap(row.bd_rate_overlap, row.min_overlap)
         metric_overlap = format_overlap(row.bd_metric_overlap, row.min_overlap)
@@ -315,6 +318,15 @@ def bd_table_markdown(table: pd.DataFrame) -> str:
         f"better at equal rate. Interpolation: {methods}. "
         + overlap_legend(float(table["min_overlap"].iloc[0]))
     )
+    if with_ci and table["bd_rate_ci_low"].notna().any():
+        defined = table.dropna(subset=["bd_rate_ci_low"]).iloc[0]
+        lines.append("")
+        lines.append(
+            f"[low, high]: {float(defined['ci_confidence']):.0%} bootstrap interval of the "
+            f"BD-rate over the {int(defined['ci_images'])} test images "
+            f"({int(defined['ci_resamples'])} draws, paired across curves; the curves' training "
+            "seed is not resampled)."
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -46,6 +46,12 @@ def find_runs(paths: Iterable[str | Path]) -> list[FinishedRun]:
     return runs
 
 
+EVALUATION_VERSION = 1
+"""Version of the cached evaluation's content; 1: with the per-image rates and statistics
+(:attr:`~vinfo.experiments.evaluate.Evaluation.image_statistics`). A cache of another version
+is recomputed."""
+
+
 def evaluate_run(
     run: FinishedRun,
     dataset: Dataset,
@@ -64,6 +70,7 @@ def evaluate_run(
         "downscale_factor": downscale_factor,
         "bitstream_images": bitstream_images,
         "checkpoint_mtime_ns": run.checkpoint.stat().st_mtime_ns,
+        "per_image": EVALUATION_VERSION,
     }
     cache = run.run_dir / eval_file(split)
     if cache.is_file():
@@ -123,7 +130,26 @@ def collect_rd(
     progress: Progress = silent,
 ) -> pd.DataFrame:
     """Evaluate finished runs on ``dataset`` and return their tidy RD table (one row each)."""
-    points = []
+    frame, _ = collect_rd_evaluations(
+        runs, dataset, split, batch_size=batch_size, downscale_factor=downscale_factor,
+        bitstream_images=bitstream_images, progress=progress,
+    )
+    return frame
+
+
+def collect_rd_evaluations(
+    runs: Iterable[FinishedRun],
+    dataset: Dataset,
+    split: str,
+    *,
+    batch_size: int = 16,
+    downscale_factor: int = 1,
+    bitstream_images: int | None = None,
+    progress: Progress = silent,
+) -> tuple[pd.DataFrame, list[Evaluation]]:
+    """:func:`collect_rd` with the evaluation of each row (row ``i``: ``evaluations[i]``),
+    whose per-image data the BD bootstrap resamples (:mod:`vinfo.experiments.bd_bootstrap`)."""
+    points, evaluations = [], []
     for run in runs:
         progress(ProgressEvent(
             "evaluate", f"evaluate {run.spec.task} {run.spec.curve} lambda={run.spec.lmbda:g}"))
@@ -136,7 +162,11 @@ def collect_rd(
             bitstream_images=bitstream_images,
         )
         points.append(rd_point(run.spec, evaluation))
-    return rd_frame(points)
+        evaluations.append(evaluation)
+    frame = rd_frame(points)
+    # rd_frame sorts its rows by (label, bpp), stably: the same order for the evaluations
+    order = sorted(range(len(points)), key=lambda i: (points[i].label, points[i].bpp))
+    return frame, [evaluations[i] for i in order]
 
 
 def write_rd(
@@ -196,4 +226,5 @@ def write_rd(
     return frame
 
 
-__all__ = ["collect_rd", "evaluate_run", "find_runs", "rd_point", "write_rd"]
+__all__ = ["EVALUATION_VERSION", "collect_rd", "collect_rd_evaluations", "evaluate_run",
+           "find_runs", "rd_point", "write_rd"]

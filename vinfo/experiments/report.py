@@ -126,6 +126,13 @@ def _bd_cells(bd: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str], str]:
                        for v, limit in zip(bd[name], limits, strict=True)]
     columns = {"bd_rate_percent": "BD-rate [%]", "bd_rate_overlap": "overlap [%]",
                "bd_metric": "BD-metric", "bd_metric_overlap": "overlap [%]", "note": "note"}
+    if "bd_rate_ci_low" in bd.columns:  # the bootstrap interval over the test images
+        frame["bd_rate_ci"] = [
+            "" if pd.isna(low) or pd.isna(value) else f"[{low:+.2f}, {high:+.2f}]"
+            for value, low, high in zip(bd["bd_rate_percent"], bd["bd_rate_ci_low"],
+                                        bd["bd_rate_ci_high"], strict=True)]
+        columns = {"bd_rate_percent": columns["bd_rate_percent"],
+                   "bd_rate_ci": "95 % CI, test images [%]"} | columns
     return frame, columns, overlap_legend(float(limits.iloc[0]))
 
 
@@ -136,7 +143,8 @@ def bd_table_blocks(bd: pd.DataFrame) -> list[Block]:
     columns |= {"anchor": "anchor", "test": "test", "metric": "metric"}
     frame, value_columns, legend = _bd_cells(bd)
     columns |= value_columns
-    return [_table(frame, columns, tuple(c for c in value_columns if c != "note")),
+    return [_table(frame, columns, tuple(c for c in value_columns if c not in ("note",
+                                                                              "bd_rate_ci"))),
             Paragraph("BD-rate < 0: the test curve needs fewer bits for the same quality. "
                       "BD-metric > 0: the test curve is better at equal rate. n/a: undefined, "
                       f"the note says why. {legend}")]

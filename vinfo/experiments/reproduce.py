@@ -43,6 +43,7 @@ import pandas as pd
 import torch
 
 from bdrate.directions import metric_direction
+from vinfo.experiments.bd_bootstrap import with_intervals
 from vinfo.experiments.datasets import Splits, dataset_splits, experiment_transforms
 from vinfo.experiments.document import render_markdown
 from vinfo.experiments.evaluate import trivial_metrics
@@ -55,7 +56,7 @@ from vinfo.experiments.rd import (
     pick_similar_rate_pair,
     write_rd_csv,
 )
-from vinfo.experiments.rd_collect import collect_rd
+from vinfo.experiments.rd_collect import collect_rd, collect_rd_evaluations
 from vinfo.experiments.report import write_report
 from vinfo.experiments.results import (
     BASE_STRATEGY,
@@ -83,6 +84,7 @@ from vinfo.experiments.sweep import (
     PlannedRun,
     RunSpec,
     _dependencies,
+    curve_label,
     data_record,
     plan_lambda_sweep,
     train_split_name,
@@ -283,15 +285,15 @@ def _reproduce(
     _execute([run for beta in preset.betas for run in base_plan[beta]], executor, source, step)
     phases("training")
     base_runs = {beta: [_finished(run) for run in runs] for beta, runs in base_plan.items()}
-    frames = {
-        preset.base_task: collect_rd(
-            [run for beta in preset.betas for run in base_runs[beta]],
-            splits.test,
-            "test",
-            progress=step,
-            **evaluation,
-        )
-    }
+    base_frame, base_evaluations = collect_rd_evaluations(
+        [run for beta in preset.betas for run in base_runs[beta]],
+        splits.test,
+        "test",
+        progress=step,
+        **evaluation,
+    )
+    frames = {preset.base_task: base_frame}
+    evaluated = {preset.base_task: base_evaluations}  # per row, for the BD intervals
 
     phases("evaluation")
 
@@ -331,7 +333,8 @@ def _reproduce(
     phases("training")
     for secondary in preset.secondary:
         runs = [_finished(run) for run in secondary_plans[secondary.task]]
-        frames[secondary.task] = collect_rd(runs, splits.test, "test", progress=step, **evaluation)
+        frames[secondary.task], evaluated[secondary.task] = collect_rd_evaluations(
+            runs, splits.test, "test", progress=step, **evaluation)
     seeds = _pair_seed_table(preset, chosen, secondary_plans, replicas, splits, evaluation, step)
     write_text_atomic(out / PAIR_SEEDS_FILE, seeds.to_csv(index=False))
     phases("evaluation")
@@ -340,7 +343,13 @@ def _reproduce(
     files: list[Path] = []
     for task, frame in frames.items():
         files.append(write_rd_csv(frame, out / rd_file(task)))
-    table = bd_rows(frames, paper_comparisons(preset), preset.bd_method)
+    comparisons = paper_comparisons(preset)
+    # bootstrap intervals for the β comparisons, the paper's claims (≈ 9 ms per comparison
+    # and draw: the standalone rows would double the 1000 draws' ≈ 36 s)
+    standalone = curve_label("standalone", 0.0)
+    claims = [(task, c) for task, c in comparisons if standalone not in (c.anchor, c.test)]
+    table = with_intervals(bd_rows(frames, comparisons, preset.bd_method), frames, evaluated,
+                           claims, preset.bd_method, preset.codec)
     write_text_atomic(out / BD_FILE, table.to_csv(index=False))
     write_text_atomic(out / BD_MARKDOWN_FILE, bd_table_markdown(table))
     files += [out / BD_FILE, out / BD_MARKDOWN_FILE]

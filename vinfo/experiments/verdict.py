@@ -10,8 +10,11 @@ deliberately plain, so a reader can check them against the tables:
   (:func:`seed_interval`), for a reader who wants an effect size with its uncertainty;
 - a claim with a CI is reproduced / not reproduced when the CI excludes 0 on the paper's /
   the other side, and inconclusive when it contains 0;
-- a BD-rate of one seed has neither: its sign decides, and the spread column says "one seed,
-  no CI" so that nobody reads more into it; an undefined BD-rate is inconclusive.
+- a BD-rate comes from curves trained in one seed; where the BD table carries its bootstrap
+  interval over the test images (:mod:`vinfo.experiments.bd_bootstrap`), that interval is
+  its CI and the rule above applies; without one (or with too many undefined draws) its sign
+  decides, and the spread column says "no CI" so that nobody reads more into it; an
+  undefined BD-rate is inconclusive.
 
 The claims (de Andrade & Bajić, §4): with β = 0.1 instead of 0, (1) reconstruction *directly*
 from the base representation is better (PSNR up at the similar-rate pair, BD-rate of Fig. 2b
@@ -37,6 +40,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from vinfo.experiments.bd_bootstrap import MAX_UNDEFINED
 from vinfo.experiments.results import csv_flag
 
 VERDICTS = ("reproduced", "not reproduced", "inconclusive")
@@ -111,13 +115,43 @@ def _bd_row(bd: pd.DataFrame | None, task: str, anchor: str, test: str) -> pd.Se
     return None if rows.empty else rows.iloc[0]
 
 
+def bd_interval(row: pd.Series) -> tuple[float, float] | None:
+    """The bootstrap interval of a BD table row's BD-rate (:mod:`vinfo.experiments.
+    bd_bootstrap`), or ``None``: no interval columns, an undefined bound, or more than
+    :data:`~vinfo.experiments.bd_bootstrap.MAX_UNDEFINED` of the draws undefined."""
+    if pd.isna(row.get("bd_rate_ci_low", math.nan)) or pd.isna(row.get("bd_rate_ci_high",
+                                                                       math.nan)):
+        return None
+    if float(row["ci_undefined"]) > MAX_UNDEFINED * float(row["ci_resamples"]):
+        return None
+    return float(row["bd_rate_ci_low"]), float(row["bd_rate_ci_high"])
+
+
+def _bd_spread(row: pd.Series) -> str:
+    interval = bd_interval(row)
+    if interval is None:
+        if pd.isna(row.get("ci_resamples", math.nan)):
+            return "one seed, no CI"
+        return (f"one seed; no CI ({int(row['ci_undefined'])} of {int(row['ci_resamples'])} "
+                "bootstrap draws undefined)")
+    undefined = int(row["ci_undefined"])
+    return (f"one seed; {float(row['ci_confidence']):.0%} bootstrap CI over the "
+            f"{int(row['ci_images'])} test images [{interval[0]:+.2f}, {interval[1]:+.2f}] % "
+            f"({int(row['ci_resamples'])} draws" + (f", {undefined} undefined)" if undefined
+                                                    else ")"))
+
+
 def _bd_verdict(claim: str, row: pd.Series | None) -> Verdict:
+    """Reproduced when the BD-rate is negative; with a bootstrap interval, when the whole
+    interval is (inconclusive when it holds 0)."""
     if row is None or pd.isna(row["bd_rate_percent"]):
         why = "no BD table" if row is None else str(row.get("note") or "undefined")
         return Verdict(claim, f"BD-rate undefined ({why})", "one seed, no CI", "inconclusive")
     value = float(row["bd_rate_percent"])
-    return Verdict(claim, f"BD-rate {value:+.2f} % ({row['figure']})", "one seed, no CI",
-                   sign_verdict([-value], +1))
+    interval = bd_interval(row)
+    verdict = (sign_verdict([-value], +1) if interval is None
+               else interval_verdict(-interval[1], -interval[0], +1))
+    return Verdict(claim, f"BD-rate {value:+.2f} % ({row['figure']})", _bd_spread(row), verdict)
 
 
 def _shuffled_controls(probes: pd.DataFrame | None) -> list[Verdict]:
@@ -242,5 +276,5 @@ def paper_verdicts(
     return pd.DataFrame([asdict(v) for v in rows])
 
 
-__all__ = ["MIN_SEEDS_FOR_INTERVAL", "VERDICTS", "Verdict", "interval_verdict", "paper_verdicts",
-           "seed_interval", "sign_verdict"]
+__all__ = ["MIN_SEEDS_FOR_INTERVAL", "VERDICTS", "Verdict", "bd_interval", "interval_verdict",
+           "paper_verdicts", "seed_interval", "sign_verdict"]

@@ -65,7 +65,7 @@ _SUM_NAMES = (
 )
 
 
-def _depth_sums(
+def depth_sums(
     pred: Tensor,
     target: Tensor,
     valid_mask: Tensor | None,
@@ -111,7 +111,7 @@ def _depth_sums(
     )
 
 
-def _result_from_sums(sums: Tensor) -> DepthResult:
+def depth_result_from_sums(sums: Tensor) -> DepthResult:
     abs_rel, sq_rel, sq_err, sq_log_err, d1, d2, d3, n = sums.unbind()
     return DepthResult(
         abs_rel=abs_rel / n,
@@ -151,10 +151,10 @@ def depth_metrics(
     Raises:
         ValueError: shapes disagree, or the mask selects no pixel.
     """
-    sums = _depth_sums(pred, target, valid_mask, min_depth, max_depth)
+    sums = depth_sums(pred, target, valid_mask, min_depth, max_depth)
     if sums[-1] == 0:
         raise ValueError("the validity mask selects no pixel")
-    return _result_from_sums(sums)
+    return depth_result_from_sums(sums)
 
 
 class DepthMetrics(Metric):
@@ -187,14 +187,15 @@ class DepthMetrics(Metric):
 
     def update(self, pred: Tensor, target: Tensor, valid_mask: Tensor | None = None) -> None:
         """Add a batch (same arguments as :func:`depth_metrics`); it may have no valid pixel."""
-        self.sums += _depth_sums(pred, target, valid_mask, self.min_depth, self.max_depth).to(
+        self.sums += depth_sums(pred, target, valid_mask, self.min_depth, self.max_depth).to(
             self.sums.device
         )
 
     def compute(self) -> DepthResult:
         if self.sums[-1] == 0:
             raise ValueError("no valid pixel was accumulated: the validity masks selected none")
-        return _result_from_sums(self.sums)
+        return depth_result_from_sums(self.sums)
 
 
-__all__ = ["DEFAULT_MIN_DEPTH", "DepthMetrics", "DepthResult", "depth_metrics"]
+__all__ = ["DEFAULT_MIN_DEPTH", "DepthMetrics", "DepthResult", "depth_metrics",
+           "depth_result_from_sums", "depth_sums"]

@@ -20,10 +20,10 @@ from torch import Tensor
 
 from vinfo.data.sample import Sample
 from vinfo.data.transforms import upsample_prediction
-from vinfo.metrics.depth import DepthMetrics
+from vinfo.metrics.depth import DepthMetrics, depth_result_from_sums, depth_sums
 from vinfo.metrics.detection import DetectionMAP
-from vinfo.metrics.image import MSSSIM, PSNR, RMSE, ms_ssim_min_size
-from vinfo.metrics.segmentation import SegmentationMetrics
+from vinfo.metrics.image import MSSSIM, PSNR, RMSE, ms_ssim_min_size, psnr
+from vinfo.metrics.segmentation import SegmentationMetrics, confusion_matrix, miou
 
 Predictor = Callable[[Sequence[Sample]], Any]
 """A trivial predictor: samples → predictions in the form the task's scores take."""
@@ -41,6 +41,29 @@ class Scores(Protocol):
     def primary(self) -> float: ...
 
 
+class ImageStatistics(Protocol):
+    """Per-image additive statistics of a task's primary metric, for resampling test images
+    (:mod:`vinfo.experiments.bd_bootstrap`): the metric of any multiset of the images seen is
+    :meth:`metric_from_statistics` of the sum of their rows. Reconstruction, depth and
+    segmentation scores have them; detection (COCO mAP ranks detections across images) has
+    none."""
+
+    statistic_metric: str
+    """The metric that :meth:`metric_from_statistics` returns (an RD table column)."""
+
+    def image_statistics(self) -> Tensor:
+        """``(images seen, S)`` float64, one row per image in the order seen."""
+        ...
+
+    def metric_from_statistics(self, total: Tensor, images: int) -> float:
+        """The metric of ``images`` images whose statistics sum to ``total`` ``(S,)``."""
+        ...
+
+
+def _stacked(rows: list[Tensor], width: int) -> Tensor:
+    return torch.cat(rows) if rows else torch.zeros(0, width, dtype=torch.float64)
+
+
 class ReconstructionScores:
     """PSNR (dB, mean of the per-image PSNR), RMSE and, for images large enough, MS-SSIM of
     predictions clamped to ``[0, 1]`` (an image codec's output is an image).
@@ -53,11 +76,15 @@ class ReconstructionScores:
     def __init__(self, num_classes: int | None = None, primary_only: bool = False) -> None:
         self.psnr, self.rmse, self.ms_ssim = PSNR(data_range=1.0), RMSE(), MSSSIM(data_range=1.0)
         self.with_ms_ssim = not primary_only
+        self._image_psnr: list[Tensor] = []
+
+    statistic_metric = "psnr"
 
     def add(self, prediction: Tensor, target: Tensor, valid: Tensor | None = None) -> None:
         """A batch of images ``(B, 3, H, W)`` in ``[0, 1]`` (``valid`` unused)."""
         prediction = prediction.clamp(0, 1)
         self.psnr.update(prediction, target)
+        self._image_psnr.append(psnr(prediction, target, 1.0, reduction="none").double()[:, None])
         self.rmse.update(prediction, target)
         self.with_ms_ssim &= min(target.shape[-2:]) >= ms_ssim_min_size()
         if self.with_ms_ssim:
@@ -76,16 +103,32 @@ class ReconstructionScores:
         """PSNR, NaN before any image."""
         return float(self.psnr.compute()) if int(self.psnr.num_images) else math.nan
 
+    def image_statistics(self) -> Tensor:
+        """The PSNR of each image (the metric is their mean)."""
+        return _stacked(self._image_psnr, 1)
+
+    def metric_from_statistics(self, total: Tensor, images: int) -> float:
+        return float(total[0]) / images
+
 
 class DepthScores:
     """The Eigen et al. depth errors over the valid pixels (:class:`DepthMetrics`)."""
 
     def __init__(self, num_classes: int | None = None, primary_only: bool = False) -> None:
         self.metric = DepthMetrics()
+        self._image_sums: list[Tensor] = []
+
+    statistic_metric = "rmse"
 
     def add(self, prediction: Tensor, target: Tensor, valid: Tensor | None = None) -> None:
         """A batch ``(B, 1, H, W)`` with its validity mask ``(B, 1, H, W)``."""
         self.metric.update(prediction, target, valid)
+        low, high = self.metric.min_depth, self.metric.max_depth
+        self._image_sums.append(torch.stack([
+            depth_sums(prediction[i : i + 1], target[i : i + 1],
+                       None if valid is None else valid[i : i + 1], low, high).cpu()
+            for i in range(len(prediction))
+        ]))
 
     def update(self, prediction: Tensor, samples: Sequence[Sample]) -> None:
         self.add(prediction, torch.stack([s.depth for s in samples]),
@@ -98,6 +141,13 @@ class DepthScores:
         """RMSE, NaN while no valid pixel was seen."""
         return float(self.metric.compute().rmse) if self.metric.sums[-1] > 0 else math.nan
 
+    def image_statistics(self) -> Tensor:
+        """The per-pixel sums of each image (:func:`vinfo.metrics.depth.depth_sums`)."""
+        return _stacked(self._image_sums, len(self.metric.sums))
+
+    def metric_from_statistics(self, total: Tensor, images: int) -> float:
+        return float(depth_result_from_sums(total).rmse)
+
 
 class SegmentationScores:
     """mIoU and pixel accuracy of the summed confusion matrix (label 255 ignored)."""
@@ -106,12 +156,21 @@ class SegmentationScores:
         if num_classes is None:
             raise ValueError("segmentation scores need the number of classes")
         self.metric = SegmentationMetrics(num_classes)
+        self._image_confmats: list[Tensor] = []
+
+    statistic_metric = "miou"
 
     def add(self, prediction: Tensor, target: Tensor, valid: Tensor | None = None) -> None:
         """Class ids or scores and target ids, ``(B, H, W)`` or ``(B, 1, H, W)`` ids."""
         if target.ndim == 4:
             prediction, target = prediction[:, 0], target[:, 0]
         self.metric.update(prediction, target.long())
+        k, ignore = self.metric.num_classes, self.metric.ignore_index
+        self._image_confmats.append(torch.stack([
+            confusion_matrix(prediction[i : i + 1], target[i : i + 1].long(), k, ignore)
+            .flatten().double().cpu()
+            for i in range(len(prediction))
+        ]))
 
     def update(self, prediction: Tensor, samples: Sequence[Sample]) -> None:
         self.add(prediction, torch.stack([s.segmentation for s in samples]))
@@ -123,6 +182,14 @@ class SegmentationScores:
     def primary(self) -> float:
         """mIoU, NaN while no labelled pixel was seen."""
         return float(self.metric.compute().miou) if self.metric.confmat.sum() > 0 else math.nan
+
+    def image_statistics(self) -> Tensor:
+        """The flattened ``(K, K)`` confusion matrix of each image."""
+        return _stacked(self._image_confmats, self.metric.num_classes ** 2)
+
+    def metric_from_statistics(self, total: Tensor, images: int) -> float:
+        k = self.metric.num_classes
+        return float(miou(total.reshape(k, k).round().long()))
 
 
 class DetectionScores:
@@ -250,6 +317,7 @@ def no_boxes(samples: Iterable[Sample], num_classes: int):
 __all__ = [
     "DepthScores",
     "DetectionScores",
+    "ImageStatistics",
     "Predictor",
     "ReconstructionScores",
     "Scores",

@@ -66,3 +66,22 @@ def test_trivial_predictors_are_per_pixel_priors():
     copies = [same[0]] * 3
     assert trivial_metrics("depth", copies, copies, TINY)["rmse"] == pytest.approx(0, abs=1e-5)
     assert trivial_metrics("segmentation", copies, copies, TINY)["pixel_accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("task", ["depth", "segmentation", "reconstruction"])
+def test_per_image_statistics_give_the_dataset_metric_and_rate(task):
+    """The per-image rates average to the evaluation's rate, and the summed per-image
+    statistics give its primary metric (what the BD bootstrap resamples)."""
+    from vinfo.models.tasks import get_task
+
+    torch.manual_seed(0)
+    model = BaseCodec(TINY, task, beta=0.1).eval()
+    data = MixedSizes()
+    result = evaluate(model, data, batch_size=4, bitstream_images=0)
+    assert len(result.image_bpp) == len(result.image_statistics) == len(data)
+    assert sum(result.image_bpp) / len(data) == pytest.approx(result.bpp, rel=1e-9)
+    spec = get_task(task)
+    scores = spec.scores(spec.num_classes(TINY))
+    total = torch.tensor(result.image_statistics, dtype=torch.float64).sum(0)
+    assert scores.metric_from_statistics(total, len(data)) == pytest.approx(
+        result.metrics[scores.statistic_metric], rel=1e-6)

@@ -178,3 +178,20 @@ def test_rd_panels_are_saved_as_png_and_pdf(tmp_path):
     assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[1].read_bytes()[:4] == b"%PDF"
     with pytest.raises(ValueError, match="lacks"):
         plot_rd_panels(frame, [Panel("x", "psnr", ("nope",))])
+
+
+def test_bd_table_markdown_and_report_show_the_bootstrap_interval_beside_the_value():
+    from vinfo.experiments.report import bd_table_blocks
+
+    frame = rd_frame(curve_points(0.0) + curve_points(0.1))
+    labels = ("scalable beta=0.0", "scalable beta=0.1")
+    table = bd_table(frame, [Comparison("Fig. 2b", *labels, "psnr")], method="cubic").assign(
+        bd_rate_ci_low=-6.0, bd_rate_ci_high=-2.5, ci_resamples=1000, ci_undefined=0,
+        ci_images=128, ci_confidence=0.95)
+    markdown = bd_table_markdown(table)
+    value = table.loc[0, "bd_rate_percent"]
+    assert f"| {value:+.2f} [-6.00, -2.50] |" in markdown
+    assert "95% bootstrap interval of the BD-rate over the 128 test images (1000 draws" in markdown
+    report_table = bd_table_blocks(table)[0]
+    column = report_table.header.index("95 % CI, test images [%]")
+    assert report_table.rows[0][column] == "[-6.00, -2.50]"

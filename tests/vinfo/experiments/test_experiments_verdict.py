@@ -148,3 +148,23 @@ def test_shuffled_control_rows_pass_unless_a_fit_is_flagged():
                                                        shuffled_flag=math.nan)
     assert shuffled_row(no_controls).empty
     assert shuffled_row(_probes([0.2])).empty
+
+
+def test_bd_claims_follow_their_bootstrap_interval_when_the_table_has_one():
+    bd = _bd(scalable=-4.0, base=-3.0).assign(
+        bd_rate_ci_low=[math.nan, -6.0, -7.0], bd_rate_ci_high=[math.nan, -2.0, 1.5],
+        ci_resamples=[1000, 1000, 1000], ci_undefined=[600, 0, 3], ci_images=128,
+        ci_confidence=0.95)
+    table = paper_verdicts(base_task="depth", betas=(0.0, 0.1), bd=bd)
+    scalable = table[table["claim"].str.contains("scalable")].iloc[0]
+    assert scalable["verdict"] == "reproduced"  # the whole interval is below 0
+    assert "95% bootstrap CI over the 128 test images [-6.00, -2.00] %" in scalable["spread"]
+    base = table[table["claim"].str.contains("base task")].iloc[0]
+    assert base["verdict"] == "inconclusive"  # -3 % but the interval holds 0
+    assert "3 undefined" in base["spread"]
+    # too many undefined draws: no interval, the sign decides, and the spread says why
+    without = paper_verdicts(base_task="depth", betas=(0.0, 0.1), bd=bd.assign(
+        ci_undefined=[600, 60, 3]))
+    scalable = without[without["claim"].str.contains("scalable")].iloc[0]
+    assert scalable["verdict"] == "reproduced"
+    assert "no CI (60 of 1000 bootstrap draws undefined)" in scalable["spread"]

@@ -1,0 +1,63 @@
+"""Per-image statistics of the task scores: any subset of images, summed, gives that subset's
+metric computed independently (numpy, scikit-learn)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import jaccard_score
+
+from vinfo.metrics.task_scores import DepthScores, ReconstructionScores, SegmentationScores
+
+SUBSET = [0, 3, 3, 5, 6]  # with a repeat, as a bootstrap draw has
+
+
+def _metric_of(scores, rows):
+    statistics = scores.image_statistics()
+    return scores.metric_from_statistics(statistics[rows].sum(0), len(rows))
+
+
+def test_reconstruction_statistics_are_per_image_psnr():
+    generator = torch.Generator().manual_seed(0)
+    scores = ReconstructionScores(primary_only=True)
+    images = [torch.rand(4, 3, 16, 16, generator=generator) for _ in range(2)]
+    noisy = [(x + 0.1 * torch.randn(x.shape, generator=generator)) for x in images]
+    for prediction, target in zip(noisy, images, strict=True):
+        scores.add(prediction, target)
+    target = torch.cat(images).double().numpy()
+    prediction = torch.cat(noisy).double().clamp(0, 1).numpy()
+    mse = ((prediction - target) ** 2).mean(axis=(1, 2, 3))
+    expected = 10 * np.log10(1 / mse[SUBSET])
+    assert _metric_of(scores, SUBSET) == pytest.approx(expected.mean(), rel=1e-5)
+    assert _metric_of(scores, list(range(8))) == pytest.approx(scores.primary(), rel=1e-5)
+
+
+def test_depth_statistics_give_the_rmse_over_the_valid_pixels_of_the_images():
+    generator = torch.Generator().manual_seed(1)
+    scores = DepthScores()
+    target = 5 + 40 * torch.rand(8, 1, 12, 12, generator=generator, dtype=torch.float64)
+    prediction = target + 3 * torch.randn(target.shape, generator=generator, dtype=torch.float64)
+    prediction = prediction.clamp(min=1.0)
+    valid = torch.rand(target.shape, generator=generator) > 0.3
+    for part in (slice(0, 4), slice(4, 8)):
+        scores.add(prediction[part].float(), target[part].float(), valid[part])
+    p, t, v = (a.numpy() for a in (prediction.float().double(), target.float().double(), valid))
+    errors = np.concatenate([(p[i] - t[i])[v[i]] for i in SUBSET])
+    assert _metric_of(scores, SUBSET) == pytest.approx(np.sqrt((errors**2).mean()), rel=1e-6)
+
+
+def test_segmentation_statistics_give_the_miou_of_the_pixels_of_the_images():
+    generator = torch.Generator().manual_seed(2)
+    scores = SegmentationScores(num_classes=4)
+    target = torch.randint(0, 4, (8, 10, 10), generator=generator)
+    prediction = torch.where(torch.rand(target.shape, generator=generator) < 0.6, target,
+                             torch.randint(0, 4, target.shape, generator=generator))
+    target[0, 0, :3] = 255  # unlabelled pixels are ignored
+    scores.add(prediction[:5], target[:5])
+    scores.add(prediction[5:], target[5:])
+    t = torch.cat([target[i].flatten() for i in SUBSET]).numpy()
+    p = torch.cat([prediction[i].flatten() for i in SUBSET]).numpy()
+    labelled = t != 255
+    expected = jaccard_score(t[labelled], p[labelled], labels=range(4), average="macro")
+    assert _metric_of(scores, SUBSET) == pytest.approx(expected, rel=1e-9)
