@@ -75,7 +75,7 @@ def eval_command(
                                    bitstream_images=bitstream_images)
                for checkpoint in checkpoints]
     if as_json:
-        records = [result.to_dict() for result in results]
+        records = [result.to_dict(per_image=False) for result in results]  # a summary
         typer.echo(json.dumps(records[0] if len(records) == 1 else records, indent=2))
         return
     for checkpoint, result in zip(checkpoints, results, strict=True):

@@ -95,14 +95,18 @@ class Evaluation:
             return None
         return (self.bpp_actual - self.bpp_header) / self.bpp_estimated_coded - 1.0
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready record, with ``bpp`` and ``rate_overhead``."""
-        return {
+    def to_dict(self, per_image: bool = True) -> dict[str, Any]:
+        """JSON-ready record, with ``bpp`` and ``rate_overhead``; without ``per_image``, the
+        summary only (no :attr:`image_bpp` and :attr:`image_statistics`)."""
+        record = {
             **dataclasses.asdict(self),
             "bpp": self.bpp,
             "rate_overhead": self.rate_overhead,
             "payload_overhead": self.payload_overhead,
         }
+        if not per_image:
+            del record["image_bpp"], record["image_statistics"]
+        return record
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Evaluation:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from torch.utils.data import Dataset
@@ -120,21 +121,12 @@ def _base_lmbda(spec: RunSpec) -> float:
 
 
 def collect_rd(
-    runs: Iterable[FinishedRun],
-    dataset: Dataset,
-    split: str,
-    *,
-    batch_size: int = 16,
-    downscale_factor: int = 1,
-    bitstream_images: int | None = None,
-    progress: Progress = silent,
+    runs: Iterable[FinishedRun], dataset: Dataset, split: str, **options: Any
 ) -> pd.DataFrame:
-    """Evaluate finished runs on ``dataset`` and return their tidy RD table (one row each)."""
-    frame, _ = collect_rd_evaluations(
-        runs, dataset, split, batch_size=batch_size, downscale_factor=downscale_factor,
-        bitstream_images=bitstream_images, progress=progress,
-    )
-    return frame
+    """Evaluate finished runs on ``dataset`` and return their tidy RD table (one row each).
+    ``options``: those of :func:`collect_rd_evaluations` (``batch_size``,
+    ``downscale_factor``, ``bitstream_images``, ``progress``)."""
+    return collect_rd_evaluations(runs, dataset, split, **options)[0]
 
 
 def collect_rd_evaluations(
