@@ -112,11 +112,14 @@ def bd_intervals(
         raise ValueError(f"resamples must be >= 1, got {resamples}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    tasks = list(dict.fromkeys(task for task, _ in comparisons))
+    # bd_rows returns its rows grouped by task, in first-appearance order: the same order here
+    comparisons = [(t, c) for task in tasks for t, c in comparisons if t == task]
     for task, comparison in comparisons:
         if comparison.metric != curves[task].scores.statistic_metric:
             raise ValueError(f"{comparison.figure}: BD on {comparison.metric!r}, but the "
                              f"per-image statistics give {curves[task].scores.statistic_metric!r}")
-    data = {task: curves[task].arrays() for task in dict.fromkeys(t for t, _ in comparisons)}
+    data = {task: curves[task].arrays() for task in tasks}
     counts = {rates.shape[1] for rates, _ in data.values()}
     if len(counts) != 1:
         raise ValueError(f"the tasks were scored on different numbers of images: {counts}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -98,3 +99,21 @@ def test_too_few_test_images_give_no_interval():
     merged = with_intervals(table, {"reconstruction": frame}, {"reconstruction": evaluations},
                             [COMPARISON], "cubic", codec_preset("tiny"))
     assert merged[list(CI_COLUMNS)].isna().all().all()
+
+
+def test_intervals_stay_with_their_comparison_when_tasks_interleave():
+    """bd_rows groups its rows by task; the intervals must still land on their own rows."""
+    frame, evaluations = _curves(32, 0.0)
+    shifted = [dataclasses.replace(e, image_statistics=[[v[0] + 1.0] for v in e.image_statistics])
+               if i >= 4 else e for i, e in enumerate(evaluations)]  # test curve 1 dB better
+    frame_b = frame.assign(psnr=[e.metrics["psnr"] + (1.0 if i >= 4 else 0.0)
+                                 for i, e in enumerate(evaluations)])
+    curves = {"a": CurvePoints(frame, evaluations, ReconstructionScores()),
+              "b": CurvePoints(frame_b, shifted, ReconstructionScores())}
+    other = Comparison("Fig. 3", "anchor", "test", "psnr")
+    comparisons = [("a", COMPARISON[1]), ("b", other), ("a", other)]
+    points = bd_rows({"a": frame, "b": frame_b}, comparisons, "cubic")
+    intervals = bd_intervals(curves, comparisons, "cubic", resamples=5)
+    merged = points.merge(intervals, on=["task", "figure", "anchor", "test"])
+    assert len(merged) == 3 and merged["bd_rate_percent"].nunique() == 2
+    assert np.allclose(merged["bd_rate_ci_low"], merged["bd_rate_percent"], atol=1e-9)
