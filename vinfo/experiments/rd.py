@@ -64,6 +64,12 @@ class RDPoint:
 
 def rd_frame(points: Iterable[RDPoint]) -> pd.DataFrame:
     """Tidy RD table of ``points`` (one row each, columns :data:`RD_COLUMNS` + metrics)."""
+    return rd_frame_with_order(points)[0]
+
+
+def rd_frame_with_order(points: Iterable[RDPoint]) -> tuple[pd.DataFrame, list[int]]:
+    """:func:`rd_frame` and its row order: row ``i`` of the frame is ``points[order[i]]``
+    (the rows are sorted by label, then rate)."""
     rows = [
         {
             "label": p.label,
@@ -80,7 +86,8 @@ def rd_frame(points: Iterable[RDPoint]) -> pd.DataFrame:
     ]
     if not rows:
         raise ValueError("no RD points")
-    return pd.DataFrame(rows).sort_values(["label", "bpp"], kind="stable").reset_index(drop=True)
+    frame = pd.DataFrame(rows).sort_values(["label", "bpp"], kind="stable")
+    return frame.reset_index(drop=True), frame.index.tolist()
 
 
 def write_rd_csv(frame: pd.DataFrame, path: str | Path) -> Path:

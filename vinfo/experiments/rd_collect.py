@@ -17,7 +17,12 @@ from torch.utils.data import Dataset
 
 from vinfo.experiments.datasets import dataset_splits
 from vinfo.experiments.evaluate import Evaluation, evaluate
-from vinfo.experiments.rd import RDPoint, rd_frame, write_compressai_json, write_rd_csv
+from vinfo.experiments.rd import (
+    RDPoint,
+    rd_frame_with_order,
+    write_compressai_json,
+    write_rd_csv,
+)
 from vinfo.experiments.results import CHECKPOINT_FILE, EXPERIMENT_FILE, eval_file
 from vinfo.experiments.sweep import FinishedRun, RunSpec, read_spec
 from vinfo.io import check_output_file, read_json, write_json_atomic
@@ -155,9 +160,7 @@ def collect_rd_evaluations(
         )
         points.append(rd_point(run.spec, evaluation))
         evaluations.append(evaluation)
-    frame = rd_frame(points)
-    # rd_frame sorts its rows by (label, bpp), stably: the same order for the evaluations
-    order = sorted(range(len(points)), key=lambda i: (points[i].label, points[i].bpp))
+    frame, order = rd_frame_with_order(points)
     return frame, [evaluations[i] for i in order]
 
 

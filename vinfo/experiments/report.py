@@ -131,8 +131,10 @@ def _bd_cells(bd: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str], str]:
             "" if pd.isna(low) or pd.isna(value) else f"[{low:+.2f}, {high:+.2f}]"
             for value, low, high in zip(bd["bd_rate_percent"], bd["bd_rate_ci_low"],
                                         bd["bd_rate_ci_high"], strict=True)]
+        levels = bd["ci_confidence"].dropna()
+        level = f"{100 * float(levels.iloc[0]):g} % " if len(levels) else ""
         columns = {"bd_rate_percent": columns["bd_rate_percent"],
-                   "bd_rate_ci": "95 % CI, test images [%]"} | columns
+                   "bd_rate_ci": f"{level}CI, test images [%]"} | columns
     return frame, columns, overlap_legend(float(limits.iloc[0]))
 
 
