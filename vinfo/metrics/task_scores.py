@@ -122,13 +122,18 @@ class DepthScores:
 
     def add(self, prediction: Tensor, target: Tensor, valid: Tensor | None = None) -> None:
         """A batch ``(B, 1, H, W)`` with its validity mask ``(B, 1, H, W)``."""
-        self.metric.update(prediction, target, valid)
+        if prediction.shape != target.shape:  # the images below are sliced by index
+            raise ValueError(f"pred {tuple(prediction.shape)} and target "
+                             f"{tuple(target.shape)} differ in shape")
         low, high = self.metric.min_depth, self.metric.max_depth
-        self._image_sums.append(torch.stack([
+        images = torch.stack([
             depth_sums(prediction[i : i + 1], target[i : i + 1],
                        None if valid is None else valid[i : i + 1], low, high).cpu()
             for i in range(len(prediction))
-        ]))
+        ])
+        # the running state is the sum of the images' sums: each pixel is scored once
+        self.metric.sums += images.sum(0).to(self.metric.sums.device)
+        self._image_sums.append(images)
 
     def update(self, prediction: Tensor, samples: Sequence[Sample]) -> None:
         self.add(prediction, torch.stack([s.depth for s in samples]),
@@ -164,13 +169,16 @@ class SegmentationScores:
         """Class ids or scores and target ids, ``(B, H, W)`` or ``(B, 1, H, W)`` ids."""
         if target.ndim == 4:
             prediction, target = prediction[:, 0], target[:, 0]
-        self.metric.update(prediction, target.long())
+        if len(prediction) != len(target):  # the images below are sliced by index
+            raise ValueError(f"{len(prediction)} predictions for {len(target)} targets")
         k, ignore = self.metric.num_classes, self.metric.ignore_index
-        self._image_confmats.append(torch.stack([
+        images = torch.stack([
             confusion_matrix(prediction[i : i + 1], target[i : i + 1].long(), k, ignore)
-            .flatten().double().cpu()
             for i in range(len(prediction))
-        ]))
+        ])
+        # the running state is the sum of the images' matrices: each pixel is counted once
+        self.metric.confmat += images.sum(0).to(self.metric.confmat.device)
+        self._image_confmats.append(images.flatten(1).double().cpu())
 
     def update(self, prediction: Tensor, samples: Sequence[Sample]) -> None:
         self.add(prediction, torch.stack([s.segmentation for s in samples]))

@@ -61,3 +61,40 @@ def test_segmentation_statistics_give_the_miou_of_the_pixels_of_the_images():
     labelled = t != 255
     expected = jaccard_score(t[labelled], p[labelled], labels=range(4), average="macro")
     assert _metric_of(scores, SUBSET) == pytest.approx(expected, rel=1e-9)
+
+
+def test_depth_running_scores_are_the_rmse_over_all_valid_pixels():
+    # the running state is summed from the per-image sums: checked against numpy over all images
+    generator = torch.Generator().manual_seed(3)
+    scores = DepthScores()
+    target = 5 + 40 * torch.rand(6, 1, 9, 9, generator=generator, dtype=torch.float64)
+    prediction = (target + 2 * torch.randn(target.shape, generator=generator,
+                                           dtype=torch.float64)).clamp(min=1.0)
+    valid = torch.rand(target.shape, generator=generator) > 0.4
+    scores.add(prediction[:2], target[:2], valid[:2])
+    scores.add(prediction[2:], target[2:], valid[2:])
+    p, t, v = (a.numpy() for a in (prediction, target, valid))
+    errors = (p - t)[v]
+    assert scores.primary() == pytest.approx(np.sqrt((errors**2).mean()), rel=1e-12)
+    assert scores.compute()["abs_rel"] == pytest.approx((np.abs(errors) / t[v]).mean(),
+                                                        rel=1e-12)
+    with pytest.raises(ValueError, match="differ in shape"):
+        scores.add(prediction[:3], target[:2])
+
+
+def test_segmentation_running_scores_are_the_miou_of_all_labelled_pixels():
+    generator = torch.Generator().manual_seed(4)
+    scores = SegmentationScores(num_classes=3)
+    target = torch.randint(0, 3, (5, 7, 7), generator=generator)
+    prediction = torch.randint(0, 3, target.shape, generator=generator)
+    target[1, :2] = 255
+    scores.add(prediction[:3], target[:3])
+    scores.add(prediction[3:], target[3:])
+    t, p = target.flatten().numpy(), prediction.flatten().numpy()
+    labelled = t != 255
+    assert scores.primary() == pytest.approx(
+        jaccard_score(t[labelled], p[labelled], labels=range(3), average="macro"), rel=1e-12)
+    assert scores.compute()["pixel_accuracy"] == pytest.approx(
+        (t[labelled] == p[labelled]).mean(), rel=1e-12)
+    with pytest.raises(ValueError, match="predictions for"):
+        scores.add(prediction[:2], target[:3])
