@@ -166,9 +166,12 @@ class SegmentationScores:
     statistic_metric = "miou"
 
     def add(self, prediction: Tensor, target: Tensor, valid: Tensor | None = None) -> None:
-        """Class ids or scores and target ids, ``(B, H, W)`` or ``(B, 1, H, W)`` ids."""
+        """Class ids ``(B, H, W)`` / ``(B, 1, H, W)`` or scores ``(B, K, H, W)``, and target
+        ids ``(B, H, W)`` / ``(B, 1, H, W)``."""
         if target.ndim == 4:
-            prediction, target = prediction[:, 0], target[:, 0]
+            target = target[:, 0]
+        if prediction.ndim == 4 and prediction.shape[1] == 1 and not prediction.is_floating_point():
+            prediction = prediction[:, 0]  # ids with a channel axis (scores keep their K axis)
         if len(prediction) != len(target):  # the images below are sliced by index
             raise ValueError(f"{len(prediction)} predictions for {len(target)} targets")
         k, ignore = self.metric.num_classes, self.metric.ignore_index

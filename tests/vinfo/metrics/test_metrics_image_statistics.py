@@ -98,3 +98,19 @@ def test_segmentation_running_scores_are_the_miou_of_all_labelled_pixels():
         (t[labelled] == p[labelled]).mean(), rel=1e-12)
     with pytest.raises(ValueError, match="predictions for"):
         scores.add(prediction[:2], target[:3])
+
+
+def test_segmentation_scores_take_class_scores_against_targets_with_a_channel_axis():
+    # (B, K, H, W) scores and (B, 1, H, W) targets: the scores are reduced by arg-max over
+    # K (the class-0 score map was taken as the prediction before)
+    generator = torch.Generator().manual_seed(5)
+    logits = torch.randn(4, 3, 6, 6, generator=generator)
+    target = torch.randint(0, 3, (4, 1, 6, 6), generator=generator)
+    scores = SegmentationScores(num_classes=3)
+    scores.add(logits, target)
+    t, p = target.flatten().numpy(), logits.argmax(1).flatten().numpy()
+    assert scores.primary() == pytest.approx(
+        jaccard_score(t, p, labels=range(3), average="macro"), rel=1e-12)
+    ids = SegmentationScores(num_classes=3)
+    ids.add(logits.argmax(1, keepdim=True), target)  # ids with a channel axis
+    assert ids.primary() == scores.primary()
