@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from vinfo.models.activations import ELU
 from vinfo.models.config import CodecConfig
 from vinfo.models.transforms import ResidualBottleneckBlock, SynthesisTransform
 from vinfo.registry import Registry
@@ -114,8 +115,8 @@ def _linear(in_channels: int, out_channels: int, factor: int, width: int | None)
 def _mlp(in_channels: int, out_channels: int, factor: int, width: int | None) -> nn.Module:
     width = width or default_width(in_channels, out_channels, factor)
     return nn.Sequential(
-        nn.Conv2d(in_channels, width, 1), nn.ELU(),
-        nn.Conv2d(width, width, 1), nn.ELU(),
+        nn.Conv2d(in_channels, width, 1), ELU(),
+        nn.Conv2d(width, width, 1), ELU(),
         *_readout(width, out_channels, factor),
     )
 
@@ -123,8 +124,8 @@ def _mlp(in_channels: int, out_channels: int, factor: int, width: int | None) ->
 def _conv(in_channels: int, out_channels: int, factor: int, width: int | None) -> nn.Module:
     width = width or default_width(in_channels, out_channels, factor)
     return nn.Sequential(
-        nn.Conv2d(in_channels, width, 3, padding=1), nn.ELU(),
-        nn.Conv2d(width, width, 3, padding=1), nn.ELU(),
+        nn.Conv2d(in_channels, width, 3, padding=1), ELU(),
+        nn.Conv2d(width, width, 3, padding=1), ELU(),
         *_readout(width, out_channels, factor),
     )
 
@@ -138,11 +139,11 @@ def _resnet(in_channels: int, out_channels: int, factor: int, width: int | None)
     family's compute at ``s = 16`` for one stage of capacity.
     """
     width = width or default_width(in_channels, out_channels, factor)
-    layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, padding=1), nn.ELU()]
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, padding=1), ELU()]
     layers += [ResidualBottleneckBlock(width) for _ in range(2)]
     stages = _stages(factor)
     for _ in range(stages - 1):
-        layers += [nn.ConvTranspose2d(width, width, 4, stride=2, padding=1), nn.ELU()]
+        layers += [nn.ConvTranspose2d(width, width, 4, stride=2, padding=1), ELU()]
     if stages:
         layers.append(nn.ConvTranspose2d(width, out_channels, 4, stride=2, padding=1))
     else:
@@ -161,7 +162,7 @@ def _synthesis(in_channels: int, out_channels: int, factor: int, width: int | No
     power-of-2 factors (small test data) it is the same layout with ``log2(s)`` stages.
     """
     width = width or default_width(in_channels, out_channels, factor)
-    layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, padding=1), nn.ELU()]
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, padding=1), ELU()]
     stages = _stages(factor)
     if stages == 4:
         config = CodecConfig(N=width, M=width, blocks_per_stage=1)
@@ -172,7 +173,7 @@ def _synthesis(in_channels: int, out_channels: int, factor: int, width: int | No
             layers.append(nn.ConvTranspose2d(width, out_channels if last else width, 5, stride=2,
                                              padding=2, output_padding=1))
             if not last:
-                layers += [nn.ELU(), ResidualBottleneckBlock(width)]
+                layers += [ELU(), ResidualBottleneckBlock(width)]
         if stages == 0:
             layers += [ResidualBottleneckBlock(width), nn.Conv2d(width, out_channels, 5, padding=2)]
     return nn.Sequential(*layers)

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from vinfo.metrics.rate import bits_from_likelihoods, bpp_from_likelihoods
+from vinfo.models.activations import ELU
 from vinfo.models.quantize import quantize_ste
 from vinfo.models.transforms import ResidualBottleneckBlock
 
@@ -182,7 +183,7 @@ class ConditionalEntropyModel(AutoregressiveEntropyModel):
         super().__init__(M, kernel_size, 2 * M, scale_bound, likelihood_bound)
         self.side_network = nn.Sequential(
             nn.Conv2d(base_channels, 2 * M, 3, padding=1),
-            nn.ELU(),
+            ELU(),
             *[ResidualBottleneckBlock(2 * M) for _ in range(blocks)],
         )
 

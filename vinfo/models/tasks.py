@@ -60,6 +60,7 @@ from bdrate.directions import metric_direction
 from vinfo.data.sample import Sample
 from vinfo.metrics import task_scores
 from vinfo.metrics.image import rmse
+from vinfo.models.activations import ELU
 from vinfo.models.config import HEAD_VARIANTS, CodecConfig
 from vinfo.registry import Registry
 
@@ -108,9 +109,9 @@ def _conv_head(out_channels: int, width: int = 16) -> nn.Module:
     return DenseHead(
         nn.Sequential(
             nn.Conv2d(3, width, 3, padding=1),
-            nn.ELU(),
+            ELU(),
             nn.Conv2d(width, width, 3, padding=1),
-            nn.ELU(),
+            ELU(),
             nn.Conv2d(width, out_channels, 1),
         )
     )

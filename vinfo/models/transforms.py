@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from vinfo.models.activations import ELU, elu_
 from vinfo.models.config import CodecConfig
 
 STRIDE = 16
@@ -33,9 +34,9 @@ class ResidualBottleneckBlock(nn.Module):
         mid = max(channels // 2, 1)
         self.body = nn.Sequential(
             nn.Conv2d(channels, mid, 1),
-            nn.ELU(),
+            ELU(),
             nn.Conv2d(mid, mid, 3, padding=1),
-            nn.ELU(),
+            ELU(),
             nn.Conv2d(mid, channels, 1),
         )
 
@@ -72,7 +73,7 @@ class AnalysisTransform(nn.Module):
         for index, width in enumerate(widths):
             layers.append(nn.Conv2d(previous, width, 5, stride=2, padding=2))
             if index < len(widths) - 1:
-                layers.append(nn.ELU())
+                layers.append(ELU())
                 layers.extend(_blocks(width, config.blocks_per_stage))
             previous = width
         self.layers = nn.Sequential(*layers)
@@ -116,17 +117,17 @@ class SynthesisTransform(nn.Module):
                 nn.ConvTranspose2d(width, target, 5, stride=2, padding=2, output_padding=1)
             )
             if index < len(widths) - 1:
-                layers.append(nn.ELU())
+                layers.append(ELU())
                 layers.extend(_blocks(target, config.blocks_per_stage))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, y_hat: Tensor) -> Tensor:
         """Args: y_hat ``(B, M, h, w)``. Returns ``(B, out_channels, 16h, 16w)``.
 
-        Without autograd (decoding, evaluation) the ELUs are computed by :func:`_elu_from_exp_`
-        and a last upsampling to a few channels by :func:`_transposed_as_subpixel`, both within
-        float rounding of the training path but not bit-identical to it: the decoded image
-        differs from the training-path forward by ~1e-6 (tested within 1e-5). On the CPU the
+        Without autograd (decoding, evaluation) a last upsampling to a few channels is computed
+        by :func:`_transposed_as_subpixel`, within float rounding of the training path but not
+        bit-identical to it: the decoded image differs from the training-path forward by ~1e-6
+        (tested within 1e-5). On the CPU the
         activations are then kept channels-last (:data:`INFERENCE_CHANNELS_LAST`), the layout
         oneDNN's convolutions run fastest in; the result is returned contiguous.
         """
@@ -145,63 +146,6 @@ Measured on one Intel Xeon (AVX-512) thread, the ``paper`` preset's synthesis (N
 M = 192): 256×256 90 → 68 ms, 512×512 349 → 264 ms CPU time (median of 11 interleaved rounds,
 load 1.5); within 1e-6 of the contiguous layout. Bitstream decoding used it already; now every
 inference-mode synthesis (evaluation, probes' reconstructions) does. (Off: contiguous NCHW.)"""
-
-
-def _elu_from_exp_(x: Tensor, alpha: float = 1.0) -> Tensor:
-    """``ELU(x) = max(x, 0) + α · (exp(min(x, 0)) − 1)``, written into ``x``, which is returned
-    (pass a buffer no one else reads, e.g. a convolution's fresh output).
-
-    PyTorch's CPU ELU evaluates ``expm1`` element by element (not vectorised): 12 ns per
-    element against 1.5 ns for this form, whose four passes (clamp, exp, subtract, add) are all
-    vectorised. Measured on one AMD EPYC thread: 18.8 ms → 2.4 ms on a ``(1, 96, 128, 128)``
-    activation; the ``paper`` preset's synthesis of a 256×256 image 159 ms → 68 ms (CPU time).
-    ``exp(v) − 1`` loses relative precision for ``|v| ≪ 1`` where ``expm1`` does not, but its
-    absolute error stays under one float ulp of 1 (6e-8), which is what a sum of many such
-    activations sees.
-
-    On the CPU a dense ``x`` (contiguous or channels-last) is processed in pieces of
-    :data:`ELU_CHUNK` elements in memory order, so that the four passes over a piece stay in
-    the core's cache instead of streaming the whole activation four times: the same values
-    (element-wise operations), in less time.
-    """
-    flat = _memory_order_view(x)
-    if flat is None:  # not dense: one piece, through a dense copy
-        return x.copy_(_elu_from_exp_(x.contiguous(), alpha))
-    size = flat.numel()
-    chunk = min(ELU_CHUNK, size) if x.device.type == "cpu" else size
-    scratch = torch.empty(chunk, dtype=x.dtype, device=x.device)
-    for start in range(0, size, chunk):
-        piece = flat[start : start + chunk]
-        negative = torch.clamp(piece, max=0, out=scratch[: piece.numel()]).exp_().sub_(1)
-        if alpha != 1.0:
-            negative.mul_(alpha)
-            torch.add(negative, piece.clamp_(min=0), out=piece)
-        else:
-            # α = 1: exp(v) − 1 ≥ v, so max(x, exp(min(x, 0)) − 1) is the sum above in one
-            # pass fewer (8 % faster); it differs only where the rounded exp(v) − 1 falls below
-            # v, for |v| under one ulp of 1, and there it keeps v, which is the closer value
-            torch.maximum(piece, negative, out=piece)
-    return x
-
-
-ELU_CHUNK = 1 << 17
-"""Elements per piece of :func:`_elu_from_exp_` on the CPU: 512 KiB of float32, which with its
-scratch piece stays within one core's L2 cache (1 MiB on AMD Zen 4, 2 MiB on the Intel Xeon
-measured here). One Intel Xeon (AVX-512) thread, CPU time, median of 7 interleaved rounds,
-load 0.9: a (1, 96, 128, 128) activation 3.60 → 1.13 ms, (1, 96, 256, 256) 20.7 → 4.7 ms,
-(1, 96, 64, 64) 0.34 → 0.30 ms; inside the ``paper`` preset's synthesis, whose convolutions
-dominate, the 21 ELUs of a 256×256 image take 12.5 → 10.1 ms and of a 512×512 image
-58.6 → 40.0 ms, the whole synthesis 1.016× (0.95–1.06, 15 rounds) and 1.04× (7 rounds) faster."""
-
-
-def _memory_order_view(x: Tensor) -> Tensor | None:
-    """A 1-D view of a dense ``x`` (contiguous, or channels-last 4-D) in its memory order, or
-    ``None`` when ``x`` is not dense in either layout."""
-    if x.is_contiguous():
-        return x.view(-1)
-    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
-        return x.permute(0, 2, 3, 1).view(-1)
-    return None
 
 
 _SUBPIXEL_TAPS = torch.tensor([[4, 2, 0], [5, 3, 1]])
@@ -248,23 +192,19 @@ def _transposed_as_subpixel(layer: nn.ConvTranspose2d, x: Tensor) -> Tensor:
 
 def _inference(layers: nn.Sequential, x: Tensor, fast: bool = False) -> Tensor:
     """``layers(x)`` without autograd, each ELU that follows a convolution applied in place on
-    that convolution's fresh output: the same kernels on the same values (bit-identical), one
-    full-size buffer fewer per activation (tens of MB on a 512×512 synthesis). ``x`` itself
-    is never modified.
+    that convolution's fresh output: the same values (:func:`~vinfo.models.activations.elu_`
+    for vinfo's :class:`~vinfo.models.activations.ELU`), one full-size buffer fewer per
+    activation (tens of MB on a 512×512 synthesis). ``x`` itself is never modified.
 
-    With ``fast`` those ELUs are :func:`_elu_from_exp_` instead, also inside residual blocks,
-    and the transposed convolutions that :func:`_subpixel_applies` to are computed by
+    With ``fast`` the transposed convolutions that :func:`_subpixel_applies` to are computed by
     :func:`_transposed_as_subpixel` (within float rounding, not bit-identical). Only the
     synthesis transforms take it: the analysis transform's ``ŷ = ⌊y⌉`` and the conditional
-    entropy model's means and scales keep their exact, training-path values.
+    entropy model's side information keep their training-path values bit for bit.
     """
     previous = None
     for layer in layers:
-        after_conv = isinstance(previous, (nn.Conv2d, nn.ConvTranspose2d))
-        if isinstance(layer, nn.ELU) and after_conv:
-            x = _elu_from_exp_(x, layer.alpha) if fast else F.elu_(x, layer.alpha)
-        elif fast and isinstance(layer, ResidualBottleneckBlock):
-            x = _inference(layer.body, x, fast).add_(x)
+        if isinstance(layer, nn.ELU) and isinstance(previous, (nn.Conv2d, nn.ConvTranspose2d)):
+            x = elu_(x, layer.alpha) if isinstance(layer, ELU) else F.elu_(x, layer.alpha)
         elif fast and _subpixel_applies(layer):
             x = _transposed_as_subpixel(layer, x)
         else:

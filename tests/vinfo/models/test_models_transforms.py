@@ -7,7 +7,6 @@ from vinfo.models.transforms import (
     AnalysisTransform,
     ResidualBottleneckBlock,
     SynthesisTransform,
-    _elu_from_exp_,
     _subpixel_applies,
     _transposed_as_subpixel,
     pad_to_stride,
@@ -67,35 +66,6 @@ def test_inference_synthesis_layout_is_a_speed_choice_only(monkeypatch):
     torch.testing.assert_close(channels_last, contiguous, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("alpha", [1.0, 0.5, 2.0])
-def test_elu_from_exp_matches_elu(alpha):
-    x = torch.cat([torch.linspace(-30, 30, 10001), torch.tensor([0.0, -1e-8, 1e-8, -1e-30])])
-    expected = torch.nn.functional.elu(x, alpha)
-    torch.testing.assert_close(_elu_from_exp_(x.clone(), alpha), expected, rtol=1e-6,
-                               atol=1e-7 * max(alpha, 1.0))
-
-
-@pytest.mark.parametrize("alpha", [1.0, 0.5])
-@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
-def test_elu_from_exp_in_pieces_is_the_whole_tensor_formula(monkeypatch, alpha, layout):
-    # pieces are a speed choice only: the element-wise formula on the whole tensor, bit for bit,
-    # written into x in its own layout
-    torch.manual_seed(0)
-    x = torch.randn(2, 5, 6, 14) * 4
-    if layout == "channels_last":
-        x = x.contiguous(memory_format=torch.channels_last)
-    elif layout == "strided":
-        x = x[..., ::2]  # neither layout is dense: falls back through a copy
-    negative = torch.clamp(x, max=0).exp() - 1
-    expected = torch.maximum(x, negative) if alpha == 1.0 else alpha * negative + x.clamp(min=0)
-    monkeypatch.setattr(transforms, "ELU_CHUNK", 7)  # 7 does not divide the 420 elements
-    result = _elu_from_exp_(x, alpha)
-    assert result is x
-    assert torch.equal(result, expected)
-    if layout == "channels_last":
-        assert result.is_contiguous(memory_format=torch.channels_last)
-
-
 @pytest.mark.parametrize("channels", [(96, 3), (32, 8), (5, 2)])
 def test_transposed_convolution_as_subpixel_convolution(channels):
     torch.manual_seed(0)
@@ -112,7 +82,8 @@ def test_transposed_convolution_as_subpixel_convolution(channels):
 
 @pytest.mark.parametrize("module", ["analysis", "block"])
 def test_analysis_and_blocks_stay_bit_identical_without_autograd(module):
-    # ŷ = ⌊f(x)⌉ and the conditional entropy model's side information keep nn.ELU's values
+    # ŷ = ⌊f(x)⌉ and the conditional entropy model's side information keep their training-path
+    # values
     torch.manual_seed(0)
     if module == "analysis":
         layer, x = AnalysisTransform(codec_preset("small")).eval(), torch.rand(1, 3, 32, 48)
