@@ -20,15 +20,22 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 
-def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
-    """``ELU(x)`` in a new tensor (the same values as :func:`elu_`, element by element)."""
-    negative = torch.clamp(x, max=0).exp_().sub_(1)
+def _elu_formula(x: Tensor, negative: Tensor, out: Tensor, alpha: float) -> Tensor:
+    """``ELU(x)`` into ``out`` (which may be ``x`` or ``negative``), ``negative`` a scratch
+    buffer of ``x``'s shape: the one formula of :func:`elu` and :func:`elu_`."""
+    torch.clamp(x, max=0, out=negative).exp_().sub_(1)
     if alpha != 1.0:
-        return negative.mul_(alpha).add_(x.clamp(min=0))
+        return torch.add(negative.mul_(alpha), x.clamp(min=0), out=out)
     # α = 1: exp(v) − 1 ≥ v, so max(x, exp(min(x, 0)) − 1) is the sum above in one pass fewer;
     # it differs only where the rounded exp(v) − 1 falls below v, for |v| under one ulp of 1,
     # and there it keeps v, which is the closer value
-    return torch.maximum(x, negative, out=negative)
+    return torch.maximum(x, negative, out=out)
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """``ELU(x)`` in a new tensor (the same values as :func:`elu_`, element by element)."""
+    negative = torch.empty_like(x)
+    return _elu_formula(x, negative, negative, alpha)
 
 
 def elu_(x: Tensor, alpha: float = 1.0) -> Tensor:
@@ -48,12 +55,7 @@ def elu_(x: Tensor, alpha: float = 1.0) -> Tensor:
     scratch = torch.empty(chunk, dtype=x.dtype, device=x.device)
     for start in range(0, size, chunk):
         piece = flat[start : start + chunk]
-        negative = torch.clamp(piece, max=0, out=scratch[: piece.numel()]).exp_().sub_(1)
-        if alpha != 1.0:
-            negative.mul_(alpha)
-            torch.add(negative, piece.clamp_(min=0), out=piece)
-        else:
-            torch.maximum(piece, negative, out=piece)
+        _elu_formula(piece, scratch[: piece.numel()], piece, alpha)
     return x
 
 

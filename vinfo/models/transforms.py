@@ -127,9 +127,9 @@ class SynthesisTransform(nn.Module):
         Without autograd (decoding, evaluation) a last upsampling to a few channels is computed
         by :func:`_transposed_as_subpixel`, within float rounding of the training path but not
         bit-identical to it: the decoded image differs from the training-path forward by ~1e-6
-        (tested within 1e-5). On the CPU the
-        activations are then kept channels-last (:data:`INFERENCE_CHANNELS_LAST`), the layout
-        oneDNN's convolutions run fastest in; the result is returned contiguous.
+        (tested within 1e-5). On the CPU the activations are then kept channels-last
+        (:data:`INFERENCE_CHANNELS_LAST`), the layout oneDNN's convolutions run fastest in; the
+        result is returned contiguous.
         """
         if torch.is_grad_enabled():
             return self.layers(y_hat)
@@ -193,7 +193,7 @@ def _transposed_as_subpixel(layer: nn.ConvTranspose2d, x: Tensor) -> Tensor:
 def _inference(layers: nn.Sequential, x: Tensor, fast: bool = False) -> Tensor:
     """``layers(x)`` without autograd, each ELU that follows a convolution applied in place on
     that convolution's fresh output: the same values (:func:`~vinfo.models.activations.elu_`
-    for vinfo's :class:`~vinfo.models.activations.ELU`), one full-size buffer fewer per
+    of each :class:`~vinfo.models.activations.ELU`), one full-size buffer fewer per
     activation (tens of MB on a 512×512 synthesis). ``x`` itself is never modified.
 
     With ``fast`` the transposed convolutions that :func:`_subpixel_applies` to are computed by
@@ -203,8 +203,8 @@ def _inference(layers: nn.Sequential, x: Tensor, fast: bool = False) -> Tensor:
     """
     previous = None
     for layer in layers:
-        if isinstance(layer, nn.ELU) and isinstance(previous, (nn.Conv2d, nn.ConvTranspose2d)):
-            x = elu_(x, layer.alpha) if isinstance(layer, ELU) else F.elu_(x, layer.alpha)
+        if isinstance(layer, ELU) and isinstance(previous, (nn.Conv2d, nn.ConvTranspose2d)):
+            x = elu_(x, layer.alpha)
         elif fast and _subpixel_applies(layer):
             x = _transposed_as_subpixel(layer, x)
         else:
