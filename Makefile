@@ -13,10 +13,18 @@ STAMP   = $(VENV)/.installed
 
 install: $(STAMP)
 
+# torch's CUDA wheels are large downloads: pip resumes an interrupted one, and the whole install
+# is tried three times before it gives up (a CI run once failed on one dropped connection)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev]'
+	for attempt in 1 2 3; do \
+	  $(BIN)/python -m pip install --quiet --progress-bar off --retries 10 --resume-retries 10 \
+	    -e '.[dev]' && break; \
+	  if [ $$attempt -eq 3 ]; then exit 1; fi; \
+	  echo "make install: pip install failed (attempt $$attempt of 3), trying again" >&2; \
+	  sleep 10; \
+	done
 	touch $(STAMP)
 
 demo: $(STAMP)
