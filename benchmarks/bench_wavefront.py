@@ -1,13 +1,14 @@
 """Decode speed of vinfo's wavefront coder against CompressAI's serial autoregressive decoder.
 
 The anchor has vinfo's size: CompressAI's Minnen et al. (2018) joint autoregressive +
-hierarchical prior model (:class:`compressai.models.JointAutoregressiveHierarchicalPriors`,
-the architecture of ``mbt2018``) built with the ``paper`` preset's ``N = 96, M = 192``, random
+hierarchical prior model (:class:`compressai.models.JointAutoregressiveHierarchicalPriors`, the
+architecture of ``mbt2018``) built with ``N = 96, M = 192`` (vinfo's codec of the ``linear``
+layout at that size; ``--layout authors``: the ``paper`` preset, see ``anchors.py``), random
 weights (``pretrained=False``: nothing is downloaded), after ``update()``. Its ``decompress``
 decodes the hyperprior ``ẑ`` and runs ``h_s``, then one context step per latent position
 (``h · w`` steps), then ``g_s``; the hyperprior's part and ``g_s`` are also timed apart, so the
 autoregressive latent decoding is compared alone as well (vinfo's codec has no hyperprior).
-vinfo's base codec (same preset) decodes in the ``wavefront`` order (``w + 3(h − 1)`` steps).
+vinfo's base codec decodes in the ``wavefront`` order (``w + 3(h − 1)`` steps).
 
 Weights are random. To code realistic latents, both models get the same treatment: the last
 analysis layer is scaled so that ``y`` has a standard deviation near 1, and the
@@ -33,7 +34,7 @@ Cross-device decoding (encode on the CPU, decode on CUDA and back) needs a CUDA 
 benchmark has none to use on a CPU-only machine and says so.
 
 Run: ``python benchmarks/bench_wavefront.py [--sizes 256 512] [--threads 1] [--rounds 5]
-[--serial] [--batch 16]``.
+[--serial] [--batch 16] [--layout linear|authors]``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ import math
 import os
 
 import torch
+from anchors import (
+    ANCHOR_M,
+    ANCHOR_N,
+    LAYOUT_CONFIGS,
+    add_layout_argument,
+    anchor_size,
+    describe,
+)
 from compressai.models import JointAutoregressiveHierarchicalPriors
 from timing import flops, goal_line, interleaved, paired_ratios, session
 from torch.nn import functional as F
@@ -58,7 +67,6 @@ from vinfo.coding.bitstream import (
 )
 from vinfo.coding.wavefront import serial_schedule, wavefront_schedule
 from vinfo.models.base import BaseCodec
-from vinfo.models.config import codec_preset
 from vinfo.models.entropy import AutoregressiveEntropyModel, rate_bits
 
 ROUNDS = 5
@@ -180,7 +188,7 @@ def bench_size(size: int, args: argparse.Namespace, codec: BaseCodec,
     image_gap = float((decoded.x_tilde - forward).abs().max())
 
     cpu = rounds.cpu
-    print(f"\n== {size}x{size} image, latent {h}x{w}, N = {codec.config.N}, "
+    print(f"\n== {size}x{size} image, latent {h}x{w}, vinfo {describe(codec.config)}, "
           f"M = {codec.config.M}; context steps: mbt2018 {len(serial_schedule(h, w))}, "
           f"vinfo wavefront {len(wavefront_schedule(h, w))}; mbt2018 {reference_bpp:.3f} bpp, "
           f"vinfo {8 * len(streams['wavefront']) / size**2:.3f} bpp")
@@ -196,7 +204,8 @@ def bench_size(size: int, args: argparse.Namespace, codec: BaseCodec,
           + (f"; serial order == wavefront: {serial_exact}" if args.serial else ""))
     print(goal_line(f"decoded image vs training-path forward g_b(y_hat), max |diff|, {size}x{size}",
                     [image_gap], IMAGE_TOLERANCE, higher_is_better=False, spec=".1e", unit=""))
-    print(goal_line(f"decode speed-up vs mbt2018 (same N, M), CPU time, {size}x{size}",
+    print(goal_line(f"decode speed-up vs mbt2018 ({anchor_size(codec.config)}), CPU time, "
+                    f"{size}x{size}",
                     rounds.ratios("mbt2018 decompress", "vinfo decompress"), DECODE_GOAL))
     print(goal_line(f"decode speed-up vs mbt2018, wall clock, {size}x{size}",
                     rounds.ratios("mbt2018 decompress", "vinfo decompress", "wall"), None))
@@ -311,15 +320,17 @@ def main() -> None:
                         help="also time vinfo's serial coding order")
     parser.add_argument("--batch", type=int, default=16,
                         help="streams in the batch-decode timing, at the first size (0: skip)")
+    add_layout_argument(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config = codec_preset("paper")
+    config = LAYOUT_CONFIGS[args.layout]
     torch.manual_seed(0)
     codec = BaseCodec(config, "reconstruction").eval()
     fit_random_weights(codec.f_b.layers[-1], codec.entropy_model.entropy_parameters[-1])
-    reference = mbt2018_anchor(config.N, config.M)
-    with session(f"decode: vinfo wavefront vs CompressAI mbt2018 (N = {config.N}, "
-                 f"M = {config.M}), {args.rounds} interleaved rounds after 1 warm-up"):
+    reference = mbt2018_anchor(ANCHOR_N, ANCHOR_M)
+    with session(f"decode: vinfo wavefront ({describe(config)}) vs CompressAI mbt2018 "
+                 f"(N = {ANCHOR_N}, M = {ANCHOR_M}), {args.rounds} interleaved rounds after "
+                 "1 warm-up"):
         for size in args.sizes:
             bench_size(size, args, codec, reference)
         if args.batch:

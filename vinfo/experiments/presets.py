@@ -358,7 +358,8 @@ REPRODUCE_PRESETS.add(
     "paper",
     ReproducePreset(
         description=(
-            "the paper's Cityscapes study: M=192, depth base, x2 downscale, patience 10-50, "
+            "the paper's Cityscapes study: M=192, the authors' transforms (widths 24-48-192), "
+            "depth base, x2 downscale, patience 10-50, "
             "up to 1000 epochs (needs --data-root and a GPU)"
         ),
         codec=codec_preset("paper"),

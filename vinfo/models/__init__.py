@@ -10,7 +10,13 @@ from vinfo.models.checkpoint import (
     model_spec,
     save_checkpoint,
 )
-from vinfo.models.config import CODEC_PRESETS, HEAD_VARIANTS, CodecConfig, codec_preset
+from vinfo.models.config import (
+    CODEC_PRESETS,
+    HEAD_VARIANTS,
+    TRANSFORM_LAYOUTS,
+    CodecConfig,
+    codec_preset,
+)
 from vinfo.models.enhancement import STRATEGIES, EnhancementCodec, EnhancementOutput, Strategy
 from vinfo.models.entropy import (
     AutoregressiveEntropyModel,
@@ -32,6 +38,7 @@ from vinfo.models.transforms import (
 __all__ = [
     "CODEC_PRESETS",
     "HEAD_VARIANTS",
+    "TRANSFORM_LAYOUTS",
     "MODEL_KINDS",
     "STRATEGIES",
     "STRIDE",

@@ -64,8 +64,8 @@ ELU_CHUNK = 1 << 17
 piece stays within one core's L2 cache (1 MiB on AMD Zen 4, 2 MiB on the Intel Xeon measured
 here). One Intel Xeon (AVX-512) thread, CPU time, median of 7 interleaved rounds, load 0.9: a
 (1, 96, 128, 128) activation 3.60 → 1.13 ms, (1, 96, 256, 256) 20.7 → 4.7 ms,
-(1, 96, 64, 64) 0.34 → 0.30 ms; inside the ``paper`` preset's synthesis, whose convolutions
-dominate, the 21 ELUs of a 256×256 image take 12.5 → 10.1 ms and of a 512×512 image
+(1, 96, 64, 64) 0.34 → 0.30 ms; inside the synthesis at N = 96, M = 192 (linear layout), whose
+convolutions dominate, the 21 ELUs of a 256×256 image take 12.5 → 10.1 ms and of a 512×512 image
 58.6 → 40.0 ms, the whole synthesis 1.016× (0.95–1.06, 15 rounds) and 1.04× (7 rounds) faster."""
 
 

@@ -2,8 +2,8 @@
 
 One frozen dataclass describes a codec's size; presets are named points on a ladder, as
 CompressAI's ``cfgs[arch][q] = (N, M)`` tables, but stored in a :class:`~vinfo.registry.Registry`
-so CLI choices come from one place. ``paper`` follows §4.1 of the paper (M = 192); ``tiny`` is
-for tests and CPU smoke runs.
+so CLI choices come from one place. ``paper`` follows §4.1 of the paper (M = 192) and the
+authors' transforms (``layout="authors"``); ``tiny`` is for tests and CPU smoke runs.
 
 The config is saved as JSON next to every checkpoint (:mod:`vinfo.models.checkpoint`), so it
 records everything needed to rebuild the model, including which task-head variant was used.
@@ -17,6 +17,47 @@ from typing import Any
 
 from vinfo.registry import Registry
 
+
+@dataclass(frozen=True)
+class TransformLayout:
+    """How the analysis and synthesis transforms (:mod:`vinfo.models.transforms`) are laid out.
+
+    Attributes:
+        width_factors: output channels of the first 3 downsamplings as multiples of ``N`` (the
+            4th gives ``M``); ``None``: linear from ``N`` to ``M``.
+        bottleneck_divisor: a residual bottleneck block of ``C`` channels has ``C // divisor``
+            hidden channels.
+        scaling_activation: an ELU follows each scaling (strided or transposed) convolution
+            but the last.
+        auxiliary_blocks: the synthesis ``g_a`` of the β term keeps the residual blocks of
+            :attr:`CodecConfig.blocks_per_stage` (the authors' ``decoder_reconstruction``) or
+            has none (the paper's "simple synthesis transform", §3.2).
+    """
+
+    width_factors: tuple[int, int, int] | None
+    bottleneck_divisor: int
+    scaling_activation: bool
+    auxiliary_blocks: bool
+
+    def hidden(self, channels: int) -> int:
+        """Hidden channels of a residual bottleneck block of ``channels`` channels."""
+        return max(channels // self.bottleneck_divisor, 1)
+
+
+TRANSFORM_LAYOUTS: dict[str, TransformLayout] = {
+    # the paper's text (§3.3): blocks "the same as [ELIC]" (C/2 hidden channels), channels that
+    # grow with depth (here linearly), ELU activations; g_a without blocks (§3.2's "simple")
+    "linear": TransformLayout(width_factors=None, bottleneck_divisor=2, scaling_activation=True,
+                              auxiliary_blocks=False),
+    # the authors' code (adeandrade/research, compatible_representations/model_lst.py,
+    # elic_lst_downsample / elic_lst_upsample): widths (24, 48, 192) then the latent, i.e.
+    # N, 2N, 8N at N = 24; blocks of C hidden channels; no activation after a scaling; their
+    # decoder_reconstruction (model_transfer.py) is elic_lst_upsample with its 3 blocks
+    "authors": TransformLayout(width_factors=(1, 2, 8), bottleneck_divisor=1,
+                               scaling_activation=False, auxiliary_blocks=True),
+}
+"""The transform layouts of :attr:`CodecConfig.layout`."""
+
 HEAD_VARIANTS = ("paper", "light")
 """``paper``: the torchvision networks of §4 (Faster R-CNN R50-FPN, LRASPP MobileNetV3,
 DeepLabV3 R50). ``light``: CPU-sized heads (Faster R-CNN MobileNetV3-320, small conv nets)."""
@@ -28,9 +69,12 @@ class CodecConfig:
 
     Attributes:
         N: channels after the first downsampling of the analysis transform ``f``.
-        M: channels of the latent ``y`` (paper: 192). Stage widths grow linearly from ``N``
-            to ``M`` over the 4 downsamplings (see :meth:`stage_channels`).
+        M: channels of the latent ``y`` (paper: 192). Stage widths grow from ``N`` to ``M``
+            over the 4 downsamplings as :attr:`layout` says (see :meth:`stage_channels`).
         blocks_per_stage: residual bottleneck blocks between two scaling operations.
+        layout: how the transforms are laid out, a key of :data:`TRANSFORM_LAYOUTS`:
+            ``linear`` (widths linear from ``N`` to ``M``, ELIC's blocks, as the paper's text
+            reads) or ``authors`` (the authors' code; the ``paper`` preset).
         in_channels: channels of the input image ``x`` (3 for RGB).
         context_kernel: size of the masked context convolution (Minnen et al. 2018: 5).
         conditional_blocks: residual blocks of the ResNet that maps the base ``ŷ_b`` to side
@@ -64,6 +108,7 @@ class CodecConfig:
     detection_classes: int = 91
     detection_min_size: int | None = None
     standardise_input: bool = True
+    layout: str = "linear"
 
     def __post_init__(self) -> None:
         # each message starts with the field's name: vinfo.models.checkpoint.check_spec
@@ -80,6 +125,10 @@ class CodecConfig:
             raise ValueError(
                 f"head_variant must be one of {HEAD_VARIANTS}, got {self.head_variant!r}"
             )
+        if self.layout not in TRANSFORM_LAYOUTS:
+            raise ValueError(
+                f"layout must be one of {tuple(TRANSFORM_LAYOUTS)}, got {self.layout!r}"
+            )
         if self.detection_min_size is not None and self.detection_min_size < 1:
             raise ValueError(
                 f"detection_min_size must be positive or None, got {self.detection_min_size}"
@@ -88,9 +137,17 @@ class CodecConfig:
             if not getattr(self, name) > 0:  # also refuses NaN
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
+    def transform_layout(self) -> TransformLayout:
+        """The :class:`TransformLayout` named by :attr:`layout`."""
+        return TRANSFORM_LAYOUTS[self.layout]
+
     def stage_channels(self) -> tuple[int, int, int, int]:
-        """Output channels of the 4 downsamplings of ``f``: linear from ``N`` to ``M``."""
-        return tuple(round(self.N + (self.M - self.N) * i / 3) for i in range(4))  # type: ignore[return-value]
+        """Output channels of the 4 downsamplings of ``f``: from ``N`` to ``M`` as
+        :attr:`layout` says (``linear``: evenly spaced; ``authors``: ``N, 2N, 8N, M``)."""
+        factors = self.transform_layout().width_factors
+        if factors is None:
+            return tuple(round(self.N + (self.M - self.N) * i / 3) for i in range(4))  # type: ignore[return-value]
+        return (*(self.N * factor for factor in factors), self.M)  # type: ignore[return-value]
 
     def replace(self, **changes: Any) -> CodecConfig:
         """A copy with some fields changed (validated again)."""
@@ -127,7 +184,8 @@ CODEC_PRESETS.add(
     ),
 )
 CODEC_PRESETS.add("small", CodecConfig(N=32, M=64, blocks_per_stage=1, head_variant="light"))
-CODEC_PRESETS.add("paper", CodecConfig())
+# the authors' transforms: widths 24, 48, 192 and the latent's 192 (model_lst.py)
+CODEC_PRESETS.add("paper", CodecConfig(N=24, layout="authors"))
 
 
 def codec_preset(name: str) -> CodecConfig:
@@ -135,4 +193,11 @@ def codec_preset(name: str) -> CodecConfig:
     return CODEC_PRESETS.get(name)
 
 
-__all__ = ["CODEC_PRESETS", "HEAD_VARIANTS", "CodecConfig", "codec_preset"]
+__all__ = [
+    "CODEC_PRESETS",
+    "HEAD_VARIANTS",
+    "TRANSFORM_LAYOUTS",
+    "CodecConfig",
+    "TransformLayout",
+    "codec_preset",
+]

@@ -23,15 +23,16 @@ STRIDE = 16
 
 
 class ResidualBottleneckBlock(nn.Module):
-    """``x + conv1x1(ELU(conv3x3(ELU(conv1x1(x)))))`` with a bottleneck of ``C // 2`` channels.
+    """``x + conv1x1(ELU(conv3x3(ELU(conv1x1(x)))))`` with a bottleneck of ``hidden`` channels.
 
     Args:
         channels: ``C``, input and output channels; shape ``(B, C, H, W)`` is preserved.
+        hidden: channels of the bottleneck (default ``C // 2``, ELIC's).
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, hidden: int | None = None) -> None:
         super().__init__()
-        mid = max(channels // 2, 1)
+        mid = max(channels // 2, 1) if hidden is None else hidden
         self.body = nn.Sequential(
             nn.Conv2d(channels, mid, 1),
             ELU(),
@@ -46,8 +47,15 @@ class ResidualBottleneckBlock(nn.Module):
         return _inference(self.body, x).add_(x)  # same sum, no extra buffer
 
 
-def _blocks(channels: int, count: int) -> list[nn.Module]:
-    return [ResidualBottleneckBlock(channels) for _ in range(count)]
+def _stage(channels: int, config: CodecConfig) -> list[nn.Module]:
+    """What follows a scaling convolution to ``channels`` (but the last): an ELU where the
+    layout has one, then :attr:`CodecConfig.blocks_per_stage` residual bottleneck blocks."""
+    layout = config.transform_layout()
+    activation: list[nn.Module] = [ELU()] if layout.scaling_activation else []
+    hidden = layout.hidden(channels)
+    return activation + [
+        ResidualBottleneckBlock(channels, hidden) for _ in range(config.blocks_per_stage)
+    ]
 
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -60,9 +68,11 @@ class AnalysisTransform(nn.Module):
     """Analysis transform ``f: x → y``, ``(B, in_channels, H, W) → (B, M, H/16, W/16)``.
 
     Layout: ``[conv5x5/2 → ELU → RB × n] × 3 → conv5x5/2 → M``, widths from
-    :meth:`CodecConfig.stage_channels`. With :attr:`CodecConfig.standardise_input` (and 3
-    input channels) the image in ``[0, 1]`` is first standardised with the ImageNet channel
-    statistics, ``(x − mean) / std``; the targets (``x`` for reconstruction) stay in ``[0, 1]``.
+    :meth:`CodecConfig.stage_channels`; the ``authors`` layout has no ELU after a scaling and
+    blocks of ``C`` hidden channels (:data:`~vinfo.models.config.TRANSFORM_LAYOUTS`). With
+    :attr:`CodecConfig.standardise_input` (and 3 input channels) the image in ``[0, 1]`` is
+    first standardised with the ImageNet channel statistics, ``(x − mean) / std``; the targets
+    (``x`` for reconstruction) stay in ``[0, 1]``.
     """
 
     def __init__(self, config: CodecConfig, in_channels: int | None = None) -> None:
@@ -73,8 +83,7 @@ class AnalysisTransform(nn.Module):
         for index, width in enumerate(widths):
             layers.append(nn.Conv2d(previous, width, 5, stride=2, padding=2))
             if index < len(widths) - 1:
-                layers.append(ELU())
-                layers.extend(_blocks(width, config.blocks_per_stage))
+                layers.extend(_stage(width, config))
             previous = width
         self.layers = nn.Sequential(*layers)
         self.standardise = config.standardise_input and channels == 3
@@ -99,7 +108,8 @@ class SynthesisTransform(nn.Module):
 
     ``in_channels`` overrides ``M`` (e.g. a synthesis of another codec's latent).
 
-    Mirrors :class:`AnalysisTransform`: ``[deconv5x5/2 → ELU → RB × n] × 3 → deconv5x5/2``.
+    Mirrors :class:`AnalysisTransform`: ``[deconv5x5/2 → ELU → RB × n] × 3 → deconv5x5/2``
+    (the ``authors`` layout: no ELU after a scaling, blocks of ``C`` hidden channels).
     The output is in image space (``out_channels = 3``), which is what task heads consume.
     """
 
@@ -117,8 +127,7 @@ class SynthesisTransform(nn.Module):
                 nn.ConvTranspose2d(width, target, 5, stride=2, padding=2, output_padding=1)
             )
             if index < len(widths) - 1:
-                layers.append(ELU())
-                layers.extend(_blocks(target, config.blocks_per_stage))
+                layers.extend(_stage(target, config))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, y_hat: Tensor) -> Tensor:
@@ -142,8 +151,8 @@ class SynthesisTransform(nn.Module):
 INFERENCE_CHANNELS_LAST = True
 """Whether a synthesis without autograd runs in channels-last layout on the CPU: oneDNN's
 convolutions then skip the reorder of every activation to and from their blocked layout.
-Measured on one Intel Xeon (AVX-512) thread, the ``paper`` preset's synthesis (N = 96,
-M = 192): 256×256 90 → 68 ms, 512×512 349 → 264 ms CPU time (median of 11 interleaved rounds,
+Measured on one Intel Xeon (AVX-512) thread, the synthesis of the linear layout at N = 96,
+M = 192: 256×256 90 → 68 ms, 512×512 349 → 264 ms CPU time (median of 11 interleaved rounds,
 load 1.5); within 1e-6 of the contiguous layout. Bitstream decoding used it already; now every
 inference-mode synthesis (evaluation, probes' reconstructions) does. (Off: contiguous NCHW.)"""
 
@@ -178,8 +187,9 @@ def _transposed_as_subpixel(layer: nn.ConvTranspose2d, x: Tensor) -> Tensor:
     ``r + 4 − 2a`` (rows) and ``c + 4 − 2b`` (columns), ``a, b ∈ {0, 1, 2}``; the taps that fall
     outside the kernel are zeros. Same products, summed in another order: within float
     rounding. oneDNN's transposed convolution to 3 channels runs far below its speed on wide
-    layers; as a convolution to 12 channels, the ``paper`` preset's last layer of a 256×256
-    synthesis takes 3.5 ms instead of 6.5 ms (one thread; slower from 16 output channels).
+    layers; as a convolution to 12 channels, the last layer of a 256×256 synthesis at
+    N = 96 (linear layout) takes 3.5 ms instead of 6.5 ms (one thread; slower from 16 output
+    channels).
     """
     weight = F.pad(layer.weight, (0, 1, 0, 1))  # (C_in, C_out, 6, 6): index 5 is a zero
     taps = _SUBPIXEL_TAPS.to(weight.device)

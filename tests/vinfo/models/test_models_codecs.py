@@ -42,6 +42,21 @@ def test_base_codec_shapes_and_loss(task, beta):
     assert codec.f_b.layers[0].weight.grad is not None
 
 
+def test_auxiliary_synthesis_has_blocks_only_in_the_authors_layout():
+    # linear: the paper's "simple synthesis transform", no residual blocks; authors: their
+    # decoder_reconstruction, elic_lst_upsample with its blocks (else it would be linear)
+    from vinfo.models.transforms import ResidualBottleneckBlock
+
+    def blocks(module):
+        return sum(isinstance(m, ResidualBottleneckBlock) for m in module.modules())
+
+    for layout, expected in (("linear", 0), ("authors", 3 * 2)):
+        config = TINY.replace(layout=layout, blocks_per_stage=2)
+        codec = BaseCodec(config, "depth", beta=0.1)
+        assert blocks(codec.g_a) == expected
+        assert blocks(codec.g_b) == 3 * 2
+
+
 @pytest.mark.parametrize("beta", [-0.1, float("nan"), float("inf")])
 def test_negative_or_non_finite_beta_refused(beta):
     with pytest.raises(ValueError, match="beta must be non-negative and finite"):

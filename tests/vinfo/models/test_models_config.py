@@ -23,6 +23,15 @@ def test_stage_channels_grow_to_M():
     assert channels[0] == 8 and channels[-1] == 16 and list(channels) == sorted(channels)
 
 
+def test_layout_is_validated_and_old_configs_load_as_linear():
+    with pytest.raises(ValueError, match="layout must be one of"):
+        CodecConfig(layout="wide")
+    old = CodecConfig(N=8, M=16).to_dict()
+    del old["layout"]  # a checkpoint written before the field existed
+    assert CodecConfig.from_dict(old).layout == "linear"
+    assert CodecConfig.from_dict(old).stage_channels() == (8, 11, 13, 16)
+
+
 def test_config_is_frozen_and_validated():
     config = codec_preset("tiny")
     with pytest.raises(AttributeError):

@@ -118,3 +118,79 @@ def test_analysis_standardises_its_image_with_imagenet_statistics():
     # an analysis of other than 3 channels (no image) is left alone
     other = AnalysisTransform(config, in_channels=5)
     assert not other.standardise
+
+
+# --- the ``authors`` layout against the authors' own transforms ----------------------------
+# A transcription of adeandrade/research, projects/compatible-representations/
+# compatible_representations/model_lst.py (ResidualBottleneckBlock, elic_lst_downsample,
+# elic_lst_upsample, called with activation="elu" as their model_transfer.py does), written
+# with PyTorch's own modules: the reference the layout is checked against.
+class _AuthorsBlock(torch.nn.Sequential):
+    def __init__(self, channels):
+        nn = torch.nn
+        super().__init__(
+            nn.Conv2d(channels, channels, kernel_size=1), nn.ELU(),
+            nn.Conv2d(channels, channels, kernel_size=3, padding="same"), nn.ELU(),
+            nn.Conv2d(channels, channels, kernel_size=1),
+        )
+
+    def forward(self, inputs):
+        return inputs + super().forward(inputs)
+
+
+def _authors_downsample(in_channels, out_channels, num_channels, num_blocks):
+    layers, previous = [], in_channels
+    for width in num_channels:
+        layers.append(torch.nn.Conv2d(previous, width, kernel_size=5, stride=2, padding=2))
+        layers += [_AuthorsBlock(width) for _ in range(num_blocks)]
+        previous = width
+    layers.append(torch.nn.Conv2d(previous, out_channels, kernel_size=5, stride=2, padding=2))
+    return torch.nn.Sequential(*layers)
+
+
+def _authors_upsample(in_channels, out_channels, num_channels, num_blocks):
+    layers, previous = [], in_channels
+    for width in num_channels:
+        layers.append(torch.nn.ConvTranspose2d(previous, width, 5, stride=2, padding=2,
+                                               output_padding=1))
+        layers += [_AuthorsBlock(width) for _ in range(num_blocks)]
+        previous = width
+    layers.append(torch.nn.ConvTranspose2d(previous, out_channels, 5, stride=2, padding=2,
+                                           output_padding=1))
+    return torch.nn.Sequential(*layers)
+
+
+def _copy_parameters(source, target):
+    source_parameters, target_parameters = list(source.parameters()), list(target.parameters())
+    assert [p.shape for p in source_parameters] == [p.shape for p in target_parameters]
+    with torch.no_grad():
+        for a, b in zip(source_parameters, target_parameters, strict=True):
+            b.copy_(a)
+
+
+def test_authors_layout_is_the_authors_transforms():
+    from vinfo.models.config import CodecConfig
+
+    # their default widths (24, 48, 192) are N, 2N, 8N at N = 24; here N = 3: 3, 6, 24
+    config = CodecConfig(N=3, M=10, blocks_per_stage=2, layout="authors",
+                         standardise_input=False)
+    assert config.stage_channels() == (3, 6, 24, 10)
+    torch.manual_seed(0)
+    f, g = AnalysisTransform(config).eval(), SynthesisTransform(config).eval()
+    f_ref = _authors_downsample(3, 10, (3, 6, 24), num_blocks=2)
+    g_ref = _authors_upsample(10, 3, (24, 6, 3), num_blocks=2)
+    _copy_parameters(f, f_ref)
+    _copy_parameters(g, g_ref)
+    x = torch.rand(2, 3, 32, 48)
+    torch.testing.assert_close(f(x), f_ref(x), rtol=0, atol=1e-5)
+    y_hat = torch.round(f_ref(x).detach() * 4)
+    torch.testing.assert_close(g(y_hat), g_ref(y_hat), rtol=0, atol=1e-5)
+    with torch.no_grad():  # the inference path (in-place ELUs, channels-last) as well
+        torch.testing.assert_close(g(y_hat), g_ref(y_hat), rtol=0, atol=1e-5)
+
+
+def test_paper_preset_has_the_authors_widths():
+    assert codec_preset("paper").stage_channels() == (24, 48, 192, 192)
+    g = SynthesisTransform(codec_preset("paper"))
+    assert not any("ELU" in type(m).__name__ for m in g.layers)  # none after a scaling
+    assert g.layers[1].body[0].out_channels == 192  # blocks of C hidden channels
