@@ -41,6 +41,8 @@ import tempfile
 from pathlib import Path
 
 import torch
+from anchors import ANCHOR_N
+from anchors import describe as describe_layout
 from compressai.models import JointAutoregressiveHierarchicalPriors
 from timing import goal_line, once, session
 from torch import Tensor
@@ -217,7 +219,9 @@ def audit(args: argparse.Namespace) -> None:
                           bitstream_images=len(images))
 
     def train_reference() -> JointAutoregressiveHierarchicalPriors:
-        model = train_mbt2018(args, splits, codec.config.N, codec.config.M)
+        # the same N, M; for the authors' layout (no single N) the anchor's N of anchors.py
+        anchor_n = codec.config.N if codec.config.layout == "linear" else ANCHOR_N
+        model = train_mbt2018(args, splits, anchor_n, codec.config.M)
         model.update(force=True)
         return model
 
@@ -235,7 +239,8 @@ def audit(args: argparse.Namespace) -> None:
         f"{trained.wall:.0f} s wall, {trained.cpu:.0f} s CPU"
     )
     print(f"{len(images)} synthetic test images {args.size}x{args.size}, "
-          f"N = {codec.config.N}, M = {codec.config.M}, {torch.get_num_threads()} threads")
+          f"vinfo {describe_layout(codec.config)}, M = {codec.config.M}, "
+          f"{torch.get_num_threads()} threads")
     print(f"vinfo base codec ({source}); header {8 * HEADER_BYTES} bits per stream")
     print(describe("vinfo    ", ours))
     print(f"  as `vinfo eval` reports it: payload overhead "

@@ -219,7 +219,9 @@ class ReproducePreset:
         return self.betas[1]
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        # the codec as its own record says (CodecConfig.to_dict), so that the record of an
+        # unchanged preset stays the same when a codec field is added
+        return json.loads(json.dumps({**dataclasses.asdict(self), "codec": self.codec.to_dict()}))
 
     def num_models(self) -> int:
         """Models the preset trains."""
@@ -407,7 +409,9 @@ def describe_plan(preset: ReproducePreset, out: str | Path) -> str:
         + (f" {preset.synthetic.height}x{preset.synthetic.width}, "
            f"{preset.synthetic.num_images} images" if preset.dataset == "synthetic" else "")
         + (f", x{preset.downscale} downscale" if preset.downscale > 1 else ""),
-        f"codec: N={preset.codec.N}, M={preset.codec.M}, heads {preset.codec.head_variant}",
+        f"codec: N={preset.codec.N}, M={preset.codec.M}, {preset.codec.layout} layout (widths "
+        f"{'-'.join(str(w) for w in preset.codec.stage_channels())}), heads "
+        f"{preset.codec.head_variant}",
         f"1. base {preset.base_task}: beta in ({b0:g}, {b1:g}), lambda_b in ({lmbdas}); "
         f"first model up to {preset.first.max_epochs} epochs, warm starts up to "
         f"{preset.warm.max_epochs}",

@@ -205,7 +205,9 @@ def _run_section(results: Results) -> list[Block]:
         items.append(f"data: {config['dataset']}")
     codec = config.get("codec") or {}
     if codec:
-        items.append(f"codec: N={codec.get('N')}, M={codec.get('M')}")
+        layout = codec.get("layout", "linear")  # absent: a linear record (CodecConfig.to_dict)
+        items.append(f"codec: N={codec.get('N')}, M={codec.get('M')}"
+                     + ("" if layout == "linear" else f", {layout} layout"))
     betas = ", ".join(f"{b:g}" for b in results.betas)
     lmbdas = ", ".join(f"{float(v):g}" for v in config.get("base_lmbdas", ()))
     items.append(f"base task {config.get('base_task')}: beta in ({betas}), lambda_b in "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from vinfo.registry import Registry
 
@@ -110,6 +110,12 @@ class CodecConfig:
     standardise_input: bool = True
     layout: str = "linear"
 
+    ADDED_FIELDS: ClassVar[dict[str, Any]] = {"layout": "linear"}
+    """Fields added after checkpoints and run records were first written, each with the value
+    that rebuilds the models of those files: :meth:`to_dict` leaves a field out while it has
+    that value (an unchanged config keeps its record, so finished runs still resume) and
+    :meth:`from_dict` fills it in."""
+
     def __post_init__(self) -> None:
         # each message starts with the field's name: vinfo.models.checkpoint.check_spec
         # puts "config." before it
@@ -154,8 +160,18 @@ class CodecConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict of all fields."""
-        return dataclasses.asdict(self)
+        """JSON-ready dict of the fields (an :data:`ADDED_FIELDS` field only where it differs
+        from its old value)."""
+        data = dataclasses.asdict(self)
+        for name, old in self.ADDED_FIELDS.items():
+            if data[name] == old:
+                del data[name]
+        return data
+
+    @classmethod
+    def complete(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """``data`` with each :data:`ADDED_FIELDS` field it lacks set to its old value."""
+        return {**cls.ADDED_FIELDS, **data}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CodecConfig:
@@ -168,7 +184,7 @@ class CodecConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown CodecConfig keys: {', '.join(unknown)}")
-        return cls(**data)
+        return cls(**cls.complete(data))
 
 
 CODEC_PRESETS: Registry[CodecConfig] = Registry("codec preset")

@@ -200,6 +200,8 @@ SPEC_ERRORS = [
     ("base", "config.standardise_input", 1, "config.standardise_input must be true or false"),
     ("base", "config.detection_min_size", "a", "must be an int or null, got 'a'"),
     ("base", "config.head_variant", "big", "config.head_variant must be one of"),
+    ("base", "config.layout", "wide", "config.layout must be one of"),
+    ("base", "config.layout", 3, "config.layout must be a string, got 3"),
     ("base", "task", "ocr", "task must be one of"),
     ("base", "beta", -0.5, "beta must be a non-negative number, got -0.5"),
     ("base", "beta", None, "beta must be a non-negative number, got null"),
@@ -217,6 +219,20 @@ def test_invalid_spec_is_one_line_naming_the_field(kind, field, value, message):
     text = str(error.value)
     assert text.startswith("run/model.json: ") and message in text, text
     assert "\n" not in text
+
+
+def test_checkpoints_of_both_layouts_round_trip_and_a_linear_one_has_no_layout_entry(tmp_path):
+    # a linear spec is what was written before CodecConfig.layout existed (no "layout" key);
+    # it loads as linear, and an authors-layout checkpoint keeps its layout
+    for layout in ("linear", "authors"):
+        torch.manual_seed(0)
+        model = BaseCodec(TINY.replace(layout=layout), "depth", beta=0.1).eval()
+        save_checkpoint(model, tmp_path / f"{layout}.safetensors")
+        spec = json.loads(config_path(tmp_path / f"{layout}.safetensors").read_text())
+        assert ("layout" in spec["config"]) == (layout == "authors")
+        loaded = load_checkpoint(tmp_path / f"{layout}.safetensors")
+        assert loaded.config.layout == layout
+        assert_same_state(model, loaded)
 
 
 def test_valid_specs_pass_and_extra_entries_are_left_alone():
