@@ -52,7 +52,9 @@ TRANSFORM_LAYOUTS: dict[str, TransformLayout] = {
     # the authors' code (adeandrade/research, compatible_representations/model_lst.py,
     # elic_lst_downsample / elic_lst_upsample): widths (24, 48, 192) then the latent, i.e.
     # N, 2N, 8N at N = 24; blocks of C hidden channels; no activation after a scaling; their
-    # decoder_reconstruction (model_transfer.py) is elic_lst_upsample with its 3 blocks
+    # decoder_reconstruction (model_transfer.py) is elic_lst_upsample with its 3 blocks. Not
+    # covered: the conditional entropy model's side network stays vinfo's in both layouts
+    # (theirs, model_entropy_balle.py: 5x5 blocks on y_b, a 5x5 conv to 2M, 5x5 blocks)
     "authors": TransformLayout(width_factors=(1, 2, 8), bottleneck_divisor=1,
                                scaling_activation=False, auxiliary_blocks=True),
 }

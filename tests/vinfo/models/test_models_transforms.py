@@ -194,3 +194,5 @@ def test_paper_preset_has_the_authors_widths():
     g = SynthesisTransform(codec_preset("paper"))
     assert not any("ELU" in type(m).__name__ for m in g.layers)  # none after a scaling
     assert g.layers[1].body[0].out_channels == 192  # blocks of C hidden channels
+    # elic_lst_upsample's default num_blocks = 3 per stage
+    assert sum(isinstance(m, ResidualBottleneckBlock) for m in g.layers) == 3 * 3
