@@ -32,12 +32,15 @@ class TransformLayout:
         auxiliary_blocks: the synthesis ``g_a`` of the β term keeps the residual blocks of
             :attr:`CodecConfig.blocks_per_stage` (the authors' ``decoder_reconstruction``) or
             has none (the paper's "simple synthesis transform", §3.2).
+        side_network: how the conditional entropy model maps ``ŷ_b`` to side information, a
+            key of :data:`vinfo.models.entropy.SIDE_NETWORKS`.
     """
 
     width_factors: tuple[int, int, int] | None
     bottleneck_divisor: int
     scaling_activation: bool
     auxiliary_blocks: bool
+    side_network: str
 
     def hidden(self, channels: int) -> int:
         """Hidden channels of a residual bottleneck block of ``channels`` channels."""
@@ -48,15 +51,16 @@ TRANSFORM_LAYOUTS: dict[str, TransformLayout] = {
     # the paper's text (§3.3): blocks "the same as [ELIC]" (C/2 hidden channels), channels that
     # grow with depth (here linearly), ELU activations; g_a without blocks (§3.2's "simple")
     "linear": TransformLayout(width_factors=None, bottleneck_divisor=2, scaling_activation=True,
-                              auxiliary_blocks=False),
+                              auxiliary_blocks=False, side_network="resnet"),
     # the authors' code (adeandrade/research, compatible_representations/model_lst.py,
     # elic_lst_downsample / elic_lst_upsample): widths (24, 48, 192) then the latent, i.e.
     # N, 2N, 8N at N = 24; blocks of C hidden channels; no activation after a scaling; their
-    # decoder_reconstruction (model_transfer.py) is elic_lst_upsample with its 3 blocks. Not
-    # covered: the conditional entropy model's side network stays vinfo's in both layouts
-    # (theirs, model_entropy_balle.py: 5x5 blocks on y_b, a 5x5 conv to 2M, 5x5 blocks)
+    # decoder_reconstruction (model_transfer.py) is elic_lst_upsample with its 3 blocks; the
+    # conditional entropy model's side network is their conditional_prediction
+    # (model_entropy_balle.py)
     "authors": TransformLayout(width_factors=(1, 2, 8), bottleneck_divisor=1,
-                               scaling_activation=False, auxiliary_blocks=True),
+                               scaling_activation=False, auxiliary_blocks=True,
+                               side_network="authors"),
 }
 """The transform layouts of :attr:`CodecConfig.layout`."""
 

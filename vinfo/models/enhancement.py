@@ -119,6 +119,7 @@ class EnhancementCodec(nn.Module):
                 config.context_kernel,
                 config.scale_bound,
                 config.likelihood_bound,
+                config.transform_layout().side_network,
             )
             self.g_e = SynthesisTransform(config)
         else:

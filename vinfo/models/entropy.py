@@ -157,18 +157,46 @@ class AutoregressiveEntropyModel(nn.Module):
         return self.context_prediction.weight * self.context_prediction.mask
 
 
+def _resnet_side_network(base_channels: int, M: int, blocks: int) -> nn.Sequential:
+    """A 3×3 convolution to ``2M`` channels, an ELU, ``blocks`` residual bottleneck blocks."""
+    return nn.Sequential(
+        nn.Conv2d(base_channels, 2 * M, 3, padding=1),
+        ELU(),
+        *[ResidualBottleneckBlock(2 * M) for _ in range(blocks)],
+    )
+
+
+def _authors_side_network(base_channels: int, M: int, blocks: int) -> nn.Sequential:
+    """The authors' ``conditional_prediction`` (``model_entropy_balle.py``,
+    ``GaussianConditionalEntropyModel``): ``blocks`` residual bottleneck blocks of ``M_b``
+    hidden channels with 5×5 middle convolutions on ``ŷ_b``, a 5×5 convolution to ``2M``
+    channels, ``blocks`` such blocks on ``2M`` channels."""
+    return nn.Sequential(
+        *[ResidualBottleneckBlock(base_channels, base_channels, 5) for _ in range(blocks)],
+        nn.Conv2d(base_channels, 2 * M, 5, padding=2),
+        *[ResidualBottleneckBlock(2 * M, 2 * M, 5) for _ in range(blocks)],
+    )
+
+
+SIDE_NETWORKS = {"resnet": _resnet_side_network, "authors": _authors_side_network}
+"""How :class:`ConditionalEntropyModel` maps ``ŷ_b`` to side information, by name
+(:attr:`vinfo.models.config.TransformLayout.side_network`)."""
+
+
 class ConditionalEntropyModel(AutoregressiveEntropyModel):
     """Autoregressive model of ``ŷ_e`` conditioned on the base latent ``ŷ_b`` (§3.3).
 
-    ``ŷ_b`` passes through a small ResNet (3×3 conv to ``2M`` channels, then residual
-    bottleneck blocks) whose output is concatenated with the masked context of ``ŷ_e``.
+    ``ŷ_b`` passes through a small ResNet (:data:`SIDE_NETWORKS`; ``resnet``: a 3×3 conv to
+    ``2M`` channels, then residual bottleneck blocks) whose output is concatenated with the
+    masked context of ``ŷ_e``.
 
     Args:
         M: channels of the enhancement latent ``ŷ_e``.
         base_channels: channels ``M_b`` of ``ŷ_b``.
-        blocks: residual blocks of the side ResNet.
+        blocks: residual blocks of the side ResNet (``authors``: of each of its two stacks).
         kernel_size, scale_bound, likelihood_bound: as for
             :class:`AutoregressiveEntropyModel`.
+        side_network: a key of :data:`SIDE_NETWORKS`.
     """
 
     def __init__(
@@ -179,13 +207,14 @@ class ConditionalEntropyModel(AutoregressiveEntropyModel):
         kernel_size: int = 5,
         scale_bound: float = 0.11,
         likelihood_bound: float = 1e-9,
+        side_network: str = "resnet",
     ) -> None:
         super().__init__(M, kernel_size, 2 * M, scale_bound, likelihood_bound)
-        self.side_network = nn.Sequential(
-            nn.Conv2d(base_channels, 2 * M, 3, padding=1),
-            ELU(),
-            *[ResidualBottleneckBlock(2 * M) for _ in range(blocks)],
-        )
+        if side_network not in SIDE_NETWORKS:
+            raise ValueError(
+                f"side_network must be one of {tuple(SIDE_NETWORKS)}, got {side_network!r}"
+            )
+        self.side_network = SIDE_NETWORKS[side_network](base_channels, M, blocks)
 
     def side_information(self, condition: Tensor | None, like: Tensor) -> Tensor:
         if condition is None:
@@ -201,6 +230,7 @@ __all__ = [
     "AutoregressiveEntropyModel",
     "ConditionalEntropyModel",
     "EntropyOutput",
+    "SIDE_NETWORKS",
     "rate_bits",
     "rate_bpp",
 ]

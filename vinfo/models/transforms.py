@@ -28,15 +28,16 @@ class ResidualBottleneckBlock(nn.Module):
     Args:
         channels: ``C``, input and output channels; shape ``(B, C, H, W)`` is preserved.
         hidden: channels of the bottleneck (default ``C // 2``, ELIC's).
+        kernel_size: of the middle convolution (odd; ELIC's 3).
     """
 
-    def __init__(self, channels: int, hidden: int | None = None) -> None:
+    def __init__(self, channels: int, hidden: int | None = None, kernel_size: int = 3) -> None:
         super().__init__()
         mid = max(channels // 2, 1) if hidden is None else hidden
         self.body = nn.Sequential(
             nn.Conv2d(channels, mid, 1),
             ELU(),
-            nn.Conv2d(mid, mid, 3, padding=1),
+            nn.Conv2d(mid, mid, kernel_size, padding=kernel_size // 2),
             ELU(),
             nn.Conv2d(mid, channels, 1),
         )

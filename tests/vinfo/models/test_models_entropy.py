@@ -35,5 +35,7 @@ def test_conditional_model_uses_base_latent():
     assert not torch.equal(a.means, b.means)
     with pytest.raises(ValueError, match="needs the base latent"):
         model(y)
+    with pytest.raises(ValueError, match="side_network must be one of"):
+        ConditionalEntropyModel(M=4, base_channels=6, side_network="deep")
     with pytest.raises(ValueError, match="does not match"):
         model(y, base[..., :2])

@@ -126,11 +126,11 @@ def test_analysis_standardises_its_image_with_imagenet_statistics():
 # elic_lst_upsample, called with activation="elu" as their model_transfer.py does), written
 # with PyTorch's own modules: the reference the layout is checked against.
 class _AuthorsBlock(torch.nn.Sequential):
-    def __init__(self, channels):
+    def __init__(self, channels, kernel_size=3):
         nn = torch.nn
         super().__init__(
             nn.Conv2d(channels, channels, kernel_size=1), nn.ELU(),
-            nn.Conv2d(channels, channels, kernel_size=3, padding="same"), nn.ELU(),
+            nn.Conv2d(channels, channels, kernel_size=kernel_size, padding="same"), nn.ELU(),
             nn.Conv2d(channels, channels, kernel_size=1),
         )
 
@@ -196,3 +196,28 @@ def test_paper_preset_has_the_authors_widths():
     assert g.layers[1].body[0].out_channels == 192  # blocks of C hidden channels
     # elic_lst_upsample's default num_blocks = 3 per stage
     assert sum(isinstance(m, ResidualBottleneckBlock) for m in g.layers) == 3 * 3
+
+
+def test_authors_side_network_is_their_conditional_prediction():
+    # GaussianConditionalEntropyModel.conditional_prediction of their model_entropy_balle.py:
+    # ResidualBottleneckBlockStack(M_b, 2 blocks, kernel 5), Conv2d(M_b, 2M, 5, 'same'),
+    # ResidualBottleneckBlockStack(2M, 2 blocks, kernel 5)
+    from vinfo.models.base import BaseCodec
+    from vinfo.models.config import CodecConfig
+    from vinfo.models.enhancement import EnhancementCodec
+
+    config = CodecConfig(N=2, M=6, blocks_per_stage=1, conditional_blocks=2, layout="authors",
+                         head_variant="light")
+    base = BaseCodec(config.replace(M=5), "depth")
+    torch.manual_seed(0)
+    side = EnhancementCodec(base, "scalable", "reconstruction", config).entropy_model.side_network
+    reference = torch.nn.Sequential(
+        _AuthorsBlock(5, 5), _AuthorsBlock(5, 5),
+        torch.nn.Conv2d(5, 12, kernel_size=5, padding="same"),
+        _AuthorsBlock(12, 5), _AuthorsBlock(12, 5),
+    )
+    _copy_parameters(side, reference)
+    y_b = torch.round(torch.randn(2, 5, 4, 6) * 3)
+    torch.testing.assert_close(side(y_b), reference(y_b), rtol=0, atol=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(side(y_b), reference(y_b), rtol=0, atol=1e-5)
