@@ -29,14 +29,14 @@ def add_layout_argument(parser: argparse.ArgumentParser) -> None:
                              "authors (the paper preset: widths 24, 48, 192, 192)")
 
 
+def anchor_n(config: CodecConfig) -> int:
+    """``N`` of the ``mbt2018`` to compare ``config`` with: its own in the linear layout, else
+    :data:`ANCHOR_N` (the authors' layout has no single ``N``)."""
+    return config.N if config.layout == "linear" else ANCHOR_N
+
+
 def anchor_size(config: CodecConfig) -> str:
     """What the anchor shares with ``config``: ``same N, M``, ``same M`` or ``another M``."""
     if config.M != ANCHOR_M:
         return "another M"
     return "same N, M" if config.layout == "linear" and config.N == ANCHOR_N else "same M"
-
-
-def describe(config: CodecConfig) -> str:
-    """``layout widths …`` of a config, for the benchmarks' headers."""
-    widths = ", ".join(str(width) for width in config.stage_channels())
-    return f"{config.layout} layout, widths {widths}"

@@ -24,7 +24,7 @@ import argparse
 from collections.abc import Callable
 
 import torch
-from anchors import ANCHOR_M, ANCHOR_N, LAYOUT_CONFIGS, add_layout_argument, describe
+from anchors import ANCHOR_M, ANCHOR_N, LAYOUT_CONFIGS, add_layout_argument
 from compressai.models import JointAutoregressiveHierarchicalPriors
 from timing import flops, goal_line, interleaved, session
 
@@ -82,7 +82,7 @@ def main() -> None:
     reference = JointAutoregressiveHierarchicalPriors(N=ANCHOR_N, M=ANCHOR_M)
     per_step = {"vinfo": step_flops(ours, vinfo_step, x),
                 "mbt2018": step_flops(reference, mbt2018_step, x)}
-    with session(f"training step on {BATCH}x3x{SIZE}x{SIZE}, vinfo {describe(config)}, "
+    with session(f"training step on {BATCH}x3x{SIZE}x{SIZE}, vinfo {config.describe_transforms()}, "
                  f"mbt2018 N={ANCHOR_N}, M={ANCHOR_M}, {args.rounds} interleaved rounds after "
                  "1 warm-up"):
         rounds = interleaved({"vinfo codec": trainer_step(ours, vinfo_step, x),

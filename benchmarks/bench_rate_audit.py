@@ -41,8 +41,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from anchors import ANCHOR_N
-from anchors import describe as describe_layout
+from anchors import anchor_n
 from compressai.models import JointAutoregressiveHierarchicalPriors
 from timing import goal_line, once, session
 from torch import Tensor
@@ -219,9 +218,7 @@ def audit(args: argparse.Namespace) -> None:
                           bitstream_images=len(images))
 
     def train_reference() -> JointAutoregressiveHierarchicalPriors:
-        # the same N, M; for the authors' layout (no single N) the anchor's N of anchors.py
-        anchor_n = codec.config.N if codec.config.layout == "linear" else ANCHOR_N
-        model = train_mbt2018(args, splits, anchor_n, codec.config.M)
+        model = train_mbt2018(args, splits, anchor_n(codec.config), codec.config.M)
         model.update(force=True)
         return model
 
@@ -239,7 +236,7 @@ def audit(args: argparse.Namespace) -> None:
         f"{trained.wall:.0f} s wall, {trained.cpu:.0f} s CPU"
     )
     print(f"{len(images)} synthetic test images {args.size}x{args.size}, "
-          f"vinfo {describe_layout(codec.config)}, M = {codec.config.M}, "
+          f"vinfo {codec.config.describe_transforms()}, M = {codec.config.M}, "
           f"{torch.get_num_threads()} threads")
     print(f"vinfo base codec ({source}); header {8 * HEADER_BYTES} bits per stream")
     print(describe("vinfo    ", ours))

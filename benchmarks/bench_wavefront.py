@@ -50,7 +50,6 @@ from anchors import (
     LAYOUT_CONFIGS,
     add_layout_argument,
     anchor_size,
-    describe,
 )
 from compressai.models import JointAutoregressiveHierarchicalPriors
 from timing import flops, goal_line, interleaved, paired_ratios, session
@@ -188,7 +187,7 @@ def bench_size(size: int, args: argparse.Namespace, codec: BaseCodec,
     image_gap = float((decoded.x_tilde - forward).abs().max())
 
     cpu = rounds.cpu
-    print(f"\n== {size}x{size} image, latent {h}x{w}, vinfo {describe(codec.config)}, "
+    print(f"\n== {size}x{size} image, latent {h}x{w}, vinfo {codec.config.describe_transforms()}, "
           f"M = {codec.config.M}; context steps: mbt2018 {len(serial_schedule(h, w))}, "
           f"vinfo wavefront {len(wavefront_schedule(h, w))}; mbt2018 {reference_bpp:.3f} bpp, "
           f"vinfo {8 * len(streams['wavefront']) / size**2:.3f} bpp")
@@ -328,7 +327,7 @@ def main() -> None:
     codec = BaseCodec(config, "reconstruction").eval()
     fit_random_weights(codec.f_b.layers[-1], codec.entropy_model.entropy_parameters[-1])
     reference = mbt2018_anchor(ANCHOR_N, ANCHOR_M)
-    with session(f"decode: vinfo wavefront ({describe(config)}) vs CompressAI mbt2018 "
+    with session(f"decode: vinfo wavefront ({config.describe_transforms()}) vs CompressAI mbt2018 "
                  f"(N = {ANCHOR_N}, M = {ANCHOR_M}), {args.rounds} interleaved rounds after "
                  "1 warm-up"):
         for size in args.sizes:

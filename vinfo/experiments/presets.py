@@ -409,9 +409,8 @@ def describe_plan(preset: ReproducePreset, out: str | Path) -> str:
         + (f" {preset.synthetic.height}x{preset.synthetic.width}, "
            f"{preset.synthetic.num_images} images" if preset.dataset == "synthetic" else "")
         + (f", x{preset.downscale} downscale" if preset.downscale > 1 else ""),
-        f"codec: N={preset.codec.N}, M={preset.codec.M}, {preset.codec.layout} layout (widths "
-        f"{'-'.join(str(w) for w in preset.codec.stage_channels())}), heads "
-        f"{preset.codec.head_variant}",
+        f"codec: N={preset.codec.N}, M={preset.codec.M}, {preset.codec.describe_transforms()}, "
+        f"heads {preset.codec.head_variant}",
         f"1. base {preset.base_task}: beta in ({b0:g}, {b1:g}), lambda_b in ({lmbdas}); "
         f"first model up to {preset.first.max_epochs} epochs, warm starts up to "
         f"{preset.warm.max_epochs}",

@@ -161,6 +161,12 @@ class CodecConfig:
             return tuple(round(self.N + (self.M - self.N) * i / 3) for i in range(4))  # type: ignore[return-value]
         return (*(self.N * factor for factor in factors), self.M)  # type: ignore[return-value]
 
+    def describe_transforms(self) -> str:
+        """``<layout> layout, widths a-b-c-d``: the transforms in a few words (for plans and
+        benchmarks)."""
+        widths = "-".join(str(width) for width in self.stage_channels())
+        return f"{self.layout} layout, widths {widths}"
+
     def replace(self, **changes: Any) -> CodecConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
