@@ -6,8 +6,9 @@ deliberately plain, so a reader can check them against the tables:
 
 - a claim measured in several seeds is *reproduced* when every seed has the paper's sign,
   *not reproduced* when every seed has the opposite sign, and *inconclusive* otherwise; from
-  3 seeds on, the spread column also gives the mean's t-interval across seeds
-  (:func:`seed_interval`), for a reader who wants an effect size with its uncertainty;
+  3 seeds on, the mean's t-interval across seeds (:func:`seed_interval`) stands in the spread
+  column and must also exclude 0 on that side, else the claim is *inconclusive* (three
+  positive seeds alone happen one time in eight when there is no effect);
 - a claim with a CI is reproduced / not reproduced when the CI excludes 0 on the paper's /
   the other side, and inconclusive when it contains 0;
 - a BD-rate comes from curves trained in one seed; where the BD table carries its bootstrap
@@ -239,10 +240,13 @@ def paper_verdicts(
             measured += f"; direct BD-rate {bd_value:+.2f} %"
         spread = (f"{per_seed}; range {gaps.min():+.2f} to {gaps.max():+.2f} dB"
                   if len(gaps) else "no seeds")
+        verdict = sign_verdict(values, +1)
         if len(gaps) >= MIN_SEEDS_FOR_INTERVAL:
             low, high = seed_interval(gaps.to_numpy())
             spread += f"; mean's 95 % t-interval [{low:+.2f}, {high:+.2f}] dB"
-        rows.append(Verdict(claim, measured, spread, sign_verdict(values, +1)))
+            if interval_verdict(low, high, +1) != verdict:
+                verdict = "inconclusive"
+        rows.append(Verdict(claim, measured, spread, verdict))
     else:
         rows.append(_bd_verdict(claim, _bd_row(bd, "reconstruction", *label["direct"])))
 

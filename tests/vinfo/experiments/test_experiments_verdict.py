@@ -1,7 +1,9 @@
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 
 from vinfo.experiments.verdict import (
     interval_verdict,
@@ -102,6 +104,40 @@ def test_seed_interval_is_the_student_t_interval():
         seed_interval([1.0, 2.0], confidence=1.0)
 
 
+def _direct_row(gaps):
+    seeds = pd.DataFrame({
+        "seed": [s for s in range(len(gaps)) for _ in (0, 1)],
+        "beta": [0.0, 0.1] * len(gaps),
+        "direct_psnr": [v for g in gaps for v in (20.0, 20.0 + g)],
+    })
+    table = paper_verdicts(base_task="depth", betas=(0.0, 0.1), bd=_bd(direct=math.nan),
+                           pair_seeds=seeds)
+    return table[table["claim"].str.contains("direct")].iloc[0]
+
+
+@pytest.mark.parametrize(
+    ("gaps", "expected"),
+    [
+        # every seed positive, but the t-interval of the mean reaches below 0: mean 0.56,
+        # s = 0.3384, half width 4.302653 * 0.3384 / sqrt(3) = 0.8407 (a run of issue #13)
+        ([0.87, 0.61, 0.20], "inconclusive"),
+        ([-0.87, -0.61, -0.20], "inconclusive"),
+        ([-0.6, -0.9, -0.75], "not reproduced"),
+        ([0.6, 0.9, 0.75], "reproduced"),
+        ([0.87, 0.20], "reproduced"),  # two seeds: the sign rule alone
+    ],
+)
+def test_direct_claim_from_three_seeds_needs_its_t_interval_to_exclude_zero(gaps, expected):
+    row = _direct_row(gaps)
+    assert row["verdict"] == expected
+    if len(gaps) >= 3:
+        array = np.asarray(gaps)
+        low, high = scipy.stats.t.interval(0.95, len(gaps) - 1, loc=array.mean(),
+                                           scale=scipy.stats.sem(array))
+        assert f"t-interval [{low:+.2f}, {high:+.2f}] dB" in row["spread"]
+        assert (low > 0 or high < 0) == (expected != "inconclusive")
+
+
 def test_direct_claim_gives_the_seed_interval_from_three_seeds():
     def direct_spread(n_seeds):
         gaps = [0.6, 0.9, 0.75, 0.8][:n_seeds]
@@ -118,7 +154,7 @@ def test_direct_claim_gives_the_seed_interval_from_three_seeds():
     row = direct_spread(3)
     # mean 0.75, s = 0.15, half width 4.302653 * 0.15 / sqrt(3) = 0.3726
     assert "t-interval [+0.38, +1.12] dB" in row["spread"]
-    assert row["verdict"] == "reproduced"  # the rule stays the sign of every seed
+    assert row["verdict"] == "reproduced"  # every seed positive and the interval above 0
 
 
 def test_shuffled_control_rows_pass_unless_a_fit_is_flagged():
