@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
@@ -152,8 +154,34 @@ class LocalExecutor:
 _WORKER_SPLITS: dict[int, Splits] = {}
 
 
-def _worker_init(threads: int) -> None:
+def _worker_init(threads: int, parent: int) -> None:
     torch.set_num_threads(threads)
+    exit_with_parent(parent)
+
+
+PARENT_POLL_SECONDS = 1.0
+"""How often a worker checks that the process that started it is still there."""
+
+
+def exit_with_parent(parent: int, poll: float = PARENT_POLL_SECONDS) -> threading.Thread:
+    """End this (worker) process within ``poll`` seconds of its parent ``parent`` ending.
+
+    A pool's workers otherwise outlive a killed ``vinfo reproduce`` (``kill``, the OOM killer,
+    a node's job limit): each finishes the model it is training, after the folder lock has
+    gone with the parent, so a rerun could train the same run folder beside it. Ended here,
+    a worker leaves what an interrupted run leaves (atomic files, a resumable state). Polls
+    :func:`os.getppid`, which changes when the parent dies (POSIX: the orphan is adopted by
+    init or a subreaper); the thread is a daemon and costs nothing while the parent lives.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="vinfo-exit-with-parent", daemon=True)
+    thread.start()
+    return thread
 
 
 def _worker_train(run: PlannedRun, source: DataSource) -> None:
@@ -196,7 +224,8 @@ class ProcessExecutor:
             return all(n in done or (n not in planned and is_finished(n)) for n in run.after)
 
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(self.workers, context, _worker_init, (self.threads,)) as pool:
+        with ProcessPoolExecutor(self.workers, context, _worker_init,
+                                 (self.threads, os.getpid())) as pool:
             while pending or running:
                 for run in list(pending):
                     if any(n in failed or n in skipped for n in run.after):
@@ -236,7 +265,8 @@ class ProcessExecutor:
         here: a worker's exception says that its item failed."""
         failed: dict[str, str] = {}
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(self.workers, context, _worker_init, (self.threads,)) as pool:
+        with ProcessPoolExecutor(self.workers, context, _worker_init,
+                                 (self.threads, os.getpid())) as pool:
             futures = {pool.submit(_worker_call, function, item): item for item in items}
             for count, future in enumerate(as_completed(futures), start=1):
                 item = futures[future]

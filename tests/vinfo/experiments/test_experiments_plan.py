@@ -4,6 +4,10 @@ failing run stops only the runs that depend on it."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+import time
 
 import pandas as pd
 import pytest
@@ -17,6 +21,7 @@ from vinfo.experiments.plan import (
     PlanError,
     ProcessExecutor,
     executor_for,
+    exit_with_parent,
 )
 from vinfo.experiments.presets import get_preset
 from vinfo.experiments.reproduce import PresetData
@@ -115,3 +120,53 @@ def test_warm_starts_of_a_curve(tmp_path, warm_start):
     with pytest.raises(ValueError, match="warm_start"):
         plan_lambda_sweep(tmp_path, RunSpec("depth", 1.0, 0.0), (1.0,), MICRO.codec, TRAIN,
                           warm_start="lowest")
+
+
+PARENT_SCRIPT = """
+import sys, time
+from vinfo.experiments.plan import ProcessExecutor
+from vinfo.progress import silent
+print("ready", flush=True)
+ProcessExecutor(workers=2).map(time.sleep, [600, 600], silent)
+"""
+
+
+def _children(pid: int) -> set[int]:
+    import psutil
+
+    return {child.pid for child in psutil.Process(pid).children()}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="orphans are reparented on POSIX")
+def test_workers_end_when_the_parent_is_killed():
+    """A killed ``vinfo reproduce`` takes its worker processes with it (otherwise each
+    finishes its model after the folder lock is gone)."""
+    import psutil
+
+    parent = subprocess.Popen([sys.executable, "-c", PARENT_SCRIPT], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert parent.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 60
+        workers: set[int] = set()
+        while len(workers) < 2 and time.monotonic() < deadline:  # spawned workers start
+            workers = {pid for pid in _children(parent.pid)
+                       if "spawn_main" in " ".join(psutil.Process(pid).cmdline())}
+            time.sleep(0.2)
+        assert len(workers) == 2
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 15
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        alive = {pid for pid in alive if psutil.pid_exists(pid)
+                 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE}
+        time.sleep(0.2)
+    assert not alive, f"worker processes {sorted(alive)} outlived their parent"
+
+
+def test_exit_with_parent_watches_in_a_daemon_thread():
+    thread = exit_with_parent(os.getppid(), poll=0.05)  # our parent is alive: nothing happens
+    time.sleep(0.2)
+    assert thread.is_alive() and thread.daemon
