@@ -19,8 +19,9 @@ weight", whatever λ_b, and the units of ``d_b`` and ``D_recon`` are those of
 ``g_a`` is a :class:`~vinfo.models.transforms.SynthesisTransform` without residual blocks, so
 it is subsumed by the enhancement synthesis (the same layout with blocks), as §3.2 asks; with
 the ``authors`` layout (the ``paper`` preset) it keeps them, as the authors'
-``decoder_reconstruction`` does (:attr:`~vinfo.models.config.TransformLayout.auxiliary_blocks`;
-without blocks that layout's synthesis would be linear).
+``decoder_reconstruction`` does; :attr:`~vinfo.models.config.CodecConfig.auxiliary_blocks`
+chooses either for any layout (without blocks the authors' layout's synthesis would be
+linear).
 β = 0 and β > 0 are one class: β = 0 simply builds no ``g_a``.
 """
 
@@ -135,8 +136,7 @@ class BaseCodec(nn.Module):
         )
         self.g_b = SynthesisTransform(config)
         self.head = self.task.build_head(config, head_weights)
-        auxiliary = (config if config.transform_layout().auxiliary_blocks
-                     else config.replace(blocks_per_stage=0))
+        auxiliary = config if config.g_a_has_blocks() else config.replace(blocks_per_stage=0)
         self.g_a = SynthesisTransform(auxiliary) if self.beta > 0 else None
 
     def encode_latent(self, x: Tensor) -> EntropyOutput:

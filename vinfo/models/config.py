@@ -31,7 +31,8 @@ class TransformLayout:
             but the last.
         auxiliary_blocks: the synthesis ``g_a`` of the β term keeps the residual blocks of
             :attr:`CodecConfig.blocks_per_stage` (the authors' ``decoder_reconstruction``) or
-            has none (the paper's "simple synthesis transform", §3.2).
+            has none (the paper's "simple synthesis transform", §3.2), unless
+            :attr:`CodecConfig.auxiliary_blocks` says otherwise.
         side_network: how the conditional entropy model maps ``ŷ_b`` to side information, a
             key of :data:`vinfo.models.entropy.SIDE_NETWORKS`.
     """
@@ -81,6 +82,13 @@ class CodecConfig:
         layout: how the transforms are laid out, a key of :data:`TRANSFORM_LAYOUTS`:
             ``linear`` (widths linear from ``N`` to ``M``, ELIC's blocks, as the paper's text
             reads) or ``authors`` (the authors' code; the ``paper`` preset).
+        auxiliary_blocks: whether the synthesis ``g_a`` of the β term (eq. 3) has the
+            residual blocks of the other synthesis transforms; ``None``: as the layout says
+            (:attr:`TransformLayout.auxiliary_blocks`: ``linear`` none, the paper's "simple
+            synthesis transform"; ``authors`` all, their ``decoder_reconstruction``). On the
+            tiny preset, ``True`` took the direct gap at the similar-rate pair from +0.53 …
+            +1.00 dB to +2.20 … +2.79 dB but left the scalable β = 0.1 models 2 dB below
+            β = 0 (``docs/measurements.md``, issue #13).
         in_channels: channels of the input image ``x`` (3 for RGB).
         context_kernel: size of the masked context convolution (Minnen et al. 2018: 5).
         conditional_blocks: residual blocks of the ResNet that maps the base ``ŷ_b`` to side
@@ -115,8 +123,9 @@ class CodecConfig:
     detection_min_size: int | None = None
     standardise_input: bool = True
     layout: str = "linear"
+    auxiliary_blocks: bool | None = None
 
-    ADDED_FIELDS: ClassVar[dict[str, Any]] = {"layout": "linear"}
+    ADDED_FIELDS: ClassVar[dict[str, Any]] = {"layout": "linear", "auxiliary_blocks": None}
     """Fields added after checkpoints and run records were first written, each with the value
     that rebuilds the models of those files: :meth:`to_dict` leaves a field out while it has
     that value (an unchanged config keeps its record, so finished runs still resume) and
@@ -152,6 +161,13 @@ class CodecConfig:
     def transform_layout(self) -> TransformLayout:
         """The :class:`TransformLayout` named by :attr:`layout`."""
         return TRANSFORM_LAYOUTS[self.layout]
+
+    def g_a_has_blocks(self) -> bool:
+        """Whether the β term's synthesis ``g_a`` has residual blocks
+        (:attr:`auxiliary_blocks`, else the layout's rule)."""
+        if self.auxiliary_blocks is None:
+            return self.transform_layout().auxiliary_blocks
+        return self.auxiliary_blocks
 
     def stage_channels(self) -> tuple[int, int, int, int]:
         """Output channels of the 4 downsamplings of ``f``: from ``N`` to ``M`` as

@@ -221,17 +221,24 @@ def test_invalid_spec_is_one_line_naming_the_field(kind, field, value, message):
     assert "\n" not in text
 
 
-def test_checkpoints_of_both_layouts_round_trip_and_a_linear_one_has_no_layout_entry(tmp_path):
-    # a linear spec is what was written before CodecConfig.layout existed (no "layout" key);
-    # it loads as linear, and an authors-layout checkpoint keeps its layout
+@pytest.mark.parametrize("auxiliary_blocks", [None, True, False])
+def test_checkpoints_of_both_layouts_round_trip_and_old_ones_have_no_new_entries(
+    tmp_path, auxiliary_blocks
+):
+    # a linear spec of the default g_a is what was written before CodecConfig.layout and
+    # CodecConfig.auxiliary_blocks existed (no such keys); it loads as it was, and the other
+    # configs keep what they say
     for layout in ("linear", "authors"):
         torch.manual_seed(0)
-        model = BaseCodec(TINY.replace(layout=layout), "depth", beta=0.1).eval()
-        save_checkpoint(model, tmp_path / f"{layout}.safetensors")
-        spec = json.loads(config_path(tmp_path / f"{layout}.safetensors").read_text())
+        config = TINY.replace(layout=layout, auxiliary_blocks=auxiliary_blocks)
+        model = BaseCodec(config, "depth", beta=0.1).eval()
+        path = tmp_path / f"{layout}-{auxiliary_blocks}.safetensors"
+        save_checkpoint(model, path)
+        spec = json.loads(config_path(path).read_text())
         assert ("layout" in spec["config"]) == (layout == "authors")
-        loaded = load_checkpoint(tmp_path / f"{layout}.safetensors")
-        assert loaded.config.layout == layout
+        assert ("auxiliary_blocks" in spec["config"]) == (auxiliary_blocks is not None)
+        loaded = load_checkpoint(path)
+        assert loaded.config == config
         assert_same_state(model, loaded)
 
 

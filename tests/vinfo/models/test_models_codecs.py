@@ -42,19 +42,25 @@ def test_base_codec_shapes_and_loss(task, beta):
     assert codec.f_b.layers[0].weight.grad is not None
 
 
-def test_auxiliary_synthesis_has_blocks_only_in_the_authors_layout():
-    # linear: the paper's "simple synthesis transform", no residual blocks; authors: their
-    # decoder_reconstruction, elic_lst_upsample with its blocks (else it would be linear)
+def test_auxiliary_synthesis_has_blocks_as_the_layout_or_the_config_says():
+    # by default as the layout says: linear, the paper's "simple synthesis transform", no
+    # residual blocks; authors, their decoder_reconstruction, elic_lst_upsample with its blocks
+    # (else it would be linear); auxiliary_blocks=True/False chooses for any layout
     from vinfo.models.transforms import ResidualBottleneckBlock
 
     def blocks(module):
         return sum(isinstance(m, ResidualBottleneckBlock) for m in module.modules())
 
-    for layout, expected in (("linear", 0), ("authors", 3 * 2)):
-        config = TINY.replace(layout=layout, blocks_per_stage=2)
-        codec = BaseCodec(config, "depth", beta=0.1)
-        assert blocks(codec.g_a) == expected
-        assert blocks(codec.g_b) == 3 * 2
+    for layout, default in (("linear", 0), ("authors", 3 * 2)):
+        for auxiliary_blocks, expected in ((None, default), (True, 3 * 2), (False, 0)):
+            config = TINY.replace(layout=layout, blocks_per_stage=2,
+                                  auxiliary_blocks=auxiliary_blocks)
+            codec = BaseCodec(config, "depth", beta=0.1)
+            assert blocks(codec.g_a) == expected
+            assert blocks(codec.g_b) == 3 * 2
+            if expected:  # then the same transform as the task synthesis
+                assert ([p.shape for p in codec.g_a.parameters()]
+                        == [p.shape for p in codec.g_b.parameters()])
 
 
 @pytest.mark.parametrize("beta", [-0.1, float("nan"), float("inf")])

@@ -26,15 +26,28 @@ def test_stage_channels_grow_to_M():
 def test_layout_is_validated_and_records_of_linear_configs_stay_as_they_were():
     with pytest.raises(ValueError, match="layout must be one of"):
         CodecConfig(layout="wide")
-    # a linear config writes the record it wrote before the field existed (so finished runs
-    # still resume, old checkpoints still match), and such a record loads as linear
+    # a linear config writes the record it wrote before `layout` and `auxiliary_blocks`
+    # existed (so finished runs still resume, old checkpoints still match), and such a record
+    # loads as linear, g_a as the layout says
     linear = CodecConfig(N=8, M=16)
-    assert "layout" not in linear.to_dict()
+    assert "layout" not in linear.to_dict() and "auxiliary_blocks" not in linear.to_dict()
     assert CodecConfig.from_dict(linear.to_dict()) == linear
     assert CodecConfig.from_dict(linear.to_dict()).stage_channels() == (8, 11, 13, 16)
+    assert linear.auxiliary_blocks is None and not linear.g_a_has_blocks()
     authors = linear.replace(layout="authors")
-    assert authors.to_dict()["layout"] == "authors"
+    assert authors.to_dict()["layout"] == "authors" and authors.g_a_has_blocks()
     assert CodecConfig.from_dict(json.loads(json.dumps(authors.to_dict()))) == authors
+
+
+@pytest.mark.parametrize("layout", ["linear", "authors"])
+@pytest.mark.parametrize("auxiliary_blocks", [True, False])
+def test_an_explicit_auxiliary_blocks_is_recorded_and_wins_over_the_layout(layout,
+                                                                          auxiliary_blocks):
+    config = CodecConfig(N=8, M=16, layout=layout, auxiliary_blocks=auxiliary_blocks)
+    record = json.loads(json.dumps(config.to_dict()))
+    assert record["auxiliary_blocks"] is auxiliary_blocks
+    assert CodecConfig.from_dict(record) == config
+    assert config.g_a_has_blocks() is auxiliary_blocks
 
 
 def test_config_is_frozen_and_validated():
