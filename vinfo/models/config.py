@@ -87,8 +87,8 @@ class CodecConfig:
             (:attr:`TransformLayout.auxiliary_blocks`: ``linear`` none, the paper's "simple
             synthesis transform"; ``authors`` all, their ``decoder_reconstruction``). On the
             tiny preset, ``True`` took the direct gap at the similar-rate pair from +0.53 …
-            +1.00 dB to +2.20 … +2.79 dB but left the scalable β = 0.1 models 2 dB below
-            β = 0 (``docs/measurements.md``, issue #13).
+            +1.00 dB to +2.54 … +3.02 dB (3 seeds) but left the scalable β = 0.1 models 2 dB
+            below β = 0 (``docs/measurements.md``, issue #13).
         in_channels: channels of the input image ``x`` (3 for RGB).
         context_kernel: size of the masked context convolution (Minnen et al. 2018: 5).
         conditional_blocks: residual blocks of the ResNet that maps the base ``ŷ_b`` to side
@@ -149,6 +149,10 @@ class CodecConfig:
         if self.layout not in TRANSFORM_LAYOUTS:
             raise ValueError(
                 f"layout must be one of {tuple(TRANSFORM_LAYOUTS)}, got {self.layout!r}"
+            )
+        if self.auxiliary_blocks is not None and not isinstance(self.auxiliary_blocks, bool):
+            raise ValueError(
+                f"auxiliary_blocks must be true, false or null, got {self.auxiliary_blocks!r}"
             )
         if self.detection_min_size is not None and self.detection_min_size < 1:
             raise ValueError(

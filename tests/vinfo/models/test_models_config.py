@@ -50,6 +50,12 @@ def test_an_explicit_auxiliary_blocks_is_recorded_and_wins_over_the_layout(layou
     assert config.g_a_has_blocks() is auxiliary_blocks
 
 
+@pytest.mark.parametrize("value", [1, "yes"])
+def test_auxiliary_blocks_is_validated(value):
+    with pytest.raises(ValueError, match="auxiliary_blocks must be true, false or null"):
+        CodecConfig(auxiliary_blocks=value)
+
+
 def test_config_is_frozen_and_validated():
     config = codec_preset("tiny")
     with pytest.raises(AttributeError):
