@@ -10,6 +10,7 @@ import sys
 import time
 
 import pandas as pd
+import psutil
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -132,8 +133,6 @@ ProcessExecutor(workers=2).map(time.sleep, [600, 600], silent)
 
 
 def _children(pid: int) -> set[int]:
-    import psutil
-
     return {child.pid for child in psutil.Process(pid).children()}
 
 
@@ -141,8 +140,6 @@ def _children(pid: int) -> set[int]:
 def test_workers_end_when_the_parent_is_killed():
     """A killed ``vinfo reproduce`` takes its worker processes with it (otherwise each
     finishes its model after the folder lock is gone)."""
-    import psutil
-
     parent = subprocess.Popen([sys.executable, "-c", PARENT_SCRIPT], stdout=subprocess.PIPE,
                               text=True)
     try:

@@ -139,19 +139,9 @@ def test_direct_claim_from_three_seeds_needs_its_t_interval_to_exclude_zero(gaps
 
 
 def test_direct_claim_gives_the_seed_interval_from_three_seeds():
-    def direct_spread(n_seeds):
-        gaps = [0.6, 0.9, 0.75, 0.8][:n_seeds]
-        seeds = pd.DataFrame({
-            "seed": [s for s in range(n_seeds) for _ in (0, 1)],
-            "beta": [0.0, 0.1] * n_seeds,
-            "direct_psnr": [v for g in gaps for v in (20.0, 20.0 + g)],
-        })
-        table = paper_verdicts(base_task="depth", betas=(0.0, 0.1), bd=_bd(direct=math.nan),
-                               pair_seeds=seeds)
-        return table[table["claim"].str.contains("direct")].iloc[0]
-
-    assert "t-interval" not in direct_spread(2)["spread"]
-    row = direct_spread(3)
+    gaps = [0.6, 0.9, 0.75, 0.8]
+    assert "t-interval" not in _direct_row(gaps[:2])["spread"]
+    row = _direct_row(gaps[:3])
     # mean 0.75, s = 0.15, half width 4.302653 * 0.15 / sqrt(3) = 0.3726
     assert "t-interval [+0.38, +1.12] dB" in row["spread"]
     assert row["verdict"] == "reproduced"  # every seed positive and the interval above 0
